@@ -1,0 +1,11 @@
+"""qpuasm: the VideoCore IV QPU instruction set: assembler, disassembler, builder and hazard checks."""
+
+from .assembler import AssembleError, Program, assemble, assemble_file
+from .checks import Diagnostic, check
+from .disasm import disassemble
+from .instr import DisassembleError, Instruction, decode
+
+__all__ = [
+    "AssembleError", "DisassembleError", "Diagnostic", "Instruction", "Program",
+    "assemble", "assemble_file", "check", "decode", "disassemble",
+]

@@ -1,0 +1,713 @@
+"""The operation-level view of one instruction, shared by the assembler, the builder and the
+disassembler.
+
+A source line such as `fadd.ifz r0, ra1, 2; fmul rb3, r0, r1 >> 1; ldtmu0` is a `Line` of slots:
+ALU operations (`AluOp`), a signal, `read` pseudo-operands, or one branch. `encode_line` turns a
+Line into the 64-bit word, applying the defaults of Broadcom's assembler (qpu-isa.md §2): unused
+raddr 39, unused mux r0, an idle ALU with cond never and waddr 39, a `-` destination with cond
+never unless `.setf`, and `mov` of constants as `ldi`. `decode_line` is its inverse: it returns the
+least explicit Line that encodes back to the same word, or None when no text form exists.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+from . import isa
+from .instr import Instruction, decode, sign_extend32
+from .operands import (
+    NO_WRITE,
+    REGISTERS,
+    Label,
+    PerElement,
+    Reg,
+    Semaphore,
+    bits_float,
+    float_bits,
+    read_name,
+    write_name,
+)
+
+
+class EncodeError(ValueError):
+    """An instruction the hardware cannot encode; `slot` is the index of the slot at fault."""
+
+    def __init__(self, message: str, slot: int | None = None):
+        super().__init__(message)
+        self.slot = slot
+
+
+Value = Reg | int | float | Label | Semaphore | PerElement
+
+LDI_OPS = frozenset(isa.LDI_MODE_CODES)
+IMMEDIATE_OPS = LDI_OPS | frozenset(isa.SEMAPHORE_OPS)
+UNIT_PREFIXES = {"a": "add", "m": "mul"}     # amov / mmov / anop / mnop force the ALU
+
+
+@dataclass
+class AluOp:
+    """One ALU operation: `op[.cond][.setf] dst, src, src`.
+
+    `op` is an ADD or MUL mnemonic, `mov`, `nop`, or one of the immediate forms (`ldi`, `ldipes`,
+    `ldipeu`, `sacq`, `srel`). `cond` None means the default; `unit` forces "add" or "mul".
+    """
+
+    op: str
+    dst: Reg | None = None
+    srcs: tuple[Value, ...] = ()
+    cond: str | None = None
+    setf: bool = False
+    unit: str | None = None
+
+
+@dataclass
+class Branch:
+    """`bra`/`brr[.cond] [link[, link]], [reg,] target`."""
+
+    relative: bool
+    target: int | Label = 0
+    reg: Reg | None = None
+    links: tuple[Reg, ...] = ()
+    cond: str = ""
+
+
+@dataclass
+class Line:
+    """The slots of one instruction. `raw` is a literal word (`.long low, high`)."""
+
+    ops: list[AluOp] = field(default_factory=list)
+    signal: str | None = None
+    reads: list[Value] = field(default_factory=list)
+    branch: Branch | None = None
+    raw: int | None = None
+
+
+# ==== helpers =====================================================================================
+
+
+def value_bits(value: Value, what: str = "value") -> int:
+    """The 32-bit pattern of a numeric operand."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        if not -(1 << 31) <= value < 1 << 32:
+            raise EncodeError(f"{what} {value:#x} does not fit in 32 bits")
+        return value & 0xFFFFFFFF
+    if isinstance(value, float):
+        return float_bits(value)
+    if isinstance(value, Label):
+        return value.address & 0xFFFFFFFF
+    raise EncodeError(f"{what} must be a number, not {describe(value)}")
+
+
+def describe(value: Value) -> str:
+    if isinstance(value, Reg):
+        return f"register {value.name}"
+    if isinstance(value, Label):
+        return f"label {value.name}"
+    if isinstance(value, Semaphore):
+        return "a semaphore (sacq/srel)"
+    if isinstance(value, PerElement):
+        return "a per-element vector"
+    return repr(value)
+
+
+def _cond_code(name: str | None, default: int) -> int:
+    if name is None:
+        return default
+    if name == "always":
+        return isa.COND_ALWAYS
+    try:
+        return isa.CONDITION_CODES[name]
+    except KeyError:
+        raise EncodeError(f"unknown condition .{name}") from None
+
+
+def _default_cond(op: AluOp, dst: Reg) -> int:
+    """Broadcom: an ALU whose result goes nowhere is gated (cond never) unless it sets flags."""
+    if op.cond is not None:
+        return _cond_code(op.cond, isa.COND_ALWAYS)
+    if op.op == "nop" and op.dst is None:
+        return isa.COND_NEVER
+    return isa.COND_NEVER if dst.is_nop_write and not op.setf else isa.COND_ALWAYS
+
+
+def _write_spaces(dst: Reg, slot: int) -> dict[str, int]:
+    spaces = dst.write_map
+    if not spaces:
+        raise EncodeError(f"{dst.name} cannot be written", slot)
+    return spaces
+
+
+def _choose_ws(dsts: dict[str, Reg], packed_unit: str | None, slots: dict[str, int]) -> tuple[int, dict[str, int]]:
+    """Pick the write swap bit: ws=0 puts the ADD result in regfile-A space and MUL in B (§2)."""
+    spaces = {unit: _write_spaces(dst, slots.get(unit)) for unit, dst in dsts.items()}
+    for ws in (0, 1):
+        side = {"add": "a" if ws == 0 else "b", "mul": "b" if ws == 0 else "a"}
+        if all(side[u] in spaces[u] for u in dsts) and (packed_unit is None or side[packed_unit] == "a"):
+            return ws, {u: spaces[u][side[u]] for u in dsts}
+    if packed_unit is not None:
+        raise EncodeError("a regfile-A pack applies to the ALU writing regfile-A space; "
+                          "this destination cannot be written there", slots.get(packed_unit))
+    raise EncodeError("the ADD and MUL results must go to different register files "
+                      "(ADD to A and MUL to B, or the reverse)", slots.get("mul"))
+
+
+def _pack_code(dst: Reg, unit: str, slot: int) -> tuple[int | None, int, str | None]:
+    """(pm, pack code, unit whose result needs regfile-A space) for a destination's pack suffix."""
+    if not dst.pack:
+        return None, 0, None
+    name = isa.PACK_ALIASES.get(dst.pack, dst.pack)
+    if name in isa.PACK_A_CODES:
+        return 0, isa.PACK_A_CODES[name], unit
+    if name in isa.PACK_MUL_CODES:
+        if unit != "mul":
+            raise EncodeError(f"pack .{dst.pack} converts a MUL ALU result; use it on the MUL operation", slot)
+        return 1, isa.PACK_MUL_CODES[name], None
+    raise EncodeError(f"unknown pack mode .{dst.pack}", slot)
+
+
+def _merge(current: int | None, new: int | None, what: str, slot: int | None) -> int | None:
+    if new is None or current in (None, new):
+        return new if current is None else current
+    raise EncodeError(f"conflicting {what} in one instruction", slot)
+
+
+# ==== encoding ====================================================================================
+
+
+def encode_line(line: Line, address: int = 0) -> int:
+    """Encode one instruction; `address` (bytes) resolves `brr` to a label."""
+    if line.raw is not None:
+        return line.raw
+    if line.branch is not None:
+        if line.ops or line.signal or line.reads:
+            raise EncodeError("a branch instruction carries no ALU operation, signal or read")
+        return _encode_branch(line.branch, address).encode()
+    kinds = {_immediate_kind(op) for op in line.ops}
+    if line.ops and kinds <= {"ldi", "semaphore"}:
+        if len(kinds) > 1:
+            raise EncodeError("a load immediate and a semaphore cannot share an instruction")
+        if line.signal or line.reads:
+            raise EncodeError(f"a {kinds.pop()} instruction carries no signal or read")
+        return _encode_immediate(line.ops).encode()
+    for index, op in enumerate(line.ops):
+        if op.op in IMMEDIATE_OPS:
+            raise EncodeError(f"{op.op} cannot be combined with an ALU operation", index)
+    return _encode_alu(line).encode()
+
+
+def _immediate_kind(op: AluOp) -> str | None:
+    """"ldi"/"semaphore" if this op is (or is a `mov` of) an immediate, else None."""
+    if op.op in isa.SEMAPHORE_OPS or (op.op == "mov" and op.srcs and isinstance(op.srcs[0], Semaphore)):
+        return "semaphore"
+    if op.op in LDI_OPS:
+        return "ldi"
+    if op.op == "mov" and len(op.srcs) == 1 and isinstance(op.srcs[0], (int, float, Label, PerElement)):
+        return "ldi"
+    return None
+
+
+def _encode_immediate(ops: list[AluOp]) -> Instruction:
+    if len(ops) > 2:
+        raise EncodeError("at most two destinations (ADD and MUL) per instruction", 2)
+    payload = None
+    for index, op in enumerate(ops):
+        fields = _immediate_payload(op, index)
+        if payload is not None and fields != payload:
+            raise EncodeError("both destinations of a load immediate receive the same value", index)
+        payload = fields
+    assert payload is not None
+    fmt = "semaphore" if payload["ldi_mode"] == isa.LDI_MODE_SEMAPHORE else "ldi"
+    fields = dict(payload, sig=isa.SIG_LOAD_IMM, **_immediate_writes(ops))
+    return Instruction(fmt, fields)
+
+
+def _immediate_payload(op: AluOp, slot: int) -> dict[str, int]:
+    if op.op in isa.SEMAPHORE_OPS:
+        if len(op.srcs) != 1 or not isinstance(op.srcs[0], int) or isinstance(op.srcs[0], bool):
+            raise EncodeError(f"{op.op} takes a destination and a semaphore number", slot)
+        sem = Semaphore(op.op == "sacq", op.srcs[0])
+    elif op.srcs and isinstance(op.srcs[0], Semaphore):
+        sem = op.srcs[0]
+    else:
+        sem = None
+    if sem is not None:
+        if not 0 <= sem.number < isa.SEMAPHORE_COUNT:
+            raise EncodeError(f"semaphore number {sem.number} is not in 0..{isa.SEMAPHORE_COUNT - 1}", slot)
+        return {"ldi_mode": isa.LDI_MODE_SEMAPHORE, "sa": int(sem.acquire), "semaphore": sem.number}
+    if len(op.srcs) != 1:
+        raise EncodeError(f"{op.op} takes a destination and one value", slot)
+    value = op.srcs[0]
+    if isinstance(value, PerElement):
+        signed = op.op == "ldipes" or (op.op != "ldipeu" and min(value.values) < 0)
+        return {"ldi_mode": isa.LDI_MODE_CODES["ldipes" if signed else "ldipeu"],
+                "imm": _per_element_bits(value, signed, slot)}
+    mode = isa.LDI_MODE_CODES.get(op.op, 0)
+    return {"ldi_mode": mode, "imm": value_bits(value, "load immediate")}
+
+
+def _per_element_bits(vector: PerElement, signed: bool, slot: int) -> int:
+    """§12: element i uses bit i (LS) and bit 16 + i (MS) of a 2-bit value."""
+    low, high = (-2, 1) if signed else (0, 3)
+    if len(vector.values) != 16:
+        raise EncodeError(f"a per-element vector has 16 values, not {len(vector.values)}", slot)
+    bits = 0
+    for i, v in enumerate(vector.values):
+        if not low <= v <= high:
+            kind = "signed" if signed else "unsigned"
+            raise EncodeError(f"per-element {kind} values must be in {low}..{high}, not {v}", slot)
+        bits |= (v & 1) << i | ((v >> 1) & 1) << (16 + i)
+    return bits
+
+
+def _immediate_writes(ops: list[AluOp]) -> dict[str, int]:
+    """The write half (§12 shares the ALU's): the first op writes through ADD, the second MUL."""
+    units = dict(zip(("add", "mul"), ops))
+    return _write_fields(units, {u: i for i, u in enumerate(units)})[0]
+
+
+def _write_fields(units: dict[str, AluOp], slots: dict[str, int]) -> tuple[dict[str, int], int | None]:
+    """Conditions, destinations, ws, sf and the destination pack of the ALU(s) in `units`.
+
+    Returns the fields and the pm the pack needs (None if no pack)."""
+    dsts = {u: op.dst if op.dst is not None else NO_WRITE for u, op in units.items()}
+    pm = None
+    pack = 0
+    packed_unit = None
+    for unit, dst in dsts.items():
+        if dst.pack:
+            if pm is not None:
+                raise EncodeError("only one destination pack per instruction", slots[unit])
+            pm, pack, packed_unit = _pack_code(dst, unit, slots[unit])
+    ws, waddr = _choose_ws(dsts, packed_unit, slots)
+    fields = {"ws": ws, "pack": pack, "sf": int(any(op.setf for op in units.values())),
+              "waddr_add": isa.NOP_ADDR, "waddr_mul": isa.NOP_ADDR,
+              "cond_add": isa.COND_NEVER, "cond_mul": isa.COND_NEVER}
+    for unit, op in units.items():
+        fields["waddr_" + unit] = waddr[unit]
+        fields["cond_" + unit] = _default_cond(op, dsts[unit])
+    if pm is not None:
+        fields["pm"] = pm
+    return fields, pm
+
+
+def _assign_units(ops: list[AluOp]) -> dict[str, tuple[int, AluOp]]:
+    """Place the operations on the ADD and MUL ALUs, in order, first fit (ADD first)."""
+    if len(ops) > 2:
+        raise EncodeError("at most one ADD and one MUL operation per instruction", 2)
+    allowed = [_units_for(op, i) for i, op in enumerate(ops)]
+    orders = [("add", "mul"), ("mul", "add")] if len(ops) == 2 else [("add",), ("mul",)]
+    for order in orders:
+        if all(unit in allowed[i] for i, unit in enumerate(order[:len(ops)])):
+            return {unit: (i, ops[i]) for i, unit in enumerate(order[:len(ops)])}
+    if len(ops) == 2:
+        raise EncodeError("these two operations need the same ALU: one must be an ADD and one a MUL operation", 1)
+    raise EncodeError(f"{ops[0].op} is not an ALU operation", 0)
+
+
+def _units_for(op: AluOp, slot: int) -> tuple[str, ...]:
+    rotated = any(isinstance(s, Reg) and s.rotate is not None for s in op.srcs)
+    units = []
+    if op.op in isa.ADD_OP_CODES or op.op == "mov":
+        units.append("add")
+    if op.op in isa.MUL_OP_CODES or op.op == "mov":
+        units.append("mul")
+    if op.unit:
+        units = [u for u in units if u == op.unit]
+    if rotated:
+        if "mul" not in units:
+            raise EncodeError("vector rotation applies to the MUL ALU result only", slot)
+        units = ["mul"]
+    if not units:
+        raise EncodeError(f"unknown operation {op.op}", slot)
+    return tuple(units)
+
+
+def _operands(op: AluOp, unit: str, slot: int) -> tuple[int, tuple[Value | None, Value | None]]:
+    """(opcode, (source a, source b)) for an operation on `unit`."""
+    name = op.op
+    srcs = op.srcs
+    if name == "mov":
+        if len(srcs) != 1 or op.dst is None:
+            raise EncodeError("mov takes a destination and one source", slot)
+        return (isa.ADD_OP_CODES[isa.MOV_ADD_OP] if unit == "add" else isa.MUL_OP_CODES[isa.MOV_MUL_OP],
+                (srcs[0], srcs[0]))
+    code = isa.ADD_OP_CODES[name] if unit == "add" else isa.MUL_OP_CODES[name]
+    if name == "nop":
+        if srcs and len(srcs) != 2:
+            raise EncodeError("nop takes no operand, or a destination and two sources", slot)
+        return code, (srcs[0], srcs[1]) if srcs else (None, None)
+    if op.dst is None:
+        raise EncodeError(f"{name} needs a destination (write - to discard the result)", slot)
+    if unit == "add" and name in isa.ADD_UNARY_OPS and len(srcs) == 1:
+        return code, (srcs[0], srcs[0])      # unary: operand B repeats A (Mesa, vc4asm)
+    if len(srcs) != 2:
+        expected = "one or two sources" if unit == "add" and name in isa.ADD_UNARY_OPS else "two sources"
+        raise EncodeError(f"{name} takes a destination and {expected}", slot)
+    return code, (srcs[0], srcs[1])
+
+
+@dataclass
+class _ReadRequest:
+    """A source that needs a read port: the (port, value) choices, in order of preference."""
+
+    options: list[tuple[str, int]]
+    slot: int
+
+
+def _read_request(value: Value, slot: int, rotation: int | None) -> _ReadRequest | None:
+    if isinstance(value, Reg):
+        if value.mux is not None:
+            return None
+        reads = value.read_map
+        if not reads:
+            raise EncodeError(f"{value.name} cannot be read", slot)
+        options = [(port, addr) for port, addr in sorted(reads.items())]
+        if value.unpack:
+            options = [o for o in options if o[0] == "a"]
+            if not options:
+                raise EncodeError(f"unpack .{value.unpack} applies to regfile A reads and r4 only", slot)
+        return _ReadRequest(options, slot)
+    bits = value_bits(value, "small immediate")
+    if rotation is not None and isa.SMALL_IMM_BITS[rotation] == bits:
+        return _ReadRequest([("imm", rotation)], slot)
+    code = isa.SMALL_IMM_CODES.get(bits)
+    if code is None:
+        raise EncodeError(f"{_show_number(value)} is not a small immediate (-16..15, 1/256..128 in powers of 2); "
+                          "load it into a register with ldi first", slot)
+    return _ReadRequest([("imm", code)], slot)
+
+
+def _show_number(value: Value) -> str:
+    return str(value) if isinstance(value, float) else hex(value_bits(value)) if isinstance(value, int) else str(value)
+
+
+def _assign_ports(requests: list[_ReadRequest]) -> tuple[int, int, list[str]]:
+    """Choose a read port for every request: one regfile-A address, one regfile-B address or small
+    immediate. Returns (raddr_a, raddr_b or small-immediate code, chosen port per request)."""
+    for choice in itertools.product(*(r.options for r in requests)):
+        port_a = {v for p, v in choice if p == "a"}
+        port_b = {(p, v) for p, v in choice if p != "a"}
+        if len(port_a) <= 1 and len(port_b) <= 1:
+            raddr_a = port_a.pop() if port_a else isa.NOP_ADDR
+            raddr_b = port_b.pop()[1] if port_b else isa.NOP_ADDR
+            return raddr_a, raddr_b, [p for p, _ in choice]
+    slot = requests[-1].slot
+    raise EncodeError("too many register reads: one instruction reads at most one regfile-A address and one "
+                      "regfile-B address or small immediate", slot)
+
+
+def _rotation_code(mul_srcs: tuple[Value | None, ...], slot: int) -> int | None:
+    amounts = {s.rotate for s in mul_srcs if isinstance(s, Reg) and s.rotate is not None}
+    if len(amounts) > 1:
+        raise EncodeError("the MUL sources ask for different rotations", slot)
+    if not amounts:
+        return None
+    amount = amounts.pop()
+    if amount == "r5":
+        return isa.SMALL_IMM_ROTATE_BASE
+    assert isinstance(amount, int)
+    return isa.SMALL_IMM_ROTATE_BASE + amount
+
+
+def _encode_alu(line: Line) -> Instruction:
+    units = _assign_units(line.ops)
+    slots = {unit: index for unit, (index, _) in units.items()}
+    fields = {f.name: 0 for f in isa.ALU_FIELDS}
+    fields.update(raddr_a=isa.NOP_ADDR, raddr_b=isa.NOP_ADDR, sig=isa.SIG_NONE)
+    write, pm = _write_fields({u: op for u, (_, op) in units.items()}, slots)
+    fields.update(write)
+
+    sources: dict[str, tuple[Value | None, Value | None]] = {}
+    for unit, (index, op) in units.items():
+        fields["op_" + unit], sources[unit] = _operands(op, unit, index)
+    rotation = _rotation_code(sources.get("mul", ()), slots.get("mul", 0))
+
+    # Every source that needs a read port, then the `read` pseudo-slots.
+    requests: list[_ReadRequest] = []
+    owners: list[tuple[str, int] | None] = []
+    for unit, (a, b) in sources.items():
+        for position, value in enumerate((a, b)):
+            if value is None:
+                continue
+            request = _read_request(value, slots[unit], rotation if unit == "mul" else None)
+            if request is not None:
+                requests.append(request)
+                owners.append((unit, position))
+    for value in line.reads:
+        request = _read_request(value, len(line.ops), rotation)
+        if request is None:
+            raise EncodeError("read takes a regfile register, an I/O register or a small immediate", len(line.ops))
+        requests.append(request)
+        owners.append(None)
+    if rotation is not None:
+        requests.append(_ReadRequest([("imm", rotation)], slots["mul"]))
+        owners.append(None)
+    raddr_a, raddr_b, ports = _assign_ports(requests)
+    fields["raddr_a"], fields["raddr_b"] = raddr_a, raddr_b
+    small_imm = "imm" in ports
+
+    # Muxes and unpack.
+    unpacks: dict[str, str] = {}
+    port_of = {owner: port for owner, port in zip(owners, ports) if owner is not None}
+    for unit, (a, b) in sources.items():
+        for position, value in enumerate((a, b)):
+            mux_field = f"{unit}_{'ab'[position]}"
+            if value is None:
+                continue
+            if isinstance(value, Reg) and value.mux is not None:
+                fields[mux_field] = value.mux
+                kind = "r4" if value.mux == isa.MUX_R4 else None
+            else:
+                port = port_of[(unit, position)]
+                fields[mux_field] = isa.MUX_A if port == "a" else isa.MUX_B
+                kind = "a" if port == "a" else None
+            unpack = value.unpack if isinstance(value, Reg) else ""
+            if kind is None:
+                if unpack:
+                    raise EncodeError(f"unpack .{unpack} applies to regfile A reads and r4 only", slots[unit])
+                continue
+            if unpacks.setdefault(kind, unpack) != unpack:
+                where = "regfile A" if kind == "a" else "r4"
+                raise EncodeError(f"the unpack applies to every ALU input read from {where}; "
+                                  "write the same suffix on each", slots[unit])
+    unpack_pm = None
+    for kind, name in unpacks.items():
+        if name:
+            code = isa.UNPACK_CODES.get(isa.UNPACK_ALIASES.get(name, name))
+            if code is None:
+                raise EncodeError(f"unknown unpack mode .{name}")
+            unpack_pm = _merge(unpack_pm, 0 if kind == "a" else 1, "pack/unpack modes (regfile A vs r4/colour)", None)
+            fields["unpack"] = code
+    fields["pm"] = _merge(pm, unpack_pm, "pack/unpack modes (regfile A vs r4/colour)", None) or 0
+
+    # Signal.
+    if line.signal is not None:
+        if small_imm:
+            raise EncodeError("a signal cannot be combined with a small immediate or rotation (same field, §1)",
+                              len(line.ops))
+        fields["sig"] = isa.SIGNAL_CODES[line.signal]
+    elif small_imm:
+        fields["sig"] = isa.SIG_SMALL_IMM
+    return Instruction("alu", fields)
+
+
+def _encode_branch(br: Branch, address: int) -> Instruction:
+    if br.cond not in isa.BRANCH_CONDITION_CODES:
+        raise EncodeError(f"unknown branch condition .{br.cond}")
+    target = br.target
+    if isinstance(target, Label):
+        offset = target.address - (address + isa.BRANCH_LINK_OFFSET) if br.relative else target.address
+    else:
+        offset = target
+    fields = {"sig": isa.SIG_BRANCH, "cond_br": isa.BRANCH_CONDITION_CODES[br.cond], "rel": int(br.relative),
+              "imm": value_bits(offset, "branch target"), "reg": 0, "raddr_a": 0}
+    if br.reg is not None:
+        file = br.reg.physical_file()
+        if file != "a" or br.reg.unpack or br.reg.rotate:
+            raise EncodeError(f"a branch adds a regfile-A register (ra0..ra31), not {br.reg.name}")
+        fields.update(reg=1, raddr_a=br.reg.read_map["a"])
+    if len(br.links) > 2:
+        raise EncodeError("a branch writes at most two link registers")
+    links = dict(zip(("add", "mul"), br.links))
+    for link in links.values():
+        if link.pack:
+            raise EncodeError("a branch link register takes no pack")
+    ws, waddr = _choose_ws({u: links.get(u, NO_WRITE) for u in ("add", "mul")}, None, {})
+    fields.update(ws=ws, waddr_add=waddr["add"], waddr_mul=waddr["mul"])
+    return Instruction("branch", fields)
+
+
+# ==== decoding ====================================================================================
+
+
+def decode_line(word: int, labels: dict[int, str] | None = None, address: int = 0) -> Line | None:
+    """The least explicit Line that `encode_line` turns back into `word`, or None if the word has
+    no text form (reserved opcode, condition or mode; bits that the syntax cannot express).
+
+    `labels` maps byte addresses to label names for branch targets; `address` is this word's."""
+    try:
+        ins = decode(word)
+    except ValueError:
+        return None
+    for explicit in (False, True):
+        line = _describe(ins, explicit, labels or {}, address)
+        if line is None:
+            return None
+        try:
+            if encode_line(line, address) == word:
+                return line
+        except EncodeError:
+            pass
+    return None
+
+
+def _describe(ins: Instruction, explicit: bool, labels: dict[int, str], address: int) -> Line | None:
+    if ins.format == "branch":
+        return _describe_branch(ins, labels, address)
+    if ins.format in ("ldi", "semaphore"):
+        return _describe_immediate(ins, explicit)
+    return _describe_alu(ins, explicit)
+
+
+def _dst(ins: Instruction, unit: str) -> Reg:
+    file = "ab"[ins["ws"] ^ (unit == "mul")]
+    name = write_name(file, ins["waddr_" + unit])
+    return REGISTERS[name]
+
+
+def _with_pack(ins: Instruction, unit: str, dst: Reg) -> Reg | None:
+    """The destination with its pack suffix; None when the pack field has no name here."""
+    pack = ins["pack"]
+    if ins["pm"]:
+        if unit != "mul" or not pack:
+            return dst
+        name = isa.PACK_MUL[pack]
+        return None if name is None else replace(dst, pack=name)
+    a_unit = "add" if ins["ws"] == 0 else "mul"
+    return replace(dst, pack=isa.PACK_A[pack]) if unit == a_unit and pack else dst
+
+
+def _cond_name(code: int, op: AluOp) -> str | None:
+    """The condition suffix to print; None when it is the default."""
+    dst = op.dst if op.dst is not None else NO_WRITE
+    if _default_cond(replace(op, cond=None), dst) == code:
+        return None
+    return "always" if code == isa.COND_ALWAYS else isa.CONDITIONS[code]
+
+
+def _describe_immediate(ins: Instruction, explicit: bool) -> Line | None:
+    if ins.format == "semaphore":
+        if ins["sem_unused"]:
+            return None
+        name = "sacq" if ins["sa"] == isa.SEMAPHORE_ACQUIRE else "srel"
+        value: Value = ins["semaphore"]
+    else:
+        name = isa.LDI_MODES[ins["ldi_mode"]]
+        imm = ins["imm"]
+        if name == "ldi":
+            value = imm
+        else:
+            signed = name == "ldipes"
+            values = tuple(((imm >> i) & 1) | ((imm >> (16 + i)) & 1) << 1 for i in range(16))
+            value = PerElement(tuple(v - 4 if signed and v >= 2 else v for v in values))
+    ops = []
+    for unit in ("add", "mul"):
+        # The first slot always lands on ADD, so ADD is printed even when idle (as `op -, value`).
+        if unit == "mul" and not explicit and not _unit_active(ins, "mul"):
+            continue
+        dst = _with_pack(ins, unit, _dst(ins, unit))
+        if dst is None:
+            return None
+        op = AluOp(name, dst=dst, srcs=(value,), setf=bool(ins["sf"]) and unit == "add")
+        op.cond = _cond_name(ins["cond_" + unit], op)
+        ops.append(op)
+    return Line(ops=ops)
+
+
+def _unit_active(ins: Instruction, unit: str) -> bool:
+    return not (ins["cond_" + unit] == isa.COND_NEVER and ins["waddr_" + unit] == isa.NOP_ADDR)
+
+
+def _source(ins: Instruction, mux: int) -> Value:
+    if mux < isa.MUX_ACCUMULATORS:
+        reg = REGISTERS[isa.MUX_NAMES[mux]]
+        if mux == isa.MUX_R4 and ins["pm"] and ins["unpack"]:
+            reg = replace(reg, unpack=isa.UNPACK[ins["unpack"]])
+        return reg
+    if mux == isa.MUX_A:
+        reg = REGISTERS[read_name("a", ins["raddr_a"])]
+        if not ins["pm"] and ins["unpack"]:
+            reg = replace(reg, unpack=isa.UNPACK[ins["unpack"]])
+        return reg
+    if ins["sig"] == isa.SIG_SMALL_IMM:
+        return _small_imm_value(ins["raddr_b"])
+    return REGISTERS[read_name("b", ins["raddr_b"])]
+
+
+def _small_imm_value(code: int) -> int | float:
+    bits = isa.SMALL_IMM_BITS[code]
+    if isa.SMALL_IMM_FLOAT_FIRST <= code <= isa.SMALL_IMM_FLOAT_LAST:
+        return bits_float(bits)
+    return sign_extend32(bits)
+
+
+def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
+    op_names = {"add": isa.ADD_OPS[ins["op_add"]], "mul": isa.MUL_OPS[ins["op_mul"]]}
+    if op_names["add"] is None:
+        return None
+    if ins["pm"] and ins["pack"] and isa.PACK_MUL[ins["pack"]] is None:
+        return None
+    sig = ins["sig"]
+    rotation: int | str | None = None
+    if sig == isa.SIG_SMALL_IMM and ins["raddr_b"] >= isa.SMALL_IMM_ROTATE_BASE:
+        n = ins["raddr_b"] - isa.SMALL_IMM_ROTATE_BASE
+        rotation = n if n else "r5"
+    # Flags come from the ADD ALU unless its op is nop (§6.2): print .setf on that operation.
+    setf_unit = "add" if op_names["add"] != "nop" or _unit_active(ins, "add") else "mul"
+    described: dict[str, AluOp | None] = {}
+    used_muxes: set[int] = set()
+    for unit in ("add", "mul"):
+        name = op_names[unit]
+        muxes = (ins[unit + "_a"], ins[unit + "_b"])
+        bare = name == "nop" and not _unit_active(ins, unit) and muxes == (0, 0)
+        if bare and not explicit and not (rotation is not None and unit == "mul"):
+            described[unit] = None
+            continue
+        dst = _with_pack(ins, unit, _dst(ins, unit))
+        if dst is None:
+            return None
+        srcs = [_source(ins, m) for m in muxes]
+        used_muxes.update(muxes)
+        if unit == "mul" and rotation is not None:
+            at = 0 if isinstance(srcs[0], Reg) else 1
+            if not isinstance(srcs[at], Reg):
+                return None
+            srcs[at] = replace(srcs[at], rotate=rotation)
+        op = AluOp(name, dst=dst, srcs=tuple(srcs))
+        mov_op = isa.MOV_ADD_OP if unit == "add" else isa.MOV_MUL_OP
+        if not explicit and muxes[0] == muxes[1]:
+            if name == mov_op:
+                op = AluOp("mov", dst=dst, srcs=(srcs[0],))
+            elif unit == "add" and name in isa.ADD_UNARY_OPS:
+                op.srcs = (srcs[0],)
+        described[unit] = op
+    if ins["sf"] and described[setf_unit] is None:
+        described[setf_unit] = AluOp("nop")
+    for unit, op in described.items():
+        if op is not None:
+            op.setf = bool(ins["sf"]) and unit == setf_unit
+            op.cond = _cond_name(ins["cond_" + unit], op)
+    add_op, mul_op = described["add"], described["mul"]
+    ops = [add_op or AluOp("nop")] if mul_op is None else [add_op or AluOp("nop"), mul_op]
+    reads: list[Value] = []
+    if ins["raddr_a"] != isa.NOP_ADDR and isa.MUX_A not in used_muxes:
+        reads.append(REGISTERS[read_name("a", ins["raddr_a"])])
+    if sig == isa.SIG_SMALL_IMM:
+        if isa.MUX_B not in used_muxes and rotation is None:
+            reads.append(_small_imm_value(ins["raddr_b"]))
+    elif ins["raddr_b"] != isa.NOP_ADDR and isa.MUX_B not in used_muxes:
+        reads.append(REGISTERS[read_name("b", ins["raddr_b"])])
+    signal = None if sig in (isa.SIG_NONE, isa.SIG_SMALL_IMM) else isa.SIGNALS[sig]
+    return Line(ops=ops, signal=signal, reads=reads)
+
+
+def _describe_branch(ins: Instruction, labels: dict[int, str], address: int) -> Line | None:
+    cond = isa.BRANCH_CONDITIONS[ins["cond_br"]]
+    if cond is None or ins["br_unused"]:
+        return None
+    imm = sign_extend32(ins["imm"])
+    target: int | Label = imm
+    if ins["rel"] and not ins["reg"]:
+        dest = address + isa.BRANCH_LINK_OFFSET + imm
+        if dest in labels:
+            target = Label(labels[dest], dest)
+    reg = REGISTERS[f"ra{ins['raddr_a']}"] if ins["reg"] else None
+    if not ins["reg"] and ins["raddr_a"]:
+        return None
+    links = [_dst(ins, "add"), _dst(ins, "mul")]
+    if links[1].is_nop_write:
+        links.pop()
+    return Line(branch=Branch(relative=bool(ins["rel"]), target=target, reg=reg, links=tuple(links), cond=cond))
