@@ -112,8 +112,13 @@ class _ToAst(Transformer):
     def operands(self, *ops):
         return list(ops)
 
-    def operand(self, expr, *suffixes):
-        return (expr, [str(s)[1:] for s in suffixes])
+    def operand(self, expr):
+        return (expr, [])
+
+    def suffixed(self, atom, suffix):
+        if atom[0] == "suffixed":
+            return ("suffixed", atom[1], atom[2] + [str(suffix)[1:]], atom[-1])
+        return ("suffixed", atom, [str(suffix)[1:]], atom[-1])
 
     def int(self, tok):
         text = str(tok).lower()
@@ -695,9 +700,7 @@ class _Assembler:
         if len(operands) > len(params):
             raise _Error(f"macro {name} takes {len(params)} arguments, not {len(operands)}", column)
         bound: dict[str, object] = {}
-        for param, (ast, op_suffixes) in zip(params, operands):
-            if op_suffixes:
-                ast = ("suffixed", ast, op_suffixes)
+        for param, (ast, _) in zip(params, operands):
             bound[param] = _Thunk(ast, scope)
         for param in params[len(operands):]:
             raise _Error(f"macro {name} is missing argument {param}", column)

@@ -36,14 +36,14 @@ def _reg(reg: Reg) -> str:
     return text
 
 
-def _value(value: object, hex_ints: bool = False) -> str:
+def _value(value: object) -> str:
     if isinstance(value, Reg):
         return _reg(value)
     if isinstance(value, PerElement):
         return "[" + ", ".join(str(v) for v in value.values) + "]"
     if isinstance(value, Label):
         return ":" + value.name
-    if hex_ints and isinstance(value, int):
+    if isinstance(value, int) and not -16 <= value < 16:
         return f"0x{value & 0xFFFFFFFF:08x}"
     assert isinstance(value, (int, float))
     return _number(value)
@@ -57,8 +57,7 @@ def _alu_op(op: AluOp) -> str:
         text += ".setf"
     operands = ([op.dst] if op.dst is not None else []) + list(op.srcs)
     if operands:
-        hex_ints = op.op == "ldi"
-        text += " " + ", ".join(_value(v, hex_ints) for v in operands)
+        text += " " + ", ".join(_value(v) for v in operands)
     return text
 
 

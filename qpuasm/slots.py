@@ -436,12 +436,14 @@ def _encode_alu(line: Line) -> Instruction:
             if request is not None:
                 requests.append(request)
                 owners.append((unit, position))
-    for value in line.reads:
+    for index, value in enumerate(line.reads):
         request = _read_request(value, len(line.ops), rotation)
         if request is None:
-            raise EncodeError("read takes a regfile register, an I/O register or a small immediate", len(line.ops))
+            if not (isinstance(value, Reg) and value.mux == isa.MUX_R4 and value.unpack):
+                raise EncodeError("read takes a register, a small immediate, or r4 with an unpack", len(line.ops))
+            continue
         requests.append(request)
-        owners.append(None)
+        owners.append(("read", index))
     if rotation is not None:
         requests.append(_ReadRequest([("imm", rotation)], slots["mul"]))
         owners.append(None)
@@ -452,27 +454,33 @@ def _encode_alu(line: Line) -> Instruction:
     # Muxes and unpack.
     unpacks: dict[str, str] = {}
     port_of = {owner: port for owner, port in zip(owners, ports) if owner is not None}
-    for unit, (a, b) in sources.items():
-        for position, value in enumerate((a, b)):
-            mux_field = f"{unit}_{'ab'[position]}"
-            if value is None:
-                continue
-            if isinstance(value, Reg) and value.mux is not None:
-                fields[mux_field] = value.mux
-                kind = "r4" if value.mux == isa.MUX_R4 else None
-            else:
-                port = port_of[(unit, position)]
-                fields[mux_field] = isa.MUX_A if port == "a" else isa.MUX_B
-                kind = "a" if port == "a" else None
-            unpack = value.unpack if isinstance(value, Reg) else ""
-            if kind is None:
-                if unpack:
-                    raise EncodeError(f"unpack .{unpack} applies to regfile A reads and r4 only", slots[unit])
-                continue
-            if unpacks.setdefault(kind, unpack) != unpack:
-                where = "regfile A" if kind == "a" else "r4"
-                raise EncodeError(f"the unpack applies to every ALU input read from {where}; "
-                                  "write the same suffix on each", slots[unit])
+    consumers = [(unit, position, value) for unit, pair in sources.items() for position, value in enumerate(pair)]
+    consumers += [("read", index, value) for index, value in enumerate(line.reads)]
+    for unit, position, value in consumers:
+        if value is None:
+            continue
+        mux_field = f"{unit}_{'ab'[position]}" if unit != "read" else None
+        if isinstance(value, Reg) and value.mux is not None:
+            kind = "r4" if value.mux == isa.MUX_R4 else None
+            mux = value.mux
+        else:
+            port = port_of[(unit, position)]
+            kind = "a" if port == "a" else None
+            mux = isa.MUX_A if port == "a" else isa.MUX_B
+        if mux_field is not None:
+            fields[mux_field] = mux
+        unpack = value.unpack if isinstance(value, Reg) else ""
+        slot = slots.get(unit, len(line.ops))
+        if kind is None:
+            if unpack:
+                raise EncodeError(f"unpack .{unpack} applies to regfile A reads and r4 only", slot)
+            continue
+        if unit == "read" and not unpack:
+            continue
+        if unpacks.setdefault(kind, unpack) != unpack:
+            where = "regfile A" if kind == "a" else "r4"
+            raise EncodeError(f"the unpack applies to every ALU input read from {where}; "
+                              "write the same suffix on each", slot)
     unpack_pm = None
     for kind, name in unpacks.items():
         if name:
@@ -546,16 +554,17 @@ def decode_line(word: int, labels: dict[int, str] | None = None, address: int = 
 
 def _describe(ins: Instruction, explicit: bool, labels: dict[int, str], address: int) -> Line | None:
     if ins.format == "branch":
-        return _describe_branch(ins, labels, address)
+        return _describe_branch(ins, labels, address, explicit)
     if ins.format in ("ldi", "semaphore"):
         return _describe_immediate(ins, explicit)
     return _describe_alu(ins, explicit)
 
 
-def _dst(ins: Instruction, unit: str) -> Reg:
+def _dst(ins: Instruction, unit: str, raw: bool = False) -> Reg:
+    """The destination of `unit`; `raw` names it raN/rbN, which also pins the ws bit."""
     file = "ab"[ins["ws"] ^ (unit == "mul")]
-    name = write_name(file, ins["waddr_" + unit])
-    return REGISTERS[name]
+    addr = ins["waddr_" + unit]
+    return REGISTERS[f"{isa.RAW_REGISTER_PREFIX[file]}{addr}" if raw else write_name(file, addr)]
 
 
 def _with_pack(ins: Instruction, unit: str, dst: Reg) -> Reg | None:
@@ -588,6 +597,7 @@ def _describe_immediate(ins: Instruction, explicit: bool) -> Line | None:
         name = isa.LDI_MODES[ins["ldi_mode"]]
         imm = ins["imm"]
         if name == "ldi":
+            name = "mov"        # Broadcom's spelling: a line of constant movs is a load immediate
             value = imm
         else:
             signed = name == "ldipes"
@@ -598,7 +608,7 @@ def _describe_immediate(ins: Instruction, explicit: bool) -> Line | None:
         # The first slot always lands on ADD, so ADD is printed even when idle (as `op -, value`).
         if unit == "mul" and not explicit and not _unit_active(ins, "mul"):
             continue
-        dst = _with_pack(ins, unit, _dst(ins, unit))
+        dst = _with_pack(ins, unit, _dst(ins, unit, explicit))
         if dst is None:
             return None
         op = AluOp(name, dst=dst, srcs=(value,), setf=bool(ins["sf"]) and unit == "add")
@@ -611,20 +621,20 @@ def _unit_active(ins: Instruction, unit: str) -> bool:
     return not (ins["cond_" + unit] == isa.COND_NEVER and ins["waddr_" + unit] == isa.NOP_ADDR)
 
 
-def _source(ins: Instruction, mux: int) -> Value:
+def _source(ins: Instruction, mux: int, raw: bool = False) -> Value:
     if mux < isa.MUX_ACCUMULATORS:
         reg = REGISTERS[isa.MUX_NAMES[mux]]
         if mux == isa.MUX_R4 and ins["pm"] and ins["unpack"]:
             reg = replace(reg, unpack=isa.UNPACK[ins["unpack"]])
         return reg
     if mux == isa.MUX_A:
-        reg = REGISTERS[read_name("a", ins["raddr_a"])]
+        reg = REGISTERS[f"ra{ins['raddr_a']}" if raw else read_name("a", ins["raddr_a"])]
         if not ins["pm"] and ins["unpack"]:
             reg = replace(reg, unpack=isa.UNPACK[ins["unpack"]])
         return reg
     if ins["sig"] == isa.SIG_SMALL_IMM:
         return _small_imm_value(ins["raddr_b"])
-    return REGISTERS[read_name("b", ins["raddr_b"])]
+    return REGISTERS[f"rb{ins['raddr_b']}" if raw else read_name("b", ins["raddr_b"])]
 
 
 def _small_imm_value(code: int) -> int | float:
@@ -656,10 +666,10 @@ def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
         if bare and not explicit and not (rotation is not None and unit == "mul"):
             described[unit] = None
             continue
-        dst = _with_pack(ins, unit, _dst(ins, unit))
+        dst = _with_pack(ins, unit, _dst(ins, unit, explicit))
         if dst is None:
             return None
-        srcs = [_source(ins, m) for m in muxes]
+        srcs = [_source(ins, m, explicit) for m in muxes]
         used_muxes.update(muxes)
         if unit == "mul" and rotation is not None:
             at = 0 if isinstance(srcs[0], Reg) else 1
@@ -683,18 +693,24 @@ def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
     add_op, mul_op = described["add"], described["mul"]
     ops = [add_op or AluOp("nop")] if mul_op is None else [add_op or AluOp("nop"), mul_op]
     reads: list[Value] = []
-    if ins["raddr_a"] != isa.NOP_ADDR and isa.MUX_A not in used_muxes:
-        reads.append(REGISTERS[read_name("a", ins["raddr_a"])])
+    # An unpack no operand consumes, and read addresses no mux uses, go on `read` pseudo-slots.
+    stray_unpack = isa.UNPACK[ins["unpack"]]
+    if ins["pm"] and stray_unpack and isa.MUX_R4 not in used_muxes:
+        reads.append(replace(REGISTERS["r4"], unpack=stray_unpack))
+    a_unpack = stray_unpack if not ins["pm"] and isa.MUX_A not in used_muxes else ""
+    if (ins["raddr_a"] != isa.NOP_ADDR or a_unpack) and isa.MUX_A not in used_muxes:
+        name = f"ra{ins['raddr_a']}" if explicit else read_name("a", ins["raddr_a"])
+        reads.append(replace(REGISTERS[name], unpack=a_unpack))
     if sig == isa.SIG_SMALL_IMM:
         if isa.MUX_B not in used_muxes and rotation is None:
             reads.append(_small_imm_value(ins["raddr_b"]))
     elif ins["raddr_b"] != isa.NOP_ADDR and isa.MUX_B not in used_muxes:
-        reads.append(REGISTERS[read_name("b", ins["raddr_b"])])
+        reads.append(REGISTERS[f"rb{ins['raddr_b']}" if explicit else read_name("b", ins["raddr_b"])])
     signal = None if sig in (isa.SIG_NONE, isa.SIG_SMALL_IMM) else isa.SIGNALS[sig]
     return Line(ops=ops, signal=signal, reads=reads)
 
 
-def _describe_branch(ins: Instruction, labels: dict[int, str], address: int) -> Line | None:
+def _describe_branch(ins: Instruction, labels: dict[int, str], address: int, explicit: bool) -> Line | None:
     cond = isa.BRANCH_CONDITIONS[ins["cond_br"]]
     if cond is None or ins["br_unused"]:
         return None
@@ -707,7 +723,9 @@ def _describe_branch(ins: Instruction, labels: dict[int, str], address: int) -> 
     reg = REGISTERS[f"ra{ins['raddr_a']}"] if ins["reg"] else None
     if not ins["reg"] and ins["raddr_a"]:
         return None
-    links = [_dst(ins, "add"), _dst(ins, "mul")]
-    if links[1].is_nop_write:
+    links = [_dst(ins, "add", explicit), _dst(ins, "mul", explicit)]
+    if not explicit and links[1].is_nop_write:
         links.pop()
+    if reg is None and len(links) == 2 and links[1].physical_file() == "a" and not isinstance(target, Label):
+        return None    # `brr l1, ra5, 8` reads as (link, register, offset): no text for this one
     return Line(branch=Branch(relative=bool(ins["rel"]), target=target, reg=reg, links=tuple(links), cond=cond))
