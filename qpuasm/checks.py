@@ -1,7 +1,259 @@
-"""placeholder"""
-from dataclasses import dataclass
-@dataclass
+"""Hazard and restriction checks on encoded words (qpu-isa.md §16).
+
+Each word is reduced once to `Facts` (what it reads, writes and signals); rules then look at a word
+and the words that can execute after it, following branch delay slots and static relative branch
+targets. Each diagnostic names the §16 rule, the address, the disassembly, and is an error (the
+hardware result is wrong or undefined) or a warning (suspicious or tool-dependent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from . import isa
+from .instr import Instruction, decode, format_of, sign_extend32
+
+
+@dataclass(frozen=True)
 class Diagnostic:
-    rule: int; address: int; severity: str; message: str; text: str = ""
-def check(words): return []
-def format_diagnostic(d, with_address=True): return d.message
+    rule: int                # number of the rule in qpu-isa.md §16
+    address: int             # byte address of the instruction at fault
+    severity: str            # "error" or "warning"
+    message: str
+    text: str = ""           # disassembly of the instruction
+
+    def __str__(self) -> str:
+        return format_diagnostic(self)
+
+
+def format_diagnostic(diag: Diagnostic, with_address: bool = True) -> str:
+    where = f"{diag.address:#06x}: " if with_address else ""
+    text = f" [{diag.text}]" if diag.text else ""
+    return f"{where}{diag.severity}: {diag.message} (rule {diag.rule}){text}"
+
+
+@dataclass
+class Facts:
+    """What one instruction does, as far as the rules care."""
+
+    ins: Instruction | None
+    writes: list[tuple[str, int, int]] = field(default_factory=list)   # (file "a"/"b", addr, cond) per ALU
+    reads_a: int | None = None        # raddr_a if it is read (by a mux or as an I/O read)
+    reads_b: int | None = None        # raddr_b if it is read (regfile/I/O, not a small immediate)
+    muxes: tuple[int, ...] = ()
+    signal: str | None = None
+    rotation: int | None = None       # small-immediate code 48..63
+    mul_muxes: tuple[int, ...] = ()
+    branch: bool = False
+    semaphore: bool = False
+
+    @cached_property
+    def written(self) -> set[tuple[str, int]]:
+        return {(f, a) for f, a, cond in self.writes if cond != isa.COND_NEVER}
+
+    def writes_addr(self, low: int, high: int | None = None) -> bool:
+        high = low if high is None else high
+        return any(low <= a <= high for _, a in self.written)
+
+    def reads(self, file: str, addr: int) -> bool:
+        return (self.reads_a if file == "a" else self.reads_b) == addr
+
+    def reads_io(self, addr: int) -> bool:
+        return self.reads_a == addr or self.reads_b == addr
+
+    @property
+    def writes_r4(self) -> bool:
+        return self.signal in isa.SIGNALS_LOADING_R4 or self.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST)
+
+    @property
+    def reads_r4(self) -> bool:
+        return isa.MUX_R4 in self.muxes
+
+    @property
+    def ends(self) -> bool:
+        return self.signal in isa.SIGNALS_ENDING
+
+
+def facts_of(word: int) -> Facts:
+    fmt = format_of(word)
+    if fmt is None:
+        return Facts(None)
+    ins = decode(word)
+    if fmt == "branch":
+        return Facts(ins, writes=_writes(ins, isa.COND_ALWAYS), branch=True,
+                     reads_a=ins["raddr_a"] if ins["reg"] else None)
+    if fmt in ("ldi", "semaphore"):
+        return Facts(ins, writes=_writes(ins), semaphore=fmt == "semaphore")
+    muxes = tuple(ins[m] for m in ("add_a", "add_b", "mul_a", "mul_b"))
+    used = [m for unit, m in zip(("add", "add", "mul", "mul"), muxes)
+            if ins["op_" + unit] != 0 or ins["cond_" + unit] != isa.COND_NEVER]
+    small_imm = ins["sig"] == isa.SIG_SMALL_IMM
+    rotation = ins["raddr_b"] if small_imm and ins["raddr_b"] >= isa.SMALL_IMM_ROTATE_BASE else None
+    return Facts(
+        ins, writes=_writes(ins),
+        reads_a=ins["raddr_a"] if isa.MUX_A in used or _is_io_read(ins["raddr_a"]) else None,
+        reads_b=None if small_imm else ins["raddr_b"] if isa.MUX_B in used or _is_io_read(ins["raddr_b"]) else None,
+        muxes=tuple(used), signal=None if ins["sig"] >= isa.SIG_SMALL_IMM else isa.SIGNALS[ins["sig"]],
+        rotation=rotation, mul_muxes=muxes[2:])
+
+
+def _is_io_read(addr: int) -> bool:
+    """I/O reads act even when no mux uses the value (a FIFO pops, a wait stalls)."""
+    return addr >= isa.REGFILE_SIZE and addr != isa.NOP_ADDR
+
+
+def _writes(ins: Instruction, cond: int | None = None) -> list[tuple[str, int, int]]:
+    out = []
+    for unit in ("add", "mul"):
+        file = "ab"[ins["ws"] ^ (unit == "mul")]
+        addr = ins["waddr_" + unit]
+        if addr != isa.NOP_ADDR:
+            out.append((file, addr, cond if cond is not None else ins["cond_" + unit]))
+    return out
+
+
+def _successors(facts: list[Facts]) -> list[list[int]]:
+    """Indices that can execute right after each instruction."""
+    n = len(facts)
+    succ: list[list[int]] = [[i + 1] if i + 1 < n else [] for i in range(n)]
+    for i, f in enumerate(facts):
+        if f.ends:
+            for k in range(isa.THREND_DELAY_SLOTS + 1):
+                if i + k < n and k == isa.THREND_DELAY_SLOTS:
+                    succ[i + k] = []
+        if f.branch and f.ins is not None:
+            last_slot = i + isa.BRANCH_DELAY_SLOTS
+            if last_slot >= n:
+                continue
+            targets = [] if f.ins["cond_br"] == isa.BRANCH_ALWAYS else list(succ[last_slot])
+            if f.ins["rel"] and not f.ins["reg"]:
+                dest = i + (isa.BRANCH_LINK_OFFSET + sign_extend32(f.ins["imm"])) // isa.INSTRUCTION_BYTES
+                if 0 <= dest < n:
+                    targets.append(dest)
+            succ[last_slot] = targets
+    return succ
+
+
+def _following(succ: list[list[int]], start: int, count: int) -> list[tuple[int, int]]:
+    """(distance, index) of instructions 1..count steps after `start` on any path."""
+    out = set()
+    frontier = {start}
+    for distance in range(1, count + 1):
+        frontier = {j for i in frontier for j in succ[i]}
+        out.update((distance, j) for j in frontier)
+    return sorted(out)
+
+
+class _Checker:
+    def __init__(self, words: list[int]):
+        self.words = words
+        self.facts = [facts_of(w) for w in words]
+        self.succ = _successors(self.facts)
+        self.found: dict[tuple[int, int, str], Diagnostic] = {}
+
+    def report(self, rule: int, index: int, severity: str, message: str) -> None:
+        key = (rule, index, message)
+        if key not in self.found:
+            from .disasm import disassemble_lines
+            text = disassemble_lines([self.words[index]], labels=False)[0][1]
+            self.found[key] = Diagnostic(rule, index * isa.INSTRUCTION_BYTES, severity, message, text)
+
+    def run(self) -> list[Diagnostic]:
+        for i, f in enumerate(self.facts):
+            if f.ins is None:
+                continue
+            self.single(i, f)
+            for distance, j in _following(self.succ, i, 3):
+                g = self.facts[j]
+                if g.ins is not None:
+                    self.pair(i, f, distance, j, g)
+            if f.ends:
+                self.thread_end(i, f)
+        return sorted(self.found.values(), key=lambda d: (d.address, d.rule))
+
+    # Rules about one instruction.
+    def single(self, i: int, f: Facts) -> None:
+        accesses = sum((
+            f.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST),
+            f.signal in ("ldtmu0", "ldtmu1"),
+            f.writes_addr(isa.ADDR_TLB_FIRST, isa.ADDR_TLB_LAST),
+            f.signal in ("loadcv", "loadc", "ldcend", "loadam"),
+            f.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST),
+            f.reads_io(isa.ADDR_MUTEX),
+            f.semaphore,
+        ))
+        tmu_writes = sum(isa.ADDR_TMU_FIRST <= a <= isa.ADDR_TMU_LAST for _, a in f.written)
+        if accesses > 1 or tmu_writes > 1:
+            self.report(14, i, "error", "more than one TMU/TLB/SFU/mutex/semaphore access in one instruction")
+        if f.semaphore and (f.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST)
+                            or f.writes_addr(isa.ADDR_TLB_FIRST, isa.ADDR_TLB_LAST)
+                            or f.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST)):
+            self.report(25, i, "error", "a semaphore instruction must not write TLB, TMU or SFU registers")
+        if f.branch and f.ins is not None and f.ins["reg"] and f.ins["raddr_a"] & 1:
+            self.report(27, i, "warning", "a branch on an odd regfile-A register also sets flags (bit 45 is sf)")
+        if not f.branch and len(f.writes) == 2:
+            (fa, a, ca), (fb, b, cb) = f.writes
+            same = a == b and (a >= isa.REGFILE_SIZE or fa == fb)
+            complementary = {ca, cb} in ({2, 3}, {4, 5}, {6, 7})
+            if same and (not complementary or a >= isa.ADDR_TMU_NOSWAP):
+                self.report(17, i, "warning", "both ALUs write the same register")
+        for file, addr, cond in f.writes:
+            if cond not in (isa.COND_ALWAYS, isa.COND_NEVER) and not f.branch and (
+                    addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
+                self.report(18, i, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
+                                              "every element")
+        if f.rotation is not None and any(m >= 4 for m in f.mul_muxes):
+            self.report(10, i, "warning", "full 16-element rotation needs both MUL operands in r0..r3; "
+                                          "other sources rotate only within quads")
+
+    # Rules about an instruction and one that follows it `distance` steps later.
+    def pair(self, i: int, f: Facts, distance: int, j: int, g: Facts) -> None:
+        if distance == 1:
+            for file, addr in f.written:
+                if addr < isa.REGFILE_SIZE and g.reads(file, addr):
+                    self.report(1, j, "error", f"r{file}{addr} is read right after it was written (no forwarding)")
+            if f.written and any(a == isa.ADDR_R5 for _, a in f.written) and g.rotation == isa.SMALL_IMM_ROTATE_BASE:
+                self.report(11, j, "error", "rotation by r5 right after r5 was written")
+            if g.rotation is not None and g.rotation != isa.SMALL_IMM_ROTATE_BASE:
+                rotated = {m for m in g.mul_muxes if m < 4}
+                if any(isa.ACC_WADDR_FIRST + m == a for m in rotated for _, a in f.written):
+                    self.report(12, j, "warning", "rotation of an accumulator written by the previous instruction")
+            if f.writes_addr(isa.ADDR_TLB_Z) and g.reads_io(isa.ADDR_MS_FLAGS):
+                self.report(13, j, "warning", "MS_FLAGS read within 2 instructions of a TLB_Z write")
+        if distance <= 2:
+            if f.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST) and (g.reads_r4 or g.writes_r4):
+                self.report(2, j, "error", "r4 is read or written within 2 instructions of an SFU write")
+            if f.writes_addr(isa.ADDR_UNIFORMS_ADDRESS) and g.reads_io(isa.ADDR_UNIFORM):
+                self.report(15, j, "error", "a uniform is read within 2 instructions of a UNIFORMS_ADDRESS write")
+            if f.branch and g.branch:
+                self.report(3, j, "error", f"a branch in delay slot {distance} of another branch")
+        if distance == 3 and f.branch and g.branch:
+            self.report(3, j, "warning", "a branch in the last delay slot of another branch")
+        if f.writes_addr(isa.ADDR_TMU_NOSWAP) and g.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST):
+            self.report(9, j, "error", "a TMU write within 3 instructions of a TMU_NOSWAP write")
+
+    def thread_end(self, i: int, f: Facts) -> None:
+        if any(a < isa.REGFILE_SIZE for _, a in f.written):
+            self.report(4, i, "error", "the program-end instruction writes a regfile register")
+        window = [(0, i)] + _following(self.succ, i, isa.THREND_DELAY_SLOTS)
+        for distance, j in window:
+            g = self.facts[j]
+            if g.ins is None:
+                continue
+            if (g.reads_io(isa.ADDR_UNIFORM) or g.reads_io(isa.ADDR_VARYING) or g.reads_io(isa.ADDR_VPM)
+                    or g.writes_addr(isa.ADDR_VPM, isa.ADDR_VPM_DMA)):
+                self.report(5, j, "error", "uniform, varying, VPM or DMA access in or after the program end")
+            thread_reg = isa.ADDR_REGFILE_THREAD_RESERVED
+            if g.reads_a == thread_reg or g.reads_b == thread_reg or any(a == thread_reg for _, a in g.written):
+                self.report(6, j, "error", "ra14/rb14 is accessed in or after the program end")
+            if distance == isa.THREND_DELAY_SLOTS and g.writes_addr(isa.ADDR_TLB_Z):
+                self.report(7, j, "error", "the last instruction writes TLB_Z")
+            if distance > 0 and g.branch:
+                self.report(3, j, "error", "a branch in the delay slots of the program end")
+
+
+def check(words) -> list[Diagnostic]:
+    """Hazards and restrictions of qpu-isa.md §16 found in encoded code, by address."""
+    from .disasm import to_words
+    return _Checker(to_words(words)).run()

@@ -1,0 +1,1 @@
+"""driver: see ../shared/DESIGN.md; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""nnlib: see ../shared/DESIGN.md; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""simulator: see ../shared/DESIGN.md; filled in by later issues."""
