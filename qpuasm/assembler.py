@@ -67,8 +67,6 @@ class Program:
 
 # ==== parsing =====================================================================================
 
-_PARSER = Lark.open("grammar.lark", rel_to=__file__, parser="lalr", propagate_positions=True,
-                    maybe_placeholders=True)
 
 
 @v_args(inline=True)
@@ -146,25 +144,9 @@ class _ToAst(Transformer):
     def no_register(self, tok):
         return ("name", "-", tok.column)
 
-    def _bin(self, a, op, b):
-        return ("bin", str(op), a, b, a[-1])
-
-    compare = shift = arith = power = _bin
-
-    def binop_or(self, a, b):
-        return ("bin", "||", a, b, a[-1])
-
-    def binop_and(self, a, b):
-        return ("bin", "&&", a, b, a[-1])
-
-    def binop_bitor(self, a, b):
-        return ("bin", "|", a, b, a[-1])
-
-    def binop_xor(self, a, b):
-        return ("bin", "^", a, b, a[-1])
-
-    def binop_bitand(self, a, b):
-        return ("bin", "&", a, b, a[-1])
+    def binary(self, *items):
+        """Operands and operators in source order -> a tree by C precedence (precedence climbing)."""
+        return _climb(list(items), 0)[0]
 
     def unary(self, op, a):
         return ("un", str(op), a, op.column)
@@ -173,7 +155,31 @@ class _ToAst(Transformer):
         return ("tern", cond, a, b, cond[-1])
 
 
-_TO_AST = _ToAst()
+# C operator precedence (higher binds tighter); ** is vc4asm's power operator, right-associative.
+BINARY_PRECEDENCE = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, "<=": 7, ">": 7, ">=": 7,
+    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10, "**": 11,
+}
+
+
+def _climb(items: list, position: int, min_precedence: int = 1) -> tuple[tuple, int]:
+    """Parse items[position:] (operand, op, operand, ...) into ("bin", op, a, b, col) nodes."""
+    left = items[position]
+    position += 1
+    while position < len(items):
+        op = str(items[position])
+        precedence = BINARY_PRECEDENCE[op]
+        if precedence < min_precedence:
+            break
+        next_min = precedence if op == "**" else precedence + 1
+        right, position = _climb(items, position + 1, next_min)
+        left = ("bin", op, left, right, left[-1])
+    return left, position
+
+
+# The transformer runs inside the LALR parser: no parse tree is built, each reduction makes a tuple.
+_PARSER = Lark.open("grammar.lark", rel_to=__file__, parser="lalr", maybe_placeholders=True,
+                    transformer=_ToAst())
 
 
 class _ParseFailure(Exception):
@@ -186,7 +192,7 @@ class _ParseFailure(Exception):
 def _parse(text: str):
     """Parse one line; the result (an AST of tuples) is shared by every occurrence of the text."""
     try:
-        return _TO_AST.transform(_PARSER.parse(text))
+        return _PARSER.parse(text)
     except UnexpectedInput as exc:
         raise _ParseFailure(_syntax_message(exc, text), exc.column if exc.column and exc.column > 0 else 1) from None
 
@@ -269,6 +275,7 @@ _COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a,
 _MATH = {"sin": math.sin, "cos": math.cos, "tan": math.tan, "sqrt": math.sqrt, "log2": math.log2,
          "exp2": lambda x: 2.0 ** x, "abs": abs, "floor": math.floor, "ceil": math.ceil}
 
+_COMMENT = re.compile(r"(#|//).*")
 _BLOCK_DIRECTIVE = re.compile(r"^\s*(?:::?[A-Za-z0-9_]+\s+)*\.([A-Za-z_]+)\b")
 
 
@@ -430,13 +437,10 @@ class _Assembler:
             except ValueError as exc:
                 raise _Error(str(exc), column) from None
         if op in ("<<", ">>"):
-            # §9: `r >> n` takes elements from below (code 48 + n), `r << n` from above, `>> r5` by r5.
-            if isinstance(b, Reg) and b.mux == isa.MUX_R5 and op == ">>":
-                return replace(reg, rotate="r5")
-            if isinstance(b, int):
-                n = (b if op == ">>" else -b) % 16
-                return replace(reg, rotate=n or None)
-            raise _Error("a rotation is by a constant or `>> r5`", column)
+            try:
+                return reg.rotated(op, b)
+            except ValueError as exc:
+                raise _Error(str(exc), column) from None
         raise _Error(f"operator {op} cannot be applied to register {reg.name}", column)
 
     @staticmethod
@@ -917,7 +921,7 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
         raise AssembleError("expression or expansion nested too deeply", asm.where.filename, asm.where.lineno, 1,
                             asm.where.text) from None
     program = Program(np.array(words, dtype=np.uint64), dict(asm.labels), exported,
-                      [s.text.strip() for s in sources])
+                      [_COMMENT.sub("", s.text).strip() for s in sources])
     if check:
         from .checks import check as run_checks
         from .checks import format_diagnostic

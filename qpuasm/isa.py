@@ -194,7 +194,7 @@ PACK_A_CODES = {name: code for code, name in enumerate(PACK_A) if name}
 PACK_MUL_CODES = {name: code for code, name in enumerate(PACK_MUL) if name}
 UNPACK_CODES = {name: code for code, name in enumerate(UNPACK) if name}
 # Other spellings accepted on input: Mesa's names and vc4asm's explicit int/float forms.
-PACK_ALIASES = {"8888": "8abcd", "8888s": "8abcds", "sat": "32s", "16ai": "16a", "16af": "16a",
+PACK_ALIASES = {"8888": "8abcd", "8888s": "8abcds", "8888sf": "8abcdsf", "sat": "32s", "16ai": "16a", "16af": "16a",
                 "16bi": "16b", "16bf": "16b", "8888c": "8abcdsf", "8ac": "8asf", "8bc": "8bsf",
                 "8cc": "8csf", "8dc": "8dsf"}
 UNPACK_ALIASES = {"8d_rep": "8dr", "16ai": "16a", "16af": "16a", "16bi": "16b", "16bf": "16b",

@@ -52,6 +52,24 @@ class Reg:
             raise ValueError(f"{self.name}{n:+d} is outside the register file (0..31)")
         return replace(REGISTERS[f"{isa.RAW_REGISTER_PREFIX[file]}{addr}"], unpack=self.unpack, pack=self.pack)
 
+    def rotated(self, direction: str, amount: int | Reg) -> Reg:
+        """`reg >> n` takes each element from n below (code 48 + n), `reg << n` from n above, and
+        `reg >> r5` rotates by r5 (code 48) (qpu-isa.md §9). A rotation by 0 (mod 16) is none."""
+        if isinstance(amount, Reg):
+            if amount.mux == isa.MUX_R5 and direction == ">>":
+                return replace(self, rotate="r5")
+            raise ValueError("a rotation is by a constant or `>> r5`")
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ValueError("a rotation is by a constant or `>> r5`")
+        n = (amount if direction == ">>" else -amount) % 16
+        return replace(self, rotate=n or None)
+
+    def __rshift__(self, amount: int | Reg) -> Reg:
+        return self.rotated(">>", amount)
+
+    def __lshift__(self, amount: int) -> Reg:
+        return self.rotated("<<", amount)
+
     def physical_file(self) -> str | None:
         """"a" or "b" if this is one of the 32 physical registers of a file, else None."""
         if len(self.reads) == 1 and self.reads == self.writes and self.reads[0][1] < isa.REGFILE_SIZE:
@@ -59,16 +77,7 @@ class Reg:
         return None
 
     def __str__(self) -> str:
-        text = self.name
-        if self.unpack:
-            text += "." + self.unpack
-        if self.pack:
-            text += "." + self.pack
-        if self.rotate == "r5":
-            text += " >> r5"
-        elif self.rotate:
-            text += f" >> {self.rotate}"
-        return text
+        return self.name
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ Value = Reg | int | float | Label | Semaphore | PerElement
 LDI_OPS = frozenset(isa.LDI_MODE_CODES)
 IMMEDIATE_OPS = LDI_OPS | frozenset(isa.SEMAPHORE_OPS)
 UNIT_PREFIXES = {"a": "add", "m": "mul"}     # amov / mmov / anop / mnop force the ALU
+# Ops that exist on both ALUs and, alone on a line, go to the MUL ALU (as vc4asm places them).
+MUL_FIRST_OPS = frozenset({"v8adds", "v8subs"})
 
 
 @dataclass
@@ -241,7 +243,8 @@ def _immediate_payload(op: AluOp, slot: int) -> dict[str, int]:
         raise EncodeError(f"{op.op} takes a destination and one value", slot)
     value = op.srcs[0]
     if isinstance(value, PerElement):
-        signed = op.op == "ldipes" or (op.op != "ldipeu" and min(value.values) < 0)
+        # Like vc4asm: the signed mode when every value fits -2..1, else the unsigned one.
+        signed = op.op == "ldipes" or (op.op != "ldipeu" and max(value.values) <= 1)
         return {"ldi_mode": isa.LDI_MODE_CODES["ldipes" if signed else "ldipeu"],
                 "imm": _per_element_bits(value, signed, slot)}
     mode = isa.LDI_MODE_CODES.get(op.op, 0)
@@ -297,8 +300,10 @@ def _assign_units(ops: list[AluOp]) -> dict[str, tuple[int, AluOp]]:
     """Place the operations on the ADD and MUL ALUs, in order, first fit (ADD first)."""
     if len(ops) > 2:
         raise EncodeError("at most one ADD and one MUL operation per instruction", 2)
+    if not ops:
+        return {}
     allowed = [_units_for(op, i) for i, op in enumerate(ops)]
-    orders = [("add", "mul"), ("mul", "add")] if len(ops) == 2 else [("add",), ("mul",)]
+    orders = [("add", "mul"), ("mul", "add")] if len(ops) == 2 else [(unit,) for unit in allowed[0]]
     for order in orders:
         if all(unit in allowed[i] for i, unit in enumerate(order[:len(ops)])):
             return {unit: (i, ops[i]) for i, unit in enumerate(order[:len(ops)])}
@@ -314,6 +319,8 @@ def _units_for(op: AluOp, slot: int) -> tuple[str, ...]:
         units.append("add")
     if op.op in isa.MUL_OP_CODES or op.op == "mov":
         units.append("mul")
+    if op.op in MUL_FIRST_OPS:
+        units.reverse()
     if op.unit:
         units = [u for u in units if u == op.unit]
     if rotated:
@@ -691,6 +698,8 @@ def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
             op.setf = bool(ins["sf"]) and unit == setf_unit
             op.cond = _cond_name(ins["cond_" + unit], op)
     add_op, mul_op = described["add"], described["mul"]
+    if mul_op is None and add_op is not None and add_op.op in MUL_FIRST_OPS:
+        mul_op = AluOp("nop")      # alone it would be placed on the MUL ALU
     ops = [add_op or AluOp("nop")] if mul_op is None else [add_op or AluOp("nop"), mul_op]
     reads: list[Value] = []
     # An unpack no operand consumes, and read addresses no mux uses, go on `read` pseudo-slots.
