@@ -167,13 +167,14 @@ def _climb(items: list, position: int, min_precedence: int = 1) -> tuple[tuple, 
     left = items[position]
     position += 1
     while position < len(items):
-        op = str(items[position])
+        token = items[position]
+        op = str(token)
         precedence = BINARY_PRECEDENCE[op]
         if precedence < min_precedence:
             break
         next_min = precedence if op == "**" else precedence + 1
         right, position = _climb(items, position + 1, next_min)
-        left = ("bin", op, left, right, left[-1])
+        left = ("bin", op, left, right, token.column)
     return left, position
 
 
@@ -194,7 +195,12 @@ def _parse(text: str):
     try:
         return _PARSER.parse(text)
     except UnexpectedInput as exc:
-        raise _ParseFailure(_syntax_message(exc, text), exc.column if exc.column and exc.column > 0 else 1) from None
+        message = _syntax_message(exc, text)
+        if message == "unexpected end of line" or not exc.column or exc.column < 1:
+            column = len(COMMENT_PATTERN.sub("", text).rstrip()) + 1
+        else:
+            column = exc.column
+        raise _ParseFailure(message, column) from None
 
 
 def _syntax_message(exc: UnexpectedInput, text: str) -> str:
@@ -213,11 +219,15 @@ def _syntax_message(exc: UnexpectedInput, text: str) -> str:
 
 
 class _Error(Exception):
-    """An error at a column of the line being processed."""
+    """An error at a column of a line; `where` and `expansion` (the macro calls that led there) are
+    filled in on the way out when the error happened inside a macro or in the second pass."""
 
-    def __init__(self, message: str, column: int = 1):
+    def __init__(self, message: str, column: int = 1, where: _SourceLine | None = None,
+                 expansion: tuple = ()):
         super().__init__(message)
         self.column = column
+        self.where = where
+        self.expansion = expansion
 
 
 class _ForwardReference(Exception):
@@ -275,7 +285,7 @@ _COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a,
 _MATH = {"sin": math.sin, "cos": math.cos, "tan": math.tan, "sqrt": math.sqrt, "log2": math.log2,
          "exp2": lambda x: 2.0 ** x, "abs": abs, "floor": math.floor, "ceil": math.ceil}
 
-_COMMENT = re.compile(r"(#|//).*")
+COMMENT_PATTERN = re.compile(r"(#|//).*")
 _BLOCK_DIRECTIVE = re.compile(r"^\s*(?:::?[A-Za-z0-9_]+\s+)*\.([A-Za-z_]+)\b")
 
 
@@ -294,6 +304,7 @@ class _Record:
     slots: list
     columns: list[int]
     where: _SourceLine
+    expansion: tuple = ()
 
 
 class _Assembler:
@@ -307,6 +318,7 @@ class _Assembler:
         self.records: list[_Record] = []
         self.merge_next = False
         self.where = _SourceLine("", "<input>", 0)
+        self.expansion: list[tuple[str, _SourceLine]] = []    # (macro, call site) of open expansions
         self.depth = 0
         for name, value in defines.items():
             self.symbols[name] = value
@@ -661,7 +673,7 @@ class _Assembler:
             if path.is_file():
                 self.run(read_source(path), _Scope({}))
                 return
-        raise _Error(f"cannot find include file {name}", column)
+        raise _Error(f"cannot find include file {name}", args[0][-1])
 
     # ---- instructions ---------------------------------------------------------------------------
 
@@ -693,7 +705,7 @@ class _Assembler:
             return
         if merge_prev:
             raise _Error("a leading `;` continues the previous instruction, but there is none", columns[0])
-        self.records.append(_Record(self.pc, values, columns, self.where))
+        self.records.append(_Record(self.pc, values, columns, self.where, tuple(self.expansion)))
         self.merge_next = False
 
     def _expand_macro(self, slot: tuple, scope: _Scope) -> None:
@@ -709,10 +721,15 @@ class _Assembler:
         for param in params[len(operands):]:
             raise _Error(f"macro {name} is missing argument {param}", column)
         caller = self.where
+        self.expansion.append((name, caller))
         try:
             self.run(body, _Scope(bound))
         except _Error as exc:
-            raise _MacroError(exc, self.where, caller, name) from None
+            if exc.where is None:
+                exc.where, exc.expansion = self.where, tuple(self.expansion)
+            raise
+        finally:
+            self.expansion.pop()
         self.where = caller
 
     def _slot(self, slot: tuple, scope: _Scope, final: bool, pc: int):
@@ -832,7 +849,8 @@ class _Assembler:
                 words.append(encode_line(line, record.address))
             except EncodeError as exc:
                 slot = exc.slot if exc.slot is not None and exc.slot < len(record.columns) else 0
-                raise _Error(str(exc), record.columns[slot] if record.columns else 1) from None
+                raise _Error(str(exc), record.columns[slot] if record.columns else 1, record.where,
+                             record.expansion) from None
             sources.append(record.where)
         return words, sources
 
@@ -856,16 +874,6 @@ class _Assembler:
             line.reads.append(value[1])
 
 
-
-
-class _MacroError(_Error):
-    """An error inside a macro expansion: reported at the macro line, with the call site noted."""
-
-    def __init__(self, error: _Error, where: _SourceLine, caller: _SourceLine, macro: str):
-        inner = error.where if isinstance(error, _MacroError) else where
-        super().__init__(str(error), error.column)
-        self.where = inner
-        self.note = f"in expansion of macro {macro} at {caller.filename}:{caller.lineno}"
 
 
 def read_source(path: str | os.PathLike) -> list[_SourceLine]:
@@ -914,14 +922,15 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
                 raise _Error(f".global names an undefined label {name}", column)
             exported[name] = asm.labels[name]
     except _Error as exc:
-        where = exc.where if isinstance(exc, _MacroError) else asm.where
-        message = str(exc) + (f" ({exc.note})" if isinstance(exc, _MacroError) else "")
+        where = exc.where or asm.where
+        notes = [f"in expansion of macro {name} at {site.filename}:{site.lineno}" for name, site in exc.expansion]
+        message = str(exc) + (f" ({'; '.join(reversed(notes))})" if notes else "")
         raise AssembleError(message, where.filename, where.lineno, exc.column, where.text) from None
     except RecursionError:
         raise AssembleError("expression or expansion nested too deeply", asm.where.filename, asm.where.lineno, 1,
                             asm.where.text) from None
     program = Program(np.array(words, dtype=np.uint64), dict(asm.labels), exported,
-                      [_COMMENT.sub("", s.text).strip() for s in sources])
+                      [COMMENT_PATTERN.sub("", s.text).strip() for s in sources])
     if check:
         from .checks import check as run_checks
         from .checks import format_diagnostic

@@ -75,6 +75,10 @@ class Facts:
         return self.signal in isa.SIGNALS_ENDING
 
 
+# §7.5 / VC4ASM-ADD: these MUL colour packs write one byte and fail on I/O destinations (rule 19).
+PARTIAL_MUL_PACKS = frozenset({"8asf", "8bsf", "8csf", "8dsf"})
+
+
 def facts_of(word: int) -> Facts:
     fmt = format_of(word)
     if fmt is None:
@@ -203,9 +207,30 @@ class _Checker:
                     addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
                 self.report(18, i, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
                                               "every element")
+        if f.signal == "sbwait" and i < 2:
+            self.report(8, i, "warning", "scoreboard wait in the first two instructions of a fragment shader")
+        if f.ins is not None and not f.branch and f.ins["pack"]:
+            self._pack_target(i, f)
+        setups = {(file, a) for file, a in f.written if a == isa.ADDR_VPM_SETUP}
+        if len(setups) == 2 or (setups and (f.reads_io(isa.ADDR_VPM) or f.writes_addr(isa.ADDR_VPM))):
+            self.report(20, i, "warning", "VPM read and write setup, or a setup and a VPM access, in one instruction")
         if f.rotation is not None and any(m >= 4 for m in f.mul_muxes):
             self.report(10, i, "warning", "full 16-element rotation needs both MUL operands in r0..r3; "
                                           "other sources rotate only within quads")
+
+    def _pack_target(self, i: int, f: Facts) -> None:
+        ins = f.ins
+        assert ins is not None
+        if ins["pm"]:
+            dst = ins["waddr_mul"]
+            io = dst > isa.ACC_WADDR_LAST and dst != isa.NOP_ADDR
+            if io and isa.PACK_MUL[ins["pack"]] in PARTIAL_MUL_PACKS:
+                self.report(19, i, "warning", "a partial-byte MUL pack does not work on an I/O destination")
+        else:
+            unit = "add" if ins["ws"] == 0 else "mul"
+            dst = ins["waddr_" + unit]
+            if dst >= isa.REGFILE_SIZE and dst != isa.NOP_ADDR:
+                self.report(19, i, "warning", "a regfile-A pack on a destination outside regfile A")
 
     # Rules about an instruction and one that follows it `distance` steps later.
     def pair(self, i: int, f: Facts, distance: int, j: int, g: Facts) -> None:
@@ -228,6 +253,8 @@ class _Checker:
                 self.report(15, j, "error", "a uniform is read within 2 instructions of a UNIFORMS_ADDRESS write")
             if f.branch and g.branch:
                 self.report(3, j, "error", f"a branch in delay slot {distance} of another branch")
+        if distance <= 2 and f.signal in isa.SIGNALS_THREAD_SWITCH and (g.branch or g.signal in isa.SIGNALS_THREAD_SWITCH):
+            self.report(26, j, "error", "a thread switch or branch within 2 instructions of a thread switch")
         if distance == 3 and f.branch and g.branch:
             self.report(3, j, "warning", "a branch in the last delay slot of another branch")
         if f.writes_addr(isa.ADDR_TMU_NOSWAP) and g.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST):

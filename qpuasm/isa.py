@@ -251,6 +251,7 @@ INSTRUCTION_BYTES = 8
 NOP_ADDR = 39          # the "nothing" address for reads and writes
 REGFILE_SIZE = 32      # physical registers 0..31 in each file
 ACC_WADDR_FIRST = 32   # write addresses 32..35 are r0..r3
+ACC_WADDR_LAST = 35
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""The ISA table checked as data (riscv-opcodes style): fields cover bits 0..63 without overlap,
+values fit their fields, names are unique per space."""
+
+from __future__ import annotations
+
+import pytest
+
+from qpuasm import isa
+from qpuasm.operands import REGISTERS
+
+
+@pytest.mark.parametrize("fmt", sorted(isa.FORMATS))
+def test_fields_cover_every_bit_once(fmt):
+    owner: dict[int, str] = {}
+    for field in isa.FORMATS[fmt]:
+        assert field.hi >= field.lo, field
+        for bit in range(field.lo, field.hi + 1):
+            assert bit not in owner, f"{fmt}: bit {bit} in both {owner[bit]} and {field.name}"
+            owner[bit] = field.name
+    assert sorted(owner) == list(range(64)), f"{fmt}: bits not covered: {set(range(64)) - set(owner)}"
+
+
+@pytest.mark.parametrize("fmt", sorted(isa.FORMATS))
+def test_field_names_unique(fmt):
+    names = [f.name for f in isa.FORMATS[fmt]]
+    assert len(names) == len(set(names))
+
+
+def _field(fmt: str, name: str) -> isa.Field:
+    return next(f for f in isa.FORMATS[fmt] if f.name == name)
+
+
+@pytest.mark.parametrize("table, fmt, field", [
+    (isa.SIGNALS, "alu", "sig"), (isa.ADD_OPS, "alu", "op_add"), (isa.MUL_OPS, "alu", "op_mul"),
+    (isa.CONDITIONS, "alu", "cond_add"), (isa.CONDITIONS, "alu", "cond_mul"), (isa.PACK_A, "alu", "pack"),
+    (isa.PACK_MUL, "alu", "pack"), (isa.UNPACK, "alu", "unpack"), (isa.BRANCH_CONDITIONS, "branch", "cond_br"),
+    (isa.SMALL_IMM_BITS, "alu", "raddr_b"),
+])
+def test_every_code_fits_its_field(table, fmt, field):
+    assert len(table) <= _field(fmt, field).mask + 1
+
+
+def test_codes_fit_and_names_unique_per_space():
+    spaces = {
+        "signal": isa.SIGNAL_CODES, "add": isa.ADD_OP_CODES, "mul": isa.MUL_OP_CODES,
+        "cond": isa.CONDITION_CODES, "branch cond": isa.BRANCH_CONDITION_CODES, "pack A": isa.PACK_A_CODES,
+        "pack MUL": isa.PACK_MUL_CODES, "unpack": isa.UNPACK_CODES, "ldi": isa.LDI_MODE_CODES,
+    }
+    for space, table in spaces.items():
+        assert len(set(table.values())) == len(table), space
+    assert not set(isa.PACK_A_CODES) & set(isa.PACK_MUL_CODES), "a pack name would be ambiguous"
+    for code in list(isa.LDI_MODES) + [isa.LDI_MODE_SEMAPHORE]:
+        assert code <= isa.LDI_MODE.mask
+    for row in isa.IO_REGISTERS:
+        assert 0 <= row.addr < 64 and row.spaces <= {isa.RA, isa.RB, isa.WA, isa.WB}, row
+
+
+def test_register_names_unique_per_space_and_address():
+    seen: dict[tuple[str, str], int] = {}
+    for row in isa.IO_REGISTERS:
+        for space in row.spaces:
+            key = (space, row.name)
+            assert seen.setdefault(key, row.addr) == row.addr, f"{row.name} names two addresses in {space}"
+    # Every register name resolves to one operand.
+    assert REGISTERS["vr_setup"].write_map == {"a": 49} and REGISTERS["vw_setup"].write_map == {"b": 49}
+    assert REGISTERS["unif"].read_map == {"a": 32, "b": 32}
+
+
+def test_small_immediate_table():
+    """§8: codes 0..15 = 0..15, 16..31 = -16..-1, 32..39 = 1.0..128.0, 40..47 = 1/256..1/2, 48..63 = -16..-1."""
+    import struct
+    for code in range(16):
+        assert isa.SMALL_IMM_BITS[code] == code
+    for code in range(16, 32):
+        assert isa.SMALL_IMM_BITS[code] == (code - 32) & 0xFFFFFFFF
+    floats = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2]
+    for code, value in zip(range(32, 48), floats):
+        assert isa.SMALL_IMM_BITS[code] == struct.unpack("<I", struct.pack("<f", value))[0]
+    for code in range(48, 64):
+        assert isa.SMALL_IMM_BITS[code] == (code - 64) & 0xFFFFFFFF
