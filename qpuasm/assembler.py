@@ -20,9 +20,9 @@ import numpy as np
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import isa
+from . import isa, slots
 from .builtins import BUILTINS, BuiltinError
-from .operands import REGISTERS, Label, PerElement, Reg, Semaphore
+from .operands import REGISTERS, Label, PerElement, Reg
 from .slots import IMMEDIATE_OPS, UNIT_PREFIXES, AluOp, Branch, EncodeError, Line, describe, encode_line
 
 
@@ -242,18 +242,23 @@ class _Thunk:
     scope: _Scope
 
 
+_MISSING = object()
+
+
 @dataclass
 class _Scope:
     values: dict[str, object]
     parent: _Scope | None = None
 
     def lookup(self, name: str) -> object:
+        """The value bound to `name` in this scope or an enclosing one, or _MISSING."""
         scope: _Scope | None = self
         while scope is not None:
-            if name in scope.values:
-                return scope.values[name]
+            value = scope.values.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
             scope = scope.parent
-        raise KeyError(name)
+        return _MISSING
 
     def flatten(self) -> _Scope:
         chain = []
@@ -404,12 +409,11 @@ class _Assembler:
         raise _Error(f"{kind} is not allowed here", node[-1])
 
     def _lookup(self, name: str, column: int, scope: _Scope, final: bool, pc: int) -> object:
-        try:
-            value = scope.lookup(name)
-        except KeyError:
+        value = scope.lookup(name)
+        if value is _MISSING:
             value = self.symbols.get(name, REGISTERS.get(name))
             if value is None:
-                raise _Error(f"undefined symbol {name}", column) from None
+                raise _Error(f"undefined symbol {name}", column)
         if isinstance(value, _Thunk):
             return self.evaluate(value.ast, value.scope, final, pc)
         return value
@@ -584,11 +588,7 @@ class _Assembler:
 
     @staticmethod
     def _in_scope(name: str, scope: _Scope) -> bool:
-        try:
-            scope.lookup(name)
-        except KeyError:
-            return False
-        return True
+        return scope.lookup(name) is not _MISSING
 
     def _define_macro(self, line: _SourceLine, body: list[_SourceLine]) -> None:
         _, args, column = self._directive_args(line)
@@ -660,7 +660,7 @@ class _Assembler:
         values = [self.evaluate(a, scope) for a in args]
         if len(values) % 2 or not all(isinstance(v, int) and 0 <= v < 1 << 32 for v in values):
             raise _Error(".long takes 32-bit words in (low, high) pairs: QPU instructions are 64-bit", column)
-        for low, high in zip(values[::2], values[1::2]):
+        for low, high in zip(values[::2], values[1::2], strict=True):
             self._emit([Line(raw=high << 32 | low)], [column], merge_prev=False)
 
     def _include(self, args: list, column: int) -> None:
@@ -716,7 +716,7 @@ class _Assembler:
         if len(operands) > len(params):
             raise _Error(f"macro {name} takes {len(params)} arguments, not {len(operands)}", column)
         bound: dict[str, object] = {}
-        for param, (ast, _) in zip(params, operands):
+        for param, (ast, _) in zip(params, operands, strict=False):
             bound[param] = _Thunk(ast, scope)
         for param in params[len(operands):]:
             raise _Error(f"macro {name} is missing argument {param}", column)
@@ -774,11 +774,13 @@ class _Assembler:
                 raise _Error(f"the destination of {name} must be a register, not {describe(dst)}", operands[0][0][-1])
             if dst.rotate or (dst.unpack and not dst.pack):
                 raise _Error("a destination takes a pack suffix, not unpack or rotation", operands[0][0][-1])
-            dst = replace(dst, unpack="")
+            if dst.unpack:
+                dst = replace(dst, unpack="")
             for index, src in enumerate(srcs):
                 if isinstance(src, Reg) and src.pack and not src.unpack:
                     raise _Error(f".{src.pack} is a pack mode: it applies to a destination", operands[index + 1][0][-1])
-            srcs = tuple(replace(s, pack="") if isinstance(s, Reg) else s for s in srcs)
+            if any(isinstance(s, Reg) and s.pack for s in srcs):
+                srcs = tuple(replace(s, pack="") if isinstance(s, Reg) else s for s in srcs)
         return AluOp(lname, dst=dst, srcs=srcs, cond=cond, setf=setf, unit=unit)
 
     def _operand(self, operand: tuple, scope: _Scope, final: bool, pc: int) -> object:
@@ -876,6 +878,12 @@ class _Assembler:
 
 
 
+def clear_caches() -> None:
+    """Forget parsed lines and remembered encodings/decodings (benchmarks time cold runs)."""
+    _parse.cache_clear()
+    slots.clear_caches()
+
+
 def read_source(path: str | os.PathLike) -> list[_SourceLine]:
     name = str(path)
     try:
@@ -933,12 +941,12 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
                       [COMMENT_PATTERN.sub("", s.text).strip() for s in sources])
     if check:
         from .checks import check as run_checks
-        from .checks import format_diagnostic
+        from .checks import diagnostic_message
         diagnostics = run_checks(program.words)
         for diag in diagnostics:
             if diag.severity == "error" or werror:
                 where = sources[diag.address // isa.INSTRUCTION_BYTES]
-                raise AssembleError(format_diagnostic(diag, with_address=False), where.filename, where.lineno, 1,
+                raise AssembleError(diagnostic_message(diag), where.filename, where.lineno, 1,
                                     where.text)
         program.diagnostics = [(sources[d.address // isa.INSTRUCTION_BYTES], d) for d in diagnostics]
     return program

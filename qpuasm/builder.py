@@ -29,7 +29,7 @@ import numpy as np
 
 from . import isa
 from .assembler import AssembleError, Program
-from .checks import check, format_diagnostic
+from .checks import check, diagnostic_message
 from .operands import REGISTERS, Label, PerElement, Reg, Semaphore
 from .slots import IMMEDIATE_OPS, AluOp, Branch, EncodeError, Line, encode_line
 
@@ -196,7 +196,7 @@ class Builder:
             for diag in diagnostics:
                 if diag.severity == "error" or werror:
                     raise self._error(self._entries[diag.address // isa.INSTRUCTION_BYTES],
-                                      format_diagnostic(diag, with_address=False))
+                                      diagnostic_message(diag))
             program.diagnostics = [(self._entries[d.address // isa.INSTRUCTION_BYTES].where, d) for d in diagnostics]
         return program
 

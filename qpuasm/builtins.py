@@ -115,7 +115,8 @@ def vdr_setup_0(mpitch: int, rowlen: int, nrows: int, dma_word: int) -> int:
 
 def vdr_setup_1(stride: int) -> int:
     """VDR extended pitch setup (used when mpitch = 0)."""
-    return isa.VDR_EXT_ID.put(isa.VDR_EXT_ID_VALUE) | isa.VDR_MPITCHB.put(_in("stride", stride, 0, isa.VDR_MPITCHB.mask))
+    pitch = _in("stride", stride, 0, isa.VDR_MPITCHB.mask)
+    return isa.VDR_EXT_ID.put(isa.VDR_EXT_ID_VALUE) | isa.VDR_MPITCHB.put(pitch)
 
 
 def _vdr(vert: int, vpitch: int, y: int, x: int) -> int:

@@ -27,10 +27,15 @@ class Diagnostic:
         return format_diagnostic(self)
 
 
+def diagnostic_message(diag: Diagnostic) -> str:
+    """`message (rule N) [disassembly]`."""
+    text = f" [{diag.text}]" if diag.text else ""
+    return f"{diag.message} (rule {diag.rule}){text}"
+
+
 def format_diagnostic(diag: Diagnostic, with_address: bool = True) -> str:
     where = f"{diag.address:#06x}: " if with_address else ""
-    text = f" [{diag.text}]" if diag.text else ""
-    return f"{where}{diag.severity}: {diag.message} (rule {diag.rule}){text}"
+    return f"{where}{diag.severity}: {diagnostic_message(diag)}"
 
 
 @dataclass
@@ -90,7 +95,7 @@ def facts_of(word: int) -> Facts:
     if fmt in ("ldi", "semaphore"):
         return Facts(ins, writes=_writes(ins), semaphore=fmt == "semaphore")
     muxes = tuple(ins[m] for m in ("add_a", "add_b", "mul_a", "mul_b"))
-    used = [m for unit, m in zip(("add", "add", "mul", "mul"), muxes)
+    used = [m for unit, m in zip(("add", "add", "mul", "mul"), muxes, strict=True)
             if ins["op_" + unit] != 0 or ins["cond_" + unit] != isa.COND_NEVER]
     small_imm = ins["sig"] == isa.SIG_SMALL_IMM
     rotation = ins["raddr_b"] if small_imm and ins["raddr_b"] >= isa.SMALL_IMM_ROTATE_BASE else None
@@ -202,7 +207,7 @@ class _Checker:
             complementary = {ca, cb} in ({2, 3}, {4, 5}, {6, 7})
             if same and (not complementary or a >= isa.ADDR_TMU_NOSWAP):
                 self.report(17, i, "warning", "both ALUs write the same register")
-        for file, addr, cond in f.writes:
+        for _, addr, cond in f.writes:
             if cond not in (isa.COND_ALWAYS, isa.COND_NEVER) and not f.branch and (
                     addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
                 self.report(18, i, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
@@ -253,7 +258,8 @@ class _Checker:
                 self.report(15, j, "error", "a uniform is read within 2 instructions of a UNIFORMS_ADDRESS write")
             if f.branch and g.branch:
                 self.report(3, j, "error", f"a branch in delay slot {distance} of another branch")
-        if distance <= 2 and f.signal in isa.SIGNALS_THREAD_SWITCH and (g.branch or g.signal in isa.SIGNALS_THREAD_SWITCH):
+        switches = isa.SIGNALS_THREAD_SWITCH
+        if distance <= 2 and f.signal in switches and (g.branch or g.signal in switches):
             self.report(26, j, "error", "a thread switch or branch within 2 instructions of a thread switch")
         if distance == 3 and f.branch and g.branch:
             self.report(3, j, "warning", "a branch in the last delay slot of another branch")

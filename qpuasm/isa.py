@@ -11,7 +11,7 @@ Section numbers (§N) refer to ../shared/reference/qpu-isa.md, which names the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # ==== Bit fields (§1, §2, §12, §13, §14) ====
 
@@ -23,14 +23,12 @@ class Field:
     name: str
     hi: int
     lo: int
+    width: int = field(init=False)
+    mask: int = field(init=False)
 
-    @property
-    def width(self) -> int:
-        return self.hi - self.lo + 1
-
-    @property
-    def mask(self) -> int:
-        return (1 << self.width) - 1
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", self.hi - self.lo + 1)
+        object.__setattr__(self, "mask", (1 << (self.hi - self.lo + 1)) - 1)
 
     def get(self, word: int) -> int:
         return (word >> self.lo) & self.mask

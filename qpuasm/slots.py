@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from . import isa
 from .instr import Instruction, decode, sign_extend32
@@ -179,10 +180,47 @@ def _merge(current: int | None, new: int | None, what: str, slot: int | None) ->
 # ==== encoding ====================================================================================
 
 
+def _value_key(value: Value) -> object:
+    """A hashable key that tells apart values Python calls equal but the QPU does not (1, 1.0, True,
+    0.0, -0.0)."""
+    if isinstance(value, float):
+        return ("f", float_bits(value))
+    if isinstance(value, int):
+        return ("i", int(value))
+    return value
+
+
+_ENCODED: dict[tuple, int] = {}
+_ENCODED_LIMIT = 1 << 16
+
+
 def encode_line(line: Line, address: int = 0) -> int:
-    """Encode one instruction; `address` (bytes) resolves `brr` to a label."""
+    """Encode one instruction; `address` (bytes) resolves `brr` to a label.
+
+    Lines without a branch encode the same anywhere, so their words are remembered: real programs
+    repeat the same instructions many times (macros, .rep, unrolled loops)."""
     if line.raw is not None:
         return line.raw
+    if line.branch is not None:
+        return _encode_uncached(line, address)
+    key = (tuple((op.op, op.dst, tuple(_value_key(s) for s in op.srcs), op.cond, op.setf, op.unit) for op in line.ops),
+           line.signal, tuple(_value_key(r) for r in line.reads))
+    word = _ENCODED.get(key)
+    if word is None:
+        word = _encode_uncached(line, address)
+        if len(_ENCODED) >= _ENCODED_LIMIT:
+            _ENCODED.clear()
+        _ENCODED[key] = word
+    return word
+
+
+def clear_caches() -> None:
+    """Forget remembered encodings and decodings (for benchmarks that time cold runs)."""
+    _ENCODED.clear()
+    _decode_position_free.cache_clear()
+
+
+def _encode_uncached(line: Line, address: int) -> int:
     if line.branch is not None:
         if line.ops or line.signal or line.reads:
             raise EncodeError("a branch instruction carries no ALU operation, signal or read")
@@ -267,7 +305,7 @@ def _per_element_bits(vector: PerElement, signed: bool, slot: int) -> int:
 
 def _immediate_writes(ops: list[AluOp]) -> dict[str, int]:
     """The write half (§12 shares the ALU's): the first op writes through ADD, the second MUL."""
-    units = dict(zip(("add", "mul"), ops))
+    units = dict(zip(("add", "mul"), ops, strict=False))     # one or two ops
     return _write_fields(units, {u: i for i, u in enumerate(units)})[0]
 
 
@@ -460,7 +498,7 @@ def _encode_alu(line: Line) -> Instruction:
 
     # Muxes and unpack.
     unpacks: dict[str, str] = {}
-    port_of = {owner: port for owner, port in zip(owners, ports) if owner is not None}
+    port_of = {owner: port for owner, port in zip(owners, ports, strict=True) if owner is not None}
     consumers = [(unit, position, value) for unit, pair in sources.items() for position, value in enumerate(pair)]
     consumers += [("read", index, value) for index, value in enumerate(line.reads)]
     for unit, position, value in consumers:
@@ -526,7 +564,7 @@ def _encode_branch(br: Branch, address: int) -> Instruction:
         fields.update(reg=1, raddr_a=br.reg.read_map["a"])
     if len(br.links) > 2:
         raise EncodeError("a branch writes at most two link registers")
-    links = dict(zip(("add", "mul"), br.links))
+    links = dict(zip(("add", "mul"), br.links, strict=False))
     for link in links.values():
         if link.pack:
             raise EncodeError("a branch link register takes no pack")
@@ -542,13 +580,26 @@ def decode_line(word: int, labels: dict[int, str] | None = None, address: int = 
     """The least explicit Line that `encode_line` turns back into `word`, or None if the word has
     no text form (reserved opcode, condition or mode; bits that the syntax cannot express).
 
-    `labels` maps byte addresses to label names for branch targets; `address` is this word's."""
+    `labels` maps byte addresses to label names for branch targets; `address` is this word's.
+    The result is shared between calls for the same non-branch word: do not modify it."""
+    if isa.SIG.get(word) != isa.SIG_BRANCH:
+        return _decode_position_free(word)
+    return _decode(word, labels or {}, address)
+
+
+@lru_cache(maxsize=1 << 16)
+def _decode_position_free(word: int) -> Line | None:
+    """Words other than branches decode the same wherever they are: real code repeats them a lot."""
+    return _decode(word, {}, 0)
+
+
+def _decode(word: int, labels: dict[int, str], address: int) -> Line | None:
     try:
         ins = decode(word)
     except ValueError:
         return None
     for explicit in (False, True):
-        line = _describe(ins, explicit, labels or {}, address)
+        line = _describe(ins, explicit, labels, address)
         if line is None:
             return None
         try:

@@ -64,8 +64,8 @@ def test_set_macro_rep_if_include(tmp_path):
 def test_defines_and_labels():
     assert words(".if N > 2\nmov r0, N\n.endif", defines={"N": 5}) == words("mov r0, 5")
     assert words(".if N > 2\nmov r0, N\n.endif", defines={"N": "1"}) == []
-    program = qpuasm.assemble(":start\nnop\n::entry\nnop\n:1\nbrr -, r:1b\nnop\nnop\nnop\nbrr -, r:start\nnop\nnop\nnop",
-                              check=False)
+    source = ":start\nnop\n::entry\nnop\n:1\nbrr -, r:1b\nnop\nnop\nnop\nbrr -, r:start\nnop\nnop\nnop"
+    program = qpuasm.assemble(source, check=False)
     assert program.labels == {"start": 0, "entry": 8}
     assert program.globals == {"entry": 8}
     assert int(program.words[2]) & 0xFFFFFFFF == (16 - (16 + 32)) & 0xFFFFFFFF

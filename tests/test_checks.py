@@ -48,7 +48,8 @@ def _rules(source: str) -> list[qpuasm.Diagnostic]:
     return qpuasm.check(qpuasm.assemble(source, check=False).words)
 
 
-@pytest.mark.parametrize("rule, severity, bad, good, address", CASES, ids=[f"rule{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("rule, severity, bad, good, address", CASES,
+                         ids=[f"rule{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_rule(rule, severity, bad, good, address):
     found = [d for d in _rules(bad) if d.rule == rule]
     assert found, f"rule {rule} not reported"

@@ -73,8 +73,8 @@ def test_small_immediate_table():
         assert isa.SMALL_IMM_BITS[code] == code
     for code in range(16, 32):
         assert isa.SMALL_IMM_BITS[code] == (code - 32) & 0xFFFFFFFF
-    floats = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2]
-    for code, value in zip(range(32, 48), floats):
+    floats = [2.0 ** n for n in range(8)] + [2.0 ** n for n in range(-8, 0)]
+    for code, value in zip(range(32, 48), floats, strict=True):
         assert isa.SMALL_IMM_BITS[code] == struct.unpack("<I", struct.pack("<f", value))[0]
     for code in range(48, 64):
         assert isa.SMALL_IMM_BITS[code] == (code - 64) & 0xFFFFFFFF

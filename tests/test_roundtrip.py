@@ -45,7 +45,7 @@ def test_random_words_round_trip(chunk):
     lines = text.splitlines()
     assert len(lines) == CHUNK
     assert _reassemble(text) == words
-    for word, line in zip(words, lines):
+    for word, line in zip(words, lines, strict=True):
         if line.startswith(".long"):
             assert decode_line(word) is None    # raw only when no text form exists
 
