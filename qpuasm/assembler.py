@@ -946,8 +946,8 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
         for diag in diagnostics:
             if diag.severity == "error" or werror:
                 where = sources[diag.address // isa.INSTRUCTION_BYTES]
-                raise AssembleError(diagnostic_message(diag), where.filename, where.lineno, 1,
-                                    where.text)
+                column = len(where.text) - len(where.text.lstrip()) + 1
+                raise AssembleError(diagnostic_message(diag), where.filename, where.lineno, column, where.text)
         program.diagnostics = [(sources[d.address // isa.INSTRUCTION_BYTES], d) for d in diagnostics]
     return program
 
