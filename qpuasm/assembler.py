@@ -103,20 +103,20 @@ class _ToAst(Transformer):
         return ("ins", slots, lead, trail)
 
     def slot(self, name, *rest):
-        operands = rest[-1] if rest and isinstance(rest[-1], list) else []
+        operands = rest[-1] if rest and isinstance(rest[-1], tuple) else ()
         suffixes = [s[1:] for s in rest if isinstance(s, Token)]
-        return (str(name), suffixes, operands, name.column)
+        return (str(name), tuple(suffixes), operands, name.column)
 
     def operands(self, *ops):
-        return list(ops)
+        return tuple(ops)
 
     def operand(self, expr):
-        return (expr, [])
+        return expr
 
     def suffixed(self, atom, suffix):
         if atom[0] == "suffixed":
-            return ("suffixed", atom[1], atom[2] + [str(suffix)[1:]], atom[-1])
-        return ("suffixed", atom, [str(suffix)[1:]], atom[-1])
+            return ("suffixed", atom[1], atom[2] + (str(suffix)[1:],), atom[-1])
+        return ("suffixed", atom, (str(suffix)[1:],), atom[-1])
 
     def int(self, tok):
         text = str(tok).lower()
@@ -130,10 +130,10 @@ class _ToAst(Transformer):
         return ("name", str(tok), tok.column)
 
     def call(self, name, *args):
-        return ("call", str(name), [a for a in args if a is not None], name.column)
+        return ("call", str(name), tuple(a for a in args if a is not None), name.column)
 
     def vector(self, *items):
-        return ("vec", list(items), items[0][-1] if items else 0)
+        return ("vec", tuple(items), items[0][-1] if items else 0)
 
     def label_ref(self, tok):
         return ("label_ref", tok[1:], tok.column)
@@ -324,6 +324,11 @@ class _Assembler:
         self.merge_next = False
         self.where = _SourceLine("", "<input>", 0)
         self.expansion: list[tuple[str, _SourceLine]] = []    # (macro, call site) of open expansions
+        # Slots whose value depends on nothing but their text (registers, numbers, built-ins) are
+        # evaluated once: `impure` records a lookup of a symbol, macro argument or label.
+        self.pure_slots: dict[tuple, object] = {}
+        self.impure = False
+        self.rebound_registers: set[str] = set()     # register names ever bound by .set/.macro/.rep
         self.depth = 0
         for name, value in defines.items():
             self.symbols[name] = value
@@ -370,10 +375,10 @@ class _Assembler:
     def evaluate(self, node: tuple, scope: _Scope, final: bool = False, pc: int | None = None) -> object:
         pc = self.pc if pc is None else pc
         kind = node[0]
-        if kind == "num":
-            return node[1]
         if kind == "name":
             return self._lookup(node[1], node[2], scope, final, pc)
+        if kind == "num":
+            return node[1]
         if kind == "bin":
             _, op, a, b, column = node
             if op == "&&":
@@ -402,6 +407,8 @@ class _Assembler:
             return PerElement(tuple(values))
         if kind == "suffixed":            # a macro argument written with its own suffix
             return self._apply_suffixes(self.evaluate(node[1], scope, final, pc), node[2], node[1][-1])
+        if kind in ("label_ref", "rel_label_ref"):
+            self.impure = True
         if kind == "label_ref":
             return Label(node[1], self.label_address(node[1], node[2], final, pc))
         if kind == "rel_label_ref":
@@ -411,9 +418,13 @@ class _Assembler:
     def _lookup(self, name: str, column: int, scope: _Scope, final: bool, pc: int) -> object:
         value = scope.lookup(name)
         if value is _MISSING:
-            value = self.symbols.get(name, REGISTERS.get(name))
-            if value is None:
-                raise _Error(f"undefined symbol {name}", column)
+            value = self.symbols.get(name, _MISSING)
+            if value is _MISSING:
+                value = REGISTERS.get(name)
+                if value is None:
+                    raise _Error(f"undefined symbol {name}", column)
+                return value
+        self.impure = True
         if isinstance(value, _Thunk):
             return self.evaluate(value.ast, value.scope, final, pc)
         return value
@@ -607,8 +618,27 @@ class _Assembler:
         count = self.evaluate(count_ast, scope)
         if not isinstance(count, int) or count < 0 or count > 1 << 20:
             raise _Error(f".rep count must be an integer in 0..{1 << 20}, not {count!r}", count_ast[-1])
+        if variable:
+            self._bind(variable)
         for n in range(count):
             self.run(body, _Scope({variable: n}, scope) if variable else scope)
+
+    def _bind(self, name: str) -> None:
+        """A name gets a value: if it is also a register name, memoized slots may be stale."""
+        if name in REGISTERS and name not in self.rebound_registers:
+            self.rebound_registers.add(name)
+            self.pure_slots.clear()
+
+    def _evaluate_slot(self, slot: tuple, scope: _Scope, pc: int):
+        """`_slot` for the first pass, remembering slots whose value depends only on their text."""
+        value = self.pure_slots.get(slot)
+        if value is not None and not (self.rebound_registers and _names_in(slot) & self.rebound_registers):
+            return value
+        self.impure = False
+        value = self._slot(slot, scope, final=False, pc=pc)
+        if not self.impure and not (self.rebound_registers and _names_in(slot) & self.rebound_registers):
+            self.pure_slots[slot] = value
+        return value
 
     def _parse_line(self, line: _SourceLine):
         try:
@@ -634,6 +664,7 @@ class _Assembler:
         if name == "set":
             if len(args) != 2 or args[0][0] != "name":
                 raise _Error(".set takes a name and a value", column)
+            self._bind(args[0][1])
             self.symbols[args[0][1]] = self.evaluate(args[1], scope)
         elif name == "unset":
             for arg in args:
@@ -687,10 +718,11 @@ class _Assembler:
             return
         values = []
         columns = []
+        pc = self.pc
         for slot in slots:
             columns.append(slot[3])
             try:
-                values.append(self._slot(slot, scope, final=False, pc=self.pc))
+                values.append(self._evaluate_slot(slot, scope, pc))
             except _ForwardReference:
                 values.append(("deferred", slot, scope.flatten(), dict(self.symbols)))
         self._emit(values, columns, merge_prev=lead)
@@ -716,7 +748,8 @@ class _Assembler:
         if len(operands) > len(params):
             raise _Error(f"macro {name} takes {len(params)} arguments, not {len(operands)}", column)
         bound: dict[str, object] = {}
-        for param, (ast, _) in zip(params, operands, strict=False):
+        for param, ast in zip(params, operands, strict=False):
+            self._bind(param)
             bound[param] = _Thunk(ast, scope)
         for param in params[len(operands):]:
             raise _Error(f"macro {name} is missing argument {param}", column)
@@ -735,60 +768,39 @@ class _Assembler:
     def _slot(self, slot: tuple, scope: _Scope, final: bool, pc: int):
         """Evaluate one slot into an AluOp, a Branch, ("signal", name) or ("read", value)."""
         name, suffixes, operands, column = slot
-        lname = name.lower()
-        if lname in isa.SIGNAL_CODES:
-            if suffixes or operands:
-                raise _Error(f"signal {name} takes no suffix or operand", column)
-            return ("signal", lname)
-        values = [self._operand(op, scope, final, pc) for op in operands]
-        if lname == "read":
-            if len(values) != 1 or suffixes:
+        kind, op, unit, cond, setf = _slot_header(name, suffixes, column)
+        if kind == "signal":
+            if operands:
+                raise _Error(f"signal {name} takes no operand", column)
+            return ("signal", op)
+        values = [self.evaluate(ast, scope, final, pc) for ast in operands]
+        if kind == "read":
+            if len(values) != 1:
                 raise _Error("read takes one operand", column)
             return ("read", values[0])
-        if lname in ("bra", "brr"):
-            return self._branch(lname == "brr", suffixes, values, column)
-        unit = None
-        if lname[:1] in UNIT_PREFIXES and lname[1:] in ("mov", "nop"):
-            unit, lname = UNIT_PREFIXES[lname[0]], lname[1:]
-        if not (lname in isa.ADD_OP_CODES or lname in isa.MUL_OP_CODES or lname in ("mov",)
-                or lname in IMMEDIATE_OPS):
-            raise _Error(f"unknown instruction or macro {name}", column)
-        cond = None
-        setf = False
-        for suffix in suffixes:
-            s = suffix.lower()
-            if s == "setf":
-                setf = True
-            elif s in isa.CONDITION_CODES or s == "always":
-                if cond is not None:
-                    raise _Error(f"{name} has two conditions", column)
-                cond = s
-            else:
-                raise _Error(f"unknown suffix .{suffix} (conditions: .ifz .ifnz .ifn .ifnn .ifc .ifcc .never; "
-                             "flags: .setf)", column)
+        if kind == "branch":
+            return self._branch(op == "brr", suffixes, values, column)
         dst = None
         srcs: tuple = ()
         if values:
             dst, srcs = values[0], tuple(values[1:])
             if not isinstance(dst, Reg):
-                raise _Error(f"the destination of {name} must be a register, not {describe(dst)}", operands[0][0][-1])
+                raise _Error(f"the destination of {name} must be a register, not {describe(dst)}", operands[0][-1])
             if dst.rotate or (dst.unpack and not dst.pack):
-                raise _Error("a destination takes a pack suffix, not unpack or rotation", operands[0][0][-1])
+                raise _Error("a destination takes a pack suffix, not unpack or rotation", operands[0][-1])
             if dst.unpack:
                 dst = replace(dst, unpack="")
-            for index, src in enumerate(srcs):
-                if isinstance(src, Reg) and src.pack and not src.unpack:
-                    raise _Error(f".{src.pack} is a pack mode: it applies to a destination", operands[index + 1][0][-1])
-            if any(isinstance(s, Reg) and s.pack for s in srcs):
+            packed = [i for i, s in enumerate(srcs) if isinstance(s, Reg) and s.pack]
+            for index in packed:
+                if not srcs[index].unpack:
+                    raise _Error(f".{srcs[index].pack} is a pack mode: it applies to a destination",
+                                 operands[index + 1][-1])
+            if packed:
                 srcs = tuple(replace(s, pack="") if isinstance(s, Reg) else s for s in srcs)
-        return AluOp(lname, dst=dst, srcs=srcs, cond=cond, setf=setf, unit=unit)
-
-    def _operand(self, operand: tuple, scope: _Scope, final: bool, pc: int) -> object:
-        ast, suffixes = operand
-        return self._apply_suffixes(self.evaluate(ast, scope, final, pc), suffixes, ast[-1])
+        return AluOp(op, dst=dst, srcs=srcs, cond=cond, setf=setf, unit=unit)
 
     @staticmethod
-    def _apply_suffixes(value: object, suffixes: list[str], column: int) -> object:
+    def _apply_suffixes(value: object, suffixes: tuple[str, ...], column: int) -> object:
         """Record a `.name` suffix as both a pack (if it names one) and an unpack (if it names one):
         the operand's position (destination or source) decides which applies (see `_slot`)."""
         if not suffixes:
@@ -878,9 +890,57 @@ class _Assembler:
 
 
 
+@lru_cache(maxsize=4096)
+def _names_in(node: object) -> frozenset[str]:
+    """Every name an AST mentions."""
+    if isinstance(node, tuple):
+        if len(node) == 3 and node[0] == "name":
+            return frozenset((node[1],))
+        return frozenset().union(*(_names_in(child) for child in node))
+    return frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _slot_header(name: str, suffixes: tuple[str, ...], column: int) -> tuple[str, str, str | None, str | None, bool]:
+    """(kind, operation, forced unit, condition, setf) of a slot's mnemonic and suffixes, where kind
+    is "signal", "read", "branch" or "alu". Decided once per distinct spelling."""
+    lname = name.lower()
+    if lname in isa.SIGNAL_CODES:
+        if suffixes:
+            raise _Error(f"signal {name} takes no suffix", column)
+        return "signal", lname, None, None, False
+    if lname == "read":
+        if suffixes:
+            raise _Error("read takes no suffix", column)
+        return "read", lname, None, None, False
+    if lname in ("bra", "brr"):
+        return "branch", lname, None, None, False
+    unit = None
+    if lname[:1] in UNIT_PREFIXES and lname[1:] in ("mov", "nop"):
+        unit, lname = UNIT_PREFIXES[lname[0]], lname[1:]
+    if not (lname in isa.ADD_OP_CODES or lname in isa.MUL_OP_CODES or lname == "mov" or lname in IMMEDIATE_OPS):
+        raise _Error(f"unknown instruction or macro {name}", column)
+    cond = None
+    setf = False
+    for suffix in suffixes:
+        s = suffix.lower()
+        if s == "setf":
+            setf = True
+        elif s in isa.CONDITION_CODES or s == "always":
+            if cond is not None:
+                raise _Error(f"{name} has two conditions", column)
+            cond = s
+        else:
+            raise _Error(f"unknown suffix .{suffix} (conditions: .ifz .ifnz .ifn .ifnn .ifc .ifcc .never; "
+                         "flags: .setf)", column)
+    return "alu", lname, unit, cond, setf
+
+
 def clear_caches() -> None:
     """Forget parsed lines and remembered encodings/decodings (benchmarks time cold runs)."""
     _parse.cache_clear()
+    _slot_header.cache_clear()
+    _names_in.cache_clear()
     slots.clear_caches()
 
 

@@ -140,3 +140,14 @@ def test_hazard_errors_are_raised_and_warnings_kept():
     assert [d.rule for _, d in program.diagnostics] == [18]
     with pytest.raises(AssembleError, match=r"rule 18"):
         qpuasm.assemble("mov.ifz vpm, r0", werror=True)
+
+
+def test_rebinding_a_register_name_is_seen_by_later_lines():
+    """Slots naming only registers are evaluated once; rebinding such a name must still take effect."""
+    source = "mov r0, r1\n.set r1, r2\nmov r0, r1\n.macro m, r1\nmov r0, r1\n.endm\nm r3\n.rep r1, 1\nmov r0, r1\n.endr"
+    assert words(source) == words("mov r0, r1\nmov r0, r2\nmov r0, r3\nmov r0, 0")
+
+
+def test_symbols_are_read_at_each_use():
+    source = ".set K, 1\nadd r0, r0, K\n.set K, 2\nadd r0, r0, K\n.rep i, 2\nadd r0, r0, i\n.endr"
+    assert words(source) == words("add r0, r0, 1\nadd r0, r0, 2\nadd r0, r0, 0\nadd r0, r0, 1")
