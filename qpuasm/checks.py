@@ -160,6 +160,8 @@ class _Checker:
         self.facts = [facts_of(w) for w in words]
         self.succ = _successors(self.facts)
         self.found: dict[tuple[int, int, str], Diagnostic] = {}
+        # Instructions that start a straight-line run: branch targets and instructions after a branch's slots.
+        self.block_starts = {0} | {j for i, s in enumerate(self.succ) for j in s if j != i + 1}
 
     def report(self, rule: int, index: int, severity: str, message: str) -> None:
         key = (rule, index, message)
@@ -179,7 +181,40 @@ class _Checker:
                     self.pair(i, f, distance, j, g)
             if f.ends:
                 self.thread_end(i, f)
+        self.tmu_requests()
         return sorted(self.found.values(), key=lambda d: (d.address, d.rule))
+
+    def _tmu_writes(self, f: Facts) -> list[tuple[int, int]]:
+        """(TMU 0/1, register 0..3 = s/t/r/b) of each TMU write."""
+        return [divmod(a - isa.ADDR_TMU_FIRST, 4) for _, a in f.written if isa.ADDR_TMU_FIRST <= a <= isa.ADDR_TMU_LAST]
+
+    def tmu_requests(self) -> None:
+        """Rule 16 (a texture lookup's S write reads uniforms) and rule 23 (outstanding requests),
+        along straight-line runs; a run starts at a branch target."""
+        outstanding = [0, 0]
+        parameters = [False, False]       # t/r/b written since the last S write: the lookup is not direct
+        for i, f in enumerate(self.facts):
+            if i in self.block_starts:
+                outstanding, parameters = [0, 0], [False, False]
+            if f.ins is None:
+                continue
+            for tmu, register in self._tmu_writes(f):
+                if register:
+                    parameters[tmu] = True
+                    continue
+                if parameters[tmu] and f.reads_io(isa.ADDR_UNIFORM):
+                    self.report(16, i, "error", "a texture (non-direct) TMU lookup reads uniforms itself; "
+                                                "this instruction must not also read unif")
+                parameters[tmu] = False
+                outstanding[tmu] += 1
+                # Only an overflow of the FIFO is reported: GPU_FFT, which works on hardware, keeps up to
+                # 8 lookups in flight, so vc4asm's "more than 4 is unreliable" is not a rule here.
+                if outstanding[tmu] > isa.TMU_FIFO_SLOTS:
+                    self.report(23, i, "error", f"more than {isa.TMU_FIFO_SLOTS} TMU{tmu} requests outstanding "
+                                                "(the request FIFO overflows)")
+            if f.signal in ("ldtmu0", "ldtmu1"):
+                tmu = int(f.signal[-1])
+                outstanding[tmu] = max(outstanding[tmu] - 1, 0)
 
     # Rules about one instruction.
     def single(self, i: int, f: Facts) -> None:

@@ -335,6 +335,7 @@ ADDR_SFU_LAST = 55
 ADDR_TMU_FIRST = 56      # t0s t0t t0r t0b t1s t1t t1r t1b
 ADDR_TMU_LAST = 63
 TMU_S_ADDRS = (56, 60)   # the retiring (S) coordinate writes of TMU0 and TMU1
+TMU_FIFO_SLOTS = 8       # §16 rule 23: request FIFO depth per QPU (BRCM p.39)
 ADDR_REGFILE_THREAD_RESERVED = 14   # §16 rule 6: no access to ra14/rb14 around thread end
 
 # ==== VPM and DMA setup words (§18) ====
