@@ -9,11 +9,17 @@
         shl r2, elem_num, 1
         add r2, r2, qpu_num
 
-        mov vw_setup, vpm_setup(1, 1, h32(0))   # generic VPM write: row 0, 32-bit, horizontal
+        mov r3, qpu_num                     # each QPU uses its own VPM row
+        mov r0, vpm_setup(1, 1, h32(0))     # generic VPM write, 32-bit, horizontal
+        add vw_setup, r0, r3                # ... at row qpu_num
         mov vpm, r2
-        mov vw_setup, vdw_setup_0(1, 16, dma_h32(0, 0))
+        shl r1, r3, 7                       # VDW VPM base Y (bits 13..7) = qpu_num
+        mov r0, vdw_setup_0(1, 16, dma_h32(0, 0))
+        mov -, mutex                        # one DMA store at a time
+        add vw_setup, r0, r1
         mov vw_addr, ra_addr                # start the DMA store
         mov -, vw_wait                      # wait for it to finish
+        mov mutex, 0                        # release
 
         mov irq, 1                          # tell the host
         nop; nop; thrend
