@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import qpuasm
@@ -65,7 +67,7 @@ def test_defines_and_labels():
     assert words(".if N > 2\nmov r0, N\n.endif", defines={"N": 5}) == words("mov r0, 5")
     assert words(".if N > 2\nmov r0, N\n.endif", defines={"N": "1"}) == []
     assert words("mov R, 1", defines={"R": "ra5"}) == words("mov ra5, 1")
-    with pytest.raises(AssembleError, match="-D N=1 +: unexpected end of line"):
+    with pytest.raises(AssembleError, match=re.escape("-D N=1 +: unexpected end of line")):
         qpuasm.assemble("nop", defines={"N": "1 +"})
     source = ":start\nnop\n::entry\nnop\n:1\nbrr -, r:1b\nnop\nnop\nnop\nbrr -, r:start\nnop\nnop\nnop"
     program = qpuasm.assemble(source, check=False)
