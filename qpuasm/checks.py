@@ -181,16 +181,18 @@ class _Checker:
                     self.pair(i, f, distance, j, g)
             if f.ends:
                 self.thread_end(i, f)
-        self.tmu_requests()
+        self.straight_line_rules()
         return sorted(self.found.values(), key=lambda d: (d.address, d.rule))
 
     def _tmu_writes(self, f: Facts) -> list[tuple[int, int]]:
         """(TMU 0/1, register 0..3 = s/t/r/b) of each TMU write."""
         return [divmod(a - isa.ADDR_TMU_FIRST, 4) for _, a in f.written if isa.ADDR_TMU_FIRST <= a <= isa.ADDR_TMU_LAST]
 
-    def tmu_requests(self) -> None:
-        """Rule 16 (a texture lookup's S write reads uniforms) and rule 23 (outstanding requests),
-        along straight-line runs; a run starts at a branch target."""
+    def straight_line_rules(self) -> None:
+        """Rules that follow state along straight-line runs (a run starts at a branch target):
+        16 (a texture lookup's S write reads uniforms) and 23 (TMU requests outstanding).
+        Rule 22 (one DMA load and one store in flight) is not a static rule: GPU_FFT starts VDW
+        stores back to back and the VPM stalls the second until the first is done."""
         outstanding = [0, 0]
         parameters = [False, False]       # t/r/b written since the last S write: the lookup is not direct
         for i, f in enumerate(self.facts):
@@ -247,6 +249,9 @@ class _Checker:
                     addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
                 self.report(18, i, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
                                               "every element")
+        if (f.ins is not None and f.ins.format == "ldi" and f.ins["imm"] == 0
+                and any(a == isa.ADDR_HOST_INT for _, a in f.written)):
+            self.report(28, i, "warning", "writing 0 to the host interrupt does nothing; write a non-zero value")
         if f.signal == "sbwait" and i < 2:
             self.report(8, i, "warning", "scoreboard wait in the first two instructions of a fragment shader")
         if f.ins is not None and not f.branch and f.ins["pack"]:

@@ -41,6 +41,7 @@ CASES = [
     (20, "warning", "mov vr_setup, r0; mov vw_setup, r1", "mov vr_setup, r0\nmov vw_setup, r1", 0),
     (23, "error", "mov t1s, r0\n" * 9 + "nop; ldtmu1\n" * 9,
      "mov t1s, r0\n" * 8 + ("nop; ldtmu1\nmov t1s, r0\n" * 5), 64),
+    (28, "warning", "mov irq, 0", "mov irq, 1", 0),
     (25, "error", "sacq t0s, 1", "sacq r0, 1", 0),
     (26, "error", "nop; thrsw\nnop; thrsw\nnop\nnop", "nop; thrsw\nnop\nnop\nnop; thrsw\nnop\nnop", 8),
     (27, "warning", "bra -, ra3\nnop\nnop\nnop", "bra -, ra2\nnop\nnop\nnop", 0),
