@@ -8,6 +8,7 @@ the folder in VC4KIT_GPU_FFT_SRC (or where Raspberry Pi OS installed hello_fft),
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,14 @@ import qpuasm
 from qpuasm import formats
 
 CANDIDATES = [os.environ.get("VC4KIT_GPU_FFT_SRC", ""), "/opt/vc/src/hello_pi/hello_fft"]
+BROADCOM_NAME = re.compile(r"gpu_fft_(\d+k?|trans)\.qasm")   # not variants such as vc4asm's gpu_fft_256_new
 
 
 def _pairs() -> list[tuple[Path, Path]]:
     for folder in filter(None, CANDIDATES):
         root = Path(folder)
-        sources = sorted(root.glob("gpu_fft_*.qasm")) + sorted(root.glob("qasm/gpu_fft_*.qasm"))
+        sources = [p for p in sorted(root.glob("gpu_fft_*.qasm")) + sorted(root.glob("qasm/gpu_fft_*.qasm"))
+                   if BROADCOM_NAME.fullmatch(p.name)]
         pairs = []
         for source in sources:
             name = source.stem.replace("gpu_fft_", "shader_") + ".hex"
