@@ -225,7 +225,7 @@ class _Assembler:
         kind = node[0]
         if kind == "name":
             return self._lookup(node[1], node[2], scope, final, pc)
-        if kind == "num":
+        if kind == "int" or kind == "float":
             return node[1]
         if kind == "bin":
             _, op, a, b, column = node

@@ -1,11 +1,13 @@
 """Source line -> AST: the Lark grammar (grammar.lark, LALR) with a transformer that runs inside
 the parser and builds small tuples. Each distinct line is parsed once and the AST is shared.
 
-Expression nodes: ("num", value, col), ("name", text, col), ("bin", op, a, b, col), ("un", op, a, col),
-("tern", cond, a, b, col), ("call", name, args, col), ("vec", items, col), ("label_ref", name, col),
-("rel_label_ref", name, col), ("suffixed", node, suffixes, col). A line is (labels, statement) with
-statement ("dir", name, args, col) or ("ins", slots, leading ;, trailing ;); a slot is
-(mnemonic, suffixes, operands, col). All are tuples, so they can key caches.
+Expression nodes: ("int", value, col), ("float", value, col), ("name", text, col),
+("bin", op, a, b, col), ("un", op, a, col), ("tern", cond, a, b, col), ("call", name, args, col),
+("vec", items, col), ("label_ref", name, col), ("rel_label_ref", name, col),
+("suffixed", node, suffixes, col). A line is (labels, statement) with statement
+("dir", name, args, col) or ("ins", slots, leading ;, trailing ;); a slot is
+(mnemonic, suffixes, operands, col). All are tuples, so they can key caches; integers and floats
+have their own node kinds because Python treats 1 == 1.0 as the same dictionary key.
 """
 
 from __future__ import annotations
@@ -71,10 +73,10 @@ class _ToAst(Transformer):
     def int(self, tok):
         text = str(tok).lower()
         value = int(text, 0) if text.startswith(("0x", "0b")) else int(text, 10)
-        return ("num", value, tok.column)
+        return ("int", value, tok.column)
 
     def float(self, tok):
-        return ("num", float(tok), tok.column)
+        return ("float", float(tok), tok.column)
 
     def name(self, tok):
         return ("name", str(tok), tok.column)

@@ -156,3 +156,11 @@ def test_rebinding_a_register_name_is_seen_by_later_lines():
 def test_symbols_are_read_at_each_use():
     source = ".set K, 1\nadd r0, r0, K\n.set K, 2\nadd r0, r0, K\n.rep i, 2\nadd r0, r0, i\n.endr"
     assert words(source) == words("add r0, r0, 1\nadd r0, r0, 2\nadd r0, r0, 0\nadd r0, r0, 1")
+
+
+def test_equal_numbers_of_different_types_stay_apart():
+    """1 and 1.0 (and 8 and 8.0) are different small immediates even though Python calls them equal."""
+    source = "read 8\nread 8.0\nadd r0, r1, 1\nadd r0, r1, 1.0\nmov r0, 1\nmov r0, 1.0\nmov r0, -0.0\nmov r0, 0.0"
+    got = words(source)
+    assert len(set(got)) == len(got)
+    assert got == [one(line) for line in source.splitlines()]
