@@ -1,0 +1,478 @@
+"""The V3D in software: QPUs executing decoded QPU code, with uniforms, TMU direct loads, the VPM
+and its DMA, semaphores, the mutex and host interrupts.
+
+This is the reference (pure-Python) core: every lane is an int, every rule is written once and
+cites ../shared/reference/semantics.md (§N) or qpu-isa.md. Instruction fields come from
+`qpuasm.instr.decode`, never from a second copy of the bit positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qpuasm import isa
+from qpuasm.instr import decode, sign_extend32
+
+from . import fparith as fp
+from .alu import ADD_BY_CODE, MUL_BY_CODE
+from .memory import Memory
+from .packing import pack_a, pack_mul, unpack, unpack_r4
+
+LANES = 16
+MASK = 0xFFFFFFFF
+VPM_ROWS = 64                     # the user-visible VPM window: 64 rows of 16 words (semantics.md §1)
+FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
+
+
+class SimulationError(RuntimeError):
+    """A program did something the hardware does not define, or the simulation cannot continue."""
+
+
+@dataclass
+class Vpm:
+    """The VPM's user window and the generic read/write and DMA setups (qpu-isa.md §18)."""
+
+    rows: list[list[int]] = field(default_factory=lambda: [[0] * LANES for _ in range(VPM_ROWS)])
+
+
+@dataclass
+class QpuState:
+    number: int
+    pc: int = 0
+    ra: list[list[int]] = field(default_factory=lambda: [[0] * LANES for _ in range(isa.REGFILE_SIZE)])
+    rb: list[list[int]] = field(default_factory=lambda: [[0] * LANES for _ in range(isa.REGFILE_SIZE)])
+    acc: list[list[int]] = field(default_factory=lambda: [[0] * LANES for _ in range(6)])   # r0..r5
+    z: list[int] = field(default_factory=lambda: [0] * LANES)
+    n: list[int] = field(default_factory=lambda: [0] * LANES)
+    c: list[int] = field(default_factory=lambda: [0] * LANES)
+    uniform_address: int = 0
+    running: bool = True
+    end_countdown: int = -1          # instructions still to run after thrend (§15: 2 delay slots)
+    branch_target: int | None = None
+    branch_countdown: int = -1
+    r4_pending: list[tuple[int, list[int]]] = field(default_factory=list)   # (instructions until visible, value)
+    tmu_fifo: list[list[list[int]]] = field(default_factory=lambda: [[], []])
+    vpm_write: tuple[int, int] = (0, 1)      # (row, stride) of generic horizontal 32-bit writes
+    vpm_read: list[int] = field(default_factory=list)   # rows still to read, in order
+    vdw: tuple[int, int, int, int, int] = (1, 16, 1, 0, 0)  # units, depth, horizontal, vpm row, vpm column
+    vdw_stride: int = 0
+    instructions: int = 0
+
+
+def _fail(q: QpuState, message: str) -> SimulationError:
+    return SimulationError(f"QPU{q.number} at {q.pc:#x}: {message}")
+
+
+class V3D:
+    """Runs QPU programs on `qpus` QPUs over a simulated SDRAM of `memory_size` bytes."""
+
+    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12):
+        self.memory = Memory(memory_size)
+        self.qpus = qpus
+        self.vpm = Vpm()
+        self.semaphores = [0] * isa.SEMAPHORE_COUNT
+        self.mutex_owner: int | None = None
+        self.host_interrupts = 0
+        self._programs: dict[int, list] = {}
+
+    # ---- program decoding -----------------------------------------------------------------------
+
+    def _decoded(self, address: int) -> object:
+        """The decoded instruction at a bus address (each word decoded once)."""
+        cached = self._programs.get(address)
+        if cached is None:
+            word = self.memory.read32(address) | self.memory.read32(address + 4) << 32
+            cached = decode(word)
+            self._programs[address] = cached
+        return cached
+
+    # ---- running --------------------------------------------------------------------------------
+
+    def execute(self, jobs: list[tuple[int, int]], max_instructions: int = 10_000_000) -> list[QpuState]:
+        """Run one program per (code address, uniforms address) pair, one per QPU, until all end."""
+        if len(jobs) > self.qpus:
+            raise SimulationError(f"{len(jobs)} programs for {self.qpus} QPUs")
+        self._programs.clear()      # memory may hold new code since the last run
+        states = [QpuState(number=i, pc=code, uniform_address=uniforms) for i, (code, uniforms) in enumerate(jobs)]
+        executed = 0
+        while any(s.running for s in states):
+            progressed = False
+            for state in states:
+                if state.running and self._step(state):
+                    progressed = True
+                    executed += 1
+            if not progressed:
+                waits = ", ".join(f"QPU{s.number} at {s.pc:#x}" for s in states if s.running)
+                raise SimulationError(f"deadlock: every running QPU is blocked ({waits})")
+            if executed > max_instructions:
+                raise SimulationError(f"more than {max_instructions} instructions executed")
+        return states
+
+    def _step(self, q: QpuState) -> bool:
+        """Execute one instruction; False if the QPU is blocked (semaphore or mutex)."""
+        ins = self._decoded(q.pc)
+        fmt = ins.format
+        if fmt == "alu":
+            if not self._alu(q, ins):
+                return False
+        elif fmt == "ldi":
+            self._load_immediate(q, ins, self._ldi_lanes(ins))
+        elif fmt == "semaphore":
+            if not self._semaphore(q, ins):
+                return False
+        else:
+            self._branch(q, ins)
+        q.instructions += 1
+        self._advance(q)
+        return True
+
+    def _advance(self, q: QpuState) -> None:
+        for pending in q.r4_pending:
+            pending[0] -= 1
+        if q.r4_pending and q.r4_pending[0][0] == 0:
+            q.acc[4] = q.r4_pending.pop(0)[1]
+        if q.branch_countdown > 0:
+            q.branch_countdown -= 1
+            if q.branch_countdown == 0:
+                q.pc = q.branch_target
+                q.branch_countdown = -1
+                return self._end_countdown(q)
+        q.pc += isa.INSTRUCTION_BYTES
+        self._end_countdown(q)
+
+    @staticmethod
+    def _end_countdown(q: QpuState) -> None:
+        if q.end_countdown > 0:
+            q.end_countdown -= 1
+        elif q.end_countdown == 0:
+            q.running = False
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def _read(self, q: QpuState, file: str, addr: int) -> list[int]:
+        """One read through raddr_a (file "a") or raddr_b ("b"), with its side effects."""
+        if addr < isa.REGFILE_SIZE:
+            return list((q.ra if file == "a" else q.rb)[addr])
+        if addr == isa.ADDR_UNIFORM:
+            value = self.memory.read32(q.uniform_address)
+            q.uniform_address += 4
+            return [value] * LANES
+        if addr == isa.ADDR_HOST_INT:              # element number (A) / QPU number (B), §10
+            return list(range(LANES)) if file == "a" else [q.number] * LANES
+        if addr == isa.ADDR_VPM:
+            if not q.vpm_read:
+                raise _fail(q, "VPM read with no vectors set up")
+            return list(self.vpm.rows[q.vpm_read.pop(0) % VPM_ROWS])
+        if addr in (isa.ADDR_VPM_SETUP, isa.ADDR_VPM_DMA):
+            return [0] * LANES                     # DMA is instantaneous here: never busy, no wait
+        if addr == isa.ADDR_MUTEX:
+            return [0] * LANES                     # acquired by the caller before the read
+        if addr == isa.NOP_ADDR:
+            return [0] * LANES
+        # Unmapped reads return the default value (§10: element number on A, QPU number on B).
+        return list(range(LANES)) if file == "a" else [q.number] * LANES
+
+    # ---- ALU instructions -----------------------------------------------------------------------
+
+    def _alu(self, q: QpuState, ins) -> bool:
+        f = ins.fields
+        sig = f["sig"]
+        small_imm = sig == isa.SIG_SMALL_IMM
+        add_name = isa.ADD_OPS[f["op_add"]]
+        mul_name = isa.MUL_OPS[f["op_mul"]]
+        if add_name is None:
+            raise _fail(q, f"reserved ADD opcode {f['op_add']}")
+        muxes = (f["add_a"], f["add_b"], f["mul_a"], f["mul_b"])
+        reads_mutex = f["raddr_a"] == isa.ADDR_MUTEX or (not small_imm and f["raddr_b"] == isa.ADDR_MUTEX)
+        if reads_mutex:
+            if self.mutex_owner not in (None, q.number):
+                return False
+            self.mutex_owner = q.number
+        a_value = self._read(q, "a", f["raddr_a"]) if f["raddr_a"] != isa.NOP_ADDR else [0] * LANES
+        if small_imm:
+            b_value = [isa.SMALL_IMM_BITS[f["raddr_b"]]] * LANES
+        elif f["raddr_b"] == isa.ADDR_UNIFORM and f["raddr_a"] == isa.ADDR_UNIFORM:
+            b_value = a_value              # policy: one uniform per instruction (Linux, qpu-isa.md §20)
+        else:
+            b_value = self._read(q, "b", f["raddr_b"]) if f["raddr_b"] != isa.NOP_ADDR else [0] * LANES
+
+        def operand(mux: int, float_op: bool) -> list[int]:
+            if mux == isa.MUX_A:
+                if not f["pm"] and f["unpack"]:
+                    return [unpack(f["unpack"], x, float_op) for x in a_value]
+                return a_value
+            if mux == isa.MUX_B:
+                return b_value
+            if mux == isa.MUX_R4 and f["pm"] and f["unpack"]:
+                return [unpack_r4(f["unpack"], x) for x in q.acc[4]]
+            return q.acc[mux]
+
+        add_float = add_name in isa.FLOAT_INPUT_OPS
+        mul_float = mul_name in isa.FLOAT_INPUT_OPS
+        add_fn, mul_fn = ADD_BY_CODE[f["op_add"]], MUL_BY_CODE[f["op_mul"]]
+        aa, ab = operand(muxes[0], add_float), operand(muxes[1], add_float)
+        ma, mb = operand(muxes[2], mul_float), operand(muxes[3], mul_float)
+        add_out = [add_fn(aa[i], ab[i]) for i in range(LANES)]
+        mul_out = [mul_fn(ma[i], mb[i]) for i in range(LANES)]
+        if small_imm and f["raddr_b"] >= isa.SMALL_IMM_ROTATE_BASE:
+            mul_out = self._rotate(q, mul_out, f["raddr_b"] - isa.SMALL_IMM_ROTATE_BASE, muxes[2:])
+
+        conds = (self._condition(q, f["cond_add"]), self._condition(q, f["cond_mul"]))
+        if f["sf"]:
+            from_add = f["op_add"] != 0                  # §6.2: from ADD unless its op is nop
+            self._set_flags(q, add_out if from_add else mul_out, conds[0] if from_add else conds[1])
+        self._write_results(q, f, add_name, mul_name, aa, ab, add_out, mul_out, conds)
+        self._signal(q, sig)
+        return True
+
+    @staticmethod
+    def _rotate(q: QpuState, values: list, amount: int, mul_muxes: tuple[int, int]) -> list:
+        """§9: the MUL result rotates up by n (r5 lane 0 bits 3..0 for code 48); a full 16-lane
+        rotation only when both MUL operands are r0..r3, else within each quad."""
+        n = (q.acc[5][0] & 15) if amount == 0 else amount
+        if all(m < 4 for m in mul_muxes):
+            return [values[(i - n) % LANES] for i in range(LANES)]
+        return [values[(i & ~3) | ((i - n) & 3)] for i in range(LANES)]
+
+    @staticmethod
+    def _condition(q: QpuState, cond: int) -> list[bool]:
+        """Per-lane write condition against the flags before this instruction (§6.1)."""
+        if cond == isa.COND_NEVER:
+            return [False] * LANES
+        if cond == isa.COND_ALWAYS:
+            return [True] * LANES
+        flag = (q.z, q.n, q.c)[(cond - 2) >> 1]
+        want = 1 if cond % 2 == 0 else 0
+        return [flag[i] == want for i in range(LANES)]
+
+    @staticmethod
+    def _set_flags(q: QpuState, out: list, lanes: list[bool]) -> None:
+        """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
+        for i in range(LANES):
+            if lanes[i]:
+                value, carry = out[i]
+                q.z[i] = 1 if value == 0 else 0
+                q.n[i] = value >> 31
+                q.c[i] = carry
+
+    def _write_results(self, q, f, add_name, mul_name, aa, ab, add_out, mul_out, conds) -> None:
+        ws = f["ws"]
+        packed_unit = "add" if ws == 0 else "mul"
+        for unit, name, out, cond, operands in (("add", add_name, add_out, conds[0], (aa, ab)),
+                                                ("mul", mul_name, mul_out, conds[1], None)):
+            addr = f["waddr_" + unit]
+            if addr == isa.NOP_ADDR or not any(cond):
+                continue
+            values, masks = [], []
+            for i in range(LANES):
+                result, carry = out[i]
+                if f["pm"] and unit == "mul" and f["pack"]:
+                    value, mask = pack_mul(f["pack"], result)
+                elif not f["pm"] and unit == packed_unit and f["pack"]:
+                    a = operands[0][i] if operands else 0
+                    b = operands[1][i] if operands else 0
+                    value, mask = pack_a(f["pack"], result, name in FLOAT_RESULT_OPS, name, a, b, carry)
+                else:
+                    value, mask = result, MASK
+                values.append(value)
+                masks.append(mask)
+            file = "ab"[ws ^ (unit == "mul")]
+            self._write(q, file, addr, values, masks, cond)
+
+    def _write(self, q: QpuState, file: str, addr: int, values: list[int], masks: list[int], cond: list[bool]) -> None:
+        """Write one vector to a regfile or I/O address, lane by lane under `cond`."""
+        if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
+            target = (q.ra if file == "a" else q.rb)[addr] if addr < isa.REGFILE_SIZE else \
+                q.acc[addr - isa.ACC_WADDR_FIRST]
+            for i in range(LANES):
+                if cond[i]:
+                    target[i] = (target[i] & ~masks[i] & MASK) | (values[i] & masks[i])
+            return
+        if addr == isa.ADDR_R5:
+            # §11: A-space keeps lane 4q of each quad, B-space replicates lane 0.
+            r5 = q.acc[5]
+            for i in range(LANES):
+                source = (i & ~3) if file == "a" else 0
+                if cond[source]:
+                    r5[i] = values[source]
+            return
+        if addr == isa.ADDR_HOST_INT:
+            if values[0]:                       # writing 0 does nothing (qpu-isa.md §16 rule 28)
+                self.host_interrupts += 1
+            return
+        if addr == isa.ADDR_UNIFORMS_ADDRESS:
+            # B-space is a relative change (unif_addr_rel, §10).
+            q.uniform_address = values[0] if file == "a" else (q.uniform_address + values[0]) & MASK
+            return
+        if addr == isa.ADDR_VPM:
+            row, stride = q.vpm_write
+            self.vpm.rows[row % VPM_ROWS] = list(values)
+            q.vpm_write = (row + stride, stride)
+            return
+        if addr == isa.ADDR_VPM_SETUP:
+            (self._vpm_read_setup if file == "a" else self._vpm_write_setup)(q, values[0])
+            return
+        if addr == isa.ADDR_VPM_DMA:
+            if file == "b":
+                self._vdw_store(q, values[0])
+            else:
+                raise _fail(q, "VDR DMA loads are not simulated yet")
+            return
+        if addr == isa.ADDR_MUTEX:
+            if self.mutex_owner == q.number:
+                self.mutex_owner = None
+            return
+        if isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST:
+            raise _fail(q, "the SFU is not simulated yet")
+        if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
+            tmu, register = divmod(addr - isa.ADDR_TMU_FIRST, 4)
+            if register:
+                raise _fail(q, "texture (non-direct) TMU lookups are not simulated")
+            # §8.2: each lane's value is a byte address; the low 2 bits are ignored.
+            q.tmu_fifo[tmu].append([self.memory.read32(v) for v in values])
+            return
+        if addr == isa.ADDR_TMU_NOSWAP:
+            return
+        raise _fail(q, f"write to unsupported I/O address {addr}")
+
+    def _vpm_write_setup(self, q: QpuState, value: int) -> None:
+        kind = isa.VPM_SETUP_ID.get(value)
+        if kind == 0:
+            if isa.VPM_SIZE.get(value) != isa.VPM_SIZE_32 or not isa.VPM_HORIZ.get(value):
+                raise _fail(q, "only horizontal 32-bit VPM writes are simulated yet")
+            stride = isa.VPM_STRIDE.get(value) or 64
+            q.vpm_write = (isa.VPM_ADDR.get(value), stride)
+        elif kind == isa.VDW_ID_BASIC:
+            units = isa.VDW_UNITS.get(value) or 128
+            depth = isa.VDW_DEPTH.get(value) or 128
+            base = isa.VDW_VPMBASE.get(value)
+            q.vdw = (units, depth, isa.VDW_HORIZ.get(value), base >> 4, base & 15)
+            if isa.VDW_MODEW.get(value):
+                raise _fail(q, "only 32-bit VDW stores are simulated yet")
+        else:
+            q.vdw_stride = isa.VDW_STRIDE.get(value)
+
+    def _vpm_read_setup(self, q: QpuState, value: int) -> None:
+        if isa.VPM_SETUP_ID.get(value) != 0:
+            raise _fail(q, "VDR DMA loads are not simulated yet")
+        if isa.VPM_SIZE.get(value) != isa.VPM_SIZE_32 or not isa.VPM_HORIZ.get(value):
+            raise _fail(q, "only horizontal 32-bit VPM reads are simulated yet")
+        count = isa.VPM_NUM.get(value) or 16
+        stride = isa.VPM_STRIDE.get(value) or 64
+        row = isa.VPM_ADDR.get(value)
+        q.vpm_read = [row + k * stride for k in range(count)]
+
+    def _vdw_store(self, q: QpuState, address: int) -> None:
+        """VDW DMA store, horizontal 32-bit: `units` rows of `depth` words from the VPM (§18)."""
+        units, depth, horizontal, row, column = q.vdw
+        if not horizontal:
+            raise _fail(q, "only horizontal VDW stores are simulated yet")
+        for unit in range(units):
+            start = (row + unit) * LANES + column          # a row continues into the next VPM row
+            for k in range(depth):
+                index = (start + k) % (VPM_ROWS * LANES)
+                self.memory.write32(address + 4 * k, self.vpm.rows[index // LANES][index % LANES])
+            address += 4 * depth + q.vdw_stride
+
+    def _signal(self, q: QpuState, sig: int) -> None:
+        if sig in (isa.SIG_NONE, isa.SIG_SMALL_IMM):
+            return
+        name = isa.SIGNALS[sig]
+        if name in ("ldtmu0", "ldtmu1"):
+            fifo = q.tmu_fifo[int(name[-1])]
+            if not fifo:
+                raise _fail(q, f"{name} with no TMU request outstanding")
+            q.r4_pending.append([1, fifo.pop(0)])       # §3: r4 is readable by the next instruction
+        elif name == "thrend":
+            q.end_countdown = isa.THREND_DELAY_SLOTS
+        elif name == "bkpt":
+            raise _fail(q, "breakpoint")
+        else:
+            raise _fail(q, f"signal {name} is for fragment shaders")
+
+    # ---- load immediate, semaphores, branches ---------------------------------------------------
+
+    @staticmethod
+    def _ldi_lanes(ins) -> list[int]:
+        """§12: the 32-bit value in every lane, or 2-bit per-element values."""
+        imm = ins["imm"]
+        mode = isa.LDI_MODES[ins["ldi_mode"]]
+        if mode == "ldi":
+            return [imm] * LANES
+        lanes = []
+        for i in range(LANES):
+            v = ((imm >> i) & 1) | ((imm >> (16 + i)) & 1) << 1
+            if mode == "ldipes" and v >= 2:
+                v -= 4
+            lanes.append(v & MASK)
+        return lanes
+
+    def _load_immediate(self, q: QpuState, ins, lanes: list[int]) -> None:
+        """The value goes through both ALUs as a move (§12); sf sets Z/N from it, C cleared."""
+        f = ins.fields
+        out = [(v, 0) for v in lanes]
+        conds = (self._condition(q, f["cond_add"]), self._condition(q, f["cond_mul"]))
+        if f["sf"]:
+            self._set_flags(q, out, conds[0] if f["cond_add"] != isa.COND_NEVER else conds[1])
+        self._write_results(q, f, "or", "v8min", None, None, out, out, conds)
+
+    def _semaphore(self, q: QpuState, ins) -> bool:
+        """16 four-bit counting semaphores: acquire waits at 0, release waits at 15 (§13)."""
+        number = ins["semaphore"]
+        if ins["sa"] == isa.SEMAPHORE_ACQUIRE:
+            if self.semaphores[number] == 0:
+                return False
+            self.semaphores[number] -= 1
+        else:
+            if self.semaphores[number] == 15:
+                return False
+            self.semaphores[number] += 1
+        self._load_immediate(q, ins, [ins.encode() & MASK] * LANES)
+        return True
+
+    def _branch(self, q: QpuState, ins) -> None:
+        """§14: target = imm (+ branch + 32 if rel) (+ ra[raddr_a] lane 15 if reg); three delay
+        slots; the link (branch + 32) and, for an odd raddr_a, the flags are written only if taken."""
+        f = ins.fields
+        cond = f["cond_br"]
+        if isa.BRANCH_CONDITIONS[cond] is None:
+            raise _fail(q, f"reserved branch condition {cond}")
+        if cond != isa.BRANCH_ALWAYS:
+            flag = (q.z, q.n, q.c)[cond >> 2]
+            want = 1 if cond % 2 == 0 else 0
+            hits = [flag[i] == want for i in range(LANES)]
+            taken = all(hits) if (cond >> 1) % 2 == 0 else any(hits)
+            if not taken:
+                return
+        link = q.pc + isa.BRANCH_LINK_OFFSET
+        target = sign_extend32(f["imm"]) + (link if f["rel"] else 0)
+        if f["reg"]:
+            target += q.ra[f["raddr_a"]][LANES - 1]
+        q.branch_target = target & MASK
+        q.branch_countdown = isa.BRANCH_DELAY_SLOTS + 1
+        always = [True] * LANES
+        for unit in ("add", "mul"):
+            addr = f["waddr_" + unit]
+            if addr != isa.NOP_ADDR:
+                self._write(q, "ab"[f["ws"] ^ (unit == "mul")], addr, [link] * LANES, [MASK] * LANES, always)
+        if f["raddr_a"] & 1:
+            self._set_flags(q, [(link, 0)] * LANES, always)
+
+
+def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
+                memory: dict[int, int] | None = None) -> tuple[V3D, list[QpuState]]:
+    """Convenience for tests and examples: place code and uniforms in memory and run on `qpus` QPUs."""
+    v3d = V3D(memory_size, qpus=max(qpus, 1))
+    code_at, uniforms_at = 0x1000, 0x800
+    for i, word in enumerate(words):
+        v3d.memory.write32(code_at + 8 * i, int(word) & MASK)
+        v3d.memory.write32(code_at + 8 * i + 4, int(word) >> 32)
+    for i, value in enumerate(uniforms):
+        v3d.memory.write32(uniforms_at + 4 * i, value)
+    for address, value in (memory or {}).items():
+        v3d.memory.write32(address, value)
+    states = v3d.execute([(code_at, uniforms_at)] * qpus)
+    return v3d, states
+
+
+__all__ = ["V3D", "SimulationError", "run_program", "fp"]
