@@ -14,6 +14,7 @@ from qpuasm import isa
 from qpuasm.instr import decode, sign_extend32
 
 from . import fparith as fp
+from . import sfu
 from .alu import ADD_BY_CODE, MUL_BY_CODE
 from .memory import Memory
 from .packing import pack_a, pack_mul, unpack, unpack_r4
@@ -129,8 +130,9 @@ class V3D:
     def _advance(self, q: QpuState) -> None:
         for pending in q.r4_pending:
             pending[0] -= 1
-        if q.r4_pending and q.r4_pending[0][0] == 0:
-            q.acc[4] = q.r4_pending.pop(0)[1]
+            if pending[0] == 0:
+                q.acc[4] = pending[1]
+        q.r4_pending = [p for p in q.r4_pending if p[0] > 0]
         if q.branch_countdown > 0:
             q.branch_countdown -= 1
             if q.branch_countdown == 0:
@@ -323,7 +325,9 @@ class V3D:
                 self.mutex_owner = None
             return
         if isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST:
-            raise _fail(q, "the SFU is not simulated yet")
+            function = sfu.FUNCTIONS[addr - isa.ADDR_SFU_FIRST]
+            q.r4_pending.append([sfu.SFU_LATENCY, [function(v) for v in values]])
+            return
         if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
             tmu, register = divmod(addr - isa.ADDR_TMU_FIRST, 4)
             if register:
