@@ -18,22 +18,15 @@ from . import sfu
 from .alu import ADD_BY_CODE, MUL_BY_CODE
 from .memory import Memory
 from .packing import pack_a, pack_mul, unpack, unpack_r4
+from .vpm import Generic, Vpm
 
 LANES = 16
 MASK = 0xFFFFFFFF
-VPM_ROWS = 64                     # the user-visible VPM window: 64 rows of 16 words (semantics.md §1)
 FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
 
 
 class SimulationError(RuntimeError):
     """A program did something the hardware does not define, or the simulation cannot continue."""
-
-
-@dataclass
-class Vpm:
-    """The VPM's user window and the generic read/write and DMA setups (qpu-isa.md §18)."""
-
-    rows: list[list[int]] = field(default_factory=lambda: [[0] * LANES for _ in range(VPM_ROWS)])
 
 
 @dataclass
@@ -53,10 +46,13 @@ class QpuState:
     branch_countdown: int = -1
     r4_pending: list[tuple[int, list[int]]] = field(default_factory=list)   # (instructions until visible, value)
     tmu_fifo: list[list[list[int]]] = field(default_factory=lambda: [[], []])
-    vpm_write: tuple[int, int] = (0, 1)      # (row, stride) of generic horizontal 32-bit writes
-    vpm_read: list[int] = field(default_factory=list)   # rows still to read, in order
-    vdw: tuple[int, int, int, int, int] = (1, 16, 1, 0, 0)  # units, depth, horizontal, vpm row, vpm column
+    vpm_write: Generic = Generic(0, 1, 2, True, False)     # where the next generic VPM write goes
+    vpm_read: Generic = Generic(0, 1, 2, True, False)
+    vpm_reads_left: int = 0                                 # vectors the last read setup still provides
+    vdw_setup: int = 0                                      # last VDW basic setup word
     vdw_stride: int = 0
+    vdr_setup: int = 0                                      # last VDR basic setup word
+    vdr_pitch: int = 0                                      # VDR extended pitch (MPITCHB)
     instructions: int = 0
 
 
@@ -162,9 +158,12 @@ class V3D:
         if addr == isa.ADDR_HOST_INT:              # element number (A) / QPU number (B), §10
             return list(range(LANES)) if file == "a" else [q.number] * LANES
         if addr == isa.ADDR_VPM:
-            if not q.vpm_read:
-                raise _fail(q, "VPM read with no vectors set up")
-            return list(self.vpm.rows[q.vpm_read.pop(0) % VPM_ROWS])
+            if q.vpm_reads_left <= 0:
+                raise _fail(q, "VPM read beyond the vectors of the last read setup")
+            q.vpm_reads_left -= 1
+            value = self.vpm.read(q.vpm_read)
+            q.vpm_read = q.vpm_read.advanced()
+            return value
         if addr in (isa.ADDR_VPM_SETUP, isa.ADDR_VPM_DMA):
             return [0] * LANES                     # DMA is instantaneous here: never busy, no wait
         if addr == isa.ADDR_MUTEX:
@@ -307,18 +306,18 @@ class V3D:
             q.uniform_address = values[0] if file == "a" else (q.uniform_address + values[0]) & MASK
             return
         if addr == isa.ADDR_VPM:
-            row, stride = q.vpm_write
-            self.vpm.rows[row % VPM_ROWS] = list(values)
-            q.vpm_write = (row + stride, stride)
+            self.vpm.write(q.vpm_write, values)
+            q.vpm_write = q.vpm_write.advanced()
             return
         if addr == isa.ADDR_VPM_SETUP:
             (self._vpm_read_setup if file == "a" else self._vpm_write_setup)(q, values[0])
             return
         if addr == isa.ADDR_VPM_DMA:
+            # The DMA runs to completion at once in this core; the timing model charges its time.
             if file == "b":
-                self._vdw_store(q, values[0])
+                self.vpm.store(self.memory, values[0], q.vdw_setup, q.vdw_stride)
             else:
-                raise _fail(q, "VDR DMA loads are not simulated yet")
+                self.vpm.load(self.memory, values[0], q.vdr_setup, q.vdr_pitch)
             return
         if addr == isa.ADDR_MUTEX:
             if self.mutex_owner == q.number:
@@ -339,44 +338,29 @@ class V3D:
             return
         raise _fail(q, f"write to unsupported I/O address {addr}")
 
-    def _vpm_write_setup(self, q: QpuState, value: int) -> None:
+    @staticmethod
+    def _vpm_write_setup(q: QpuState, value: int) -> None:
+        """A write to vw_setup: generic write setup (ID 00), VDW basic (10) or VDW stride (11) (§18)."""
         kind = isa.VPM_SETUP_ID.get(value)
         if kind == 0:
-            if isa.VPM_SIZE.get(value) != isa.VPM_SIZE_32 or not isa.VPM_HORIZ.get(value):
-                raise _fail(q, "only horizontal 32-bit VPM writes are simulated yet")
-            stride = isa.VPM_STRIDE.get(value) or 64
-            q.vpm_write = (isa.VPM_ADDR.get(value), stride)
+            q.vpm_write = Generic.decode(value)
         elif kind == isa.VDW_ID_BASIC:
-            units = isa.VDW_UNITS.get(value) or 128
-            depth = isa.VDW_DEPTH.get(value) or 128
-            base = isa.VDW_VPMBASE.get(value)
-            q.vdw = (units, depth, isa.VDW_HORIZ.get(value), base >> 4, base & 15)
-            if isa.VDW_MODEW.get(value):
-                raise _fail(q, "only 32-bit VDW stores are simulated yet")
+            q.vdw_setup = value
         else:
             q.vdw_stride = isa.VDW_STRIDE.get(value)
 
-    def _vpm_read_setup(self, q: QpuState, value: int) -> None:
-        if isa.VPM_SETUP_ID.get(value) != 0:
-            raise _fail(q, "VDR DMA loads are not simulated yet")
-        if isa.VPM_SIZE.get(value) != isa.VPM_SIZE_32 or not isa.VPM_HORIZ.get(value):
-            raise _fail(q, "only horizontal 32-bit VPM reads are simulated yet")
-        count = isa.VPM_NUM.get(value) or 16
-        stride = isa.VPM_STRIDE.get(value) or 64
-        row = isa.VPM_ADDR.get(value)
-        q.vpm_read = [row + k * stride for k in range(count)]
-
-    def _vdw_store(self, q: QpuState, address: int) -> None:
-        """VDW DMA store, horizontal 32-bit: `units` rows of `depth` words from the VPM (§18)."""
-        units, depth, horizontal, row, column = q.vdw
-        if not horizontal:
-            raise _fail(q, "only horizontal VDW stores are simulated yet")
-        for unit in range(units):
-            start = (row + unit) * LANES + column          # a row continues into the next VPM row
-            for k in range(depth):
-                index = (start + k) % (VPM_ROWS * LANES)
-                self.memory.write32(address + 4 * k, self.vpm.rows[index // LANES][index % LANES])
-            address += 4 * depth + q.vdw_stride
+    @staticmethod
+    def _vpm_read_setup(q: QpuState, value: int) -> None:
+        """A write to vr_setup: generic read setup (ID 00), VDR extended pitch (1001) or VDR basic (1xxx)."""
+        if isa.VPM_SETUP_ID.get(value) == 0:
+            q.vpm_read = Generic.decode(value)
+            q.vpm_reads_left = isa.VPM_NUM.get(value) or 16
+        elif isa.VDR_EXT_ID.get(value) == isa.VDR_EXT_ID_VALUE:
+            q.vdr_pitch = isa.VDR_MPITCHB.get(value)
+        elif isa.VDR_ID.get(value):
+            q.vdr_setup = value
+        else:
+            raise _fail(q, f"vr_setup value {value:#010x} selects no setup")
 
     def _signal(self, q: QpuState, sig: int) -> None:
         if sig in (isa.SIG_NONE, isa.SIG_SMALL_IMM):

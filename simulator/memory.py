@@ -36,3 +36,12 @@ class Memory:
     def write32(self, bus_address: int, value: int) -> None:
         offset = self.offset(bus_address & ~3)
         self.words[offset >> 2] = value & 0xFFFFFFFF
+
+    def read_bytes(self, bus_address: int, size: int) -> int:
+        """A little-endian value of 1, 2 or 4 bytes."""
+        offset = self.offset(bus_address, size)
+        return int.from_bytes(self.data[offset:offset + size].tobytes(), "little")
+
+    def write_bytes(self, bus_address: int, value: int, size: int) -> None:
+        offset = self.offset(bus_address, size)
+        self.data[offset:offset + size] = list(value.to_bytes(size, "little"))
