@@ -8,6 +8,7 @@ cites ../shared/reference/semantics.md (§N) or qpu-isa.md. Instruction fields c
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from qpuasm import isa
@@ -16,7 +17,7 @@ from qpuasm.instr import decode, sign_extend32
 from . import fparith as fp
 from . import sfu
 from .alu import ADD_BY_CODE, MUL_BY_CODE
-from .memory import Memory
+from .memory import Memory, MemoryError_
 from .packing import pack_a, pack_mul, unpack, unpack_r4
 from .vpm import Generic, Vpm
 
@@ -27,6 +28,10 @@ FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxab
 
 class SimulationError(RuntimeError):
     """A program did something the hardware does not define, or the simulation cannot continue."""
+
+
+class SimulationWarning(UserWarning):
+    """Non-strict mode: what strict mode would have raised, once per instruction and rule."""
 
 
 @dataclass
@@ -54,6 +59,22 @@ class QpuState:
     vdr_setup: int = 0                                      # last VDR basic setup word
     vdr_pitch: int = 0                                      # VDR extended pitch (MPITCHB)
     instructions: int = 0
+    # For strict mode: registers ever written, regfile registers written by the previous
+    # instruction (no forwarding, §16 rule 1), and lanes whose C flag came from the MUL ALU.
+    written: set = field(default_factory=set)
+    just_written: set = field(default_factory=set)
+    writing: set = field(default_factory=set)
+    c_from_mul: list[bool] = field(default_factory=lambda: [False] * LANES)
+    tmu_noswap: bool = False
+
+
+def _ftoi_unmeasured(x: int) -> bool:
+    """ftoi inputs of magnitude >= 2^31 other than the measured ±2^97 (semantics.md §4.1)."""
+    exp = fp.exponent(x)
+    return 127 + 31 <= exp < fp.EXP_SPECIAL and (x & fp.MAGNITUDE) != MEASURED_FTOI_OVERFLOW
+
+
+MEASURED_FTOI_OVERFLOW = (127 + 97) << 23       # ±2^97 -> 0 (vc4c_hw/alu_ops.csv)
 
 
 def _fail(q: QpuState, message: str) -> SimulationError:
@@ -63,7 +84,10 @@ def _fail(q: QpuState, message: str) -> SimulationError:
 class V3D:
     """Runs QPU programs on `qpus` QPUs over a simulated SDRAM of `memory_size` bytes."""
 
-    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12):
+    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12, strict: bool = True):
+        self.strict = strict
+        self.warnings: list[str] = []
+        self._warned: set[tuple[int, str]] = set()
         self.memory = Memory(memory_size)
         self.qpus = qpus
         self.vpm = Vpm()
@@ -105,8 +129,28 @@ class V3D:
                 raise SimulationError(f"more than {max_instructions} instructions executed")
         return states
 
+    def _report(self, q: QpuState, rule: str, message: str) -> None:
+        """Something the hardware does not define, or that this simulator had to guess: strict mode
+        raises; otherwise warn once per instruction and rule, and go on with the written policy."""
+        from qpuasm.disasm import disassemble_lines
+        ins = self._decoded(q.pc)
+        text = disassemble_lines([ins.encode()], labels=False)[0][1]
+        report = f"QPU{q.number} at {q.pc:#x} [{text}]: {message} ({rule})"
+        if self.strict:
+            raise SimulationError(report)
+        if (q.pc, rule) not in self._warned:
+            self._warned.add((q.pc, rule))
+            self.warnings.append(report)
+            warnings.warn(report, SimulationWarning, stacklevel=4)
+
     def _step(self, q: QpuState) -> bool:
         """Execute one instruction; False if the QPU is blocked (semaphore or mutex)."""
+        try:
+            return self._execute(q)
+        except MemoryError_ as exc:
+            raise _fail(q, str(exc)) from None
+
+    def _execute(self, q: QpuState) -> bool:
         ins = self._decoded(q.pc)
         fmt = ins.format
         if fmt == "alu":
@@ -124,10 +168,12 @@ class V3D:
         return True
 
     def _advance(self, q: QpuState) -> None:
+        q.just_written, q.writing = q.writing, set()
         for pending in q.r4_pending:
             pending[0] -= 1
             if pending[0] == 0:
                 q.acc[4] = pending[1]
+                q.written.add(("acc", isa.MUX_R4))
         q.r4_pending = [p for p in q.r4_pending if p[0] > 0]
         if q.branch_countdown > 0:
             q.branch_countdown -= 1
@@ -208,11 +254,15 @@ class V3D:
                 return [unpack_r4(f["unpack"], x) for x in q.acc[4]]
             return q.acc[mux]
 
+        self._check_reads(q, f, add_name, mul_name, small_imm)
         add_float = add_name in isa.FLOAT_INPUT_OPS
         mul_float = mul_name in isa.FLOAT_INPUT_OPS
         add_fn, mul_fn = ADD_BY_CODE[f["op_add"]], MUL_BY_CODE[f["op_mul"]]
         aa, ab = operand(muxes[0], add_float), operand(muxes[1], add_float)
         ma, mb = operand(muxes[2], mul_float), operand(muxes[3], mul_float)
+        if add_name == "ftoi" and any(_ftoi_unmeasured(x) for x in aa):
+            self._report(q, "unknown: semantics.md §4.1", "ftoi of a value of magnitude 2^31 or more: only ±2^97 "
+                                                          "was measured; the result follows a policy")
         add_out = [add_fn(aa[i], ab[i]) for i in range(LANES)]
         mul_out = [mul_fn(ma[i], mb[i]) for i in range(LANES)]
         if small_imm and f["raddr_b"] >= isa.SMALL_IMM_ROTATE_BASE:
@@ -221,10 +271,39 @@ class V3D:
         conds = (self._condition(q, f["cond_add"]), self._condition(q, f["cond_mul"]))
         if f["sf"]:
             from_add = f["op_add"] != 0                  # §6.2: from ADD unless its op is nop
-            self._set_flags(q, add_out if from_add else mul_out, conds[0] if from_add else conds[1])
+            self._set_flags(q, add_out if from_add else mul_out, conds[0] if from_add else conds[1],
+                            from_mul=not from_add)
         self._write_results(q, f, add_name, mul_name, aa, ab, add_out, mul_out, conds)
         self._signal(q, sig)
         return True
+
+    def _check_reads(self, q: QpuState, f: dict, add_name: str, mul_name: str, small_imm: bool) -> None:
+        """Strict-mode checks on what this instruction reads (qpu-isa.md §16, semantics.md §6)."""
+        used = []
+        if add_name != "nop":
+            used += [f["add_a"]] if add_name in isa.ADD_UNARY_OPS else [f["add_a"], f["add_b"]]
+        if mul_name != "nop":
+            used += [f["mul_a"], f["mul_b"]]
+        for mux in set(used):
+            if mux < isa.MUX_ACCUMULATORS:
+                if mux == isa.MUX_R4 and any(p[2] == "sfu" for p in q.r4_pending):
+                    self._report(q, "rule 2", "reads r4 before the SFU result is ready (the third instruction "
+                                              "after the write)")
+                elif ("acc", mux) not in q.written:
+                    self._report(q, "uninitialised", f"reads {isa.MUX_NAMES[mux]} before anything wrote it")
+                continue
+            file = "a" if mux == isa.MUX_A else "b"
+            addr = f["raddr_" + file]
+            if file == "b" and small_imm or addr >= isa.REGFILE_SIZE:
+                continue
+            if (file, addr) in q.just_written:
+                self._report(q, "rule 1", f"r{file}{addr} is read right after it was written: the QPU has no "
+                                          "forwarding, the old value is read")
+            elif (file, addr) not in q.written:
+                self._report(q, "uninitialised", f"reads r{file}{addr} before anything wrote it")
+        if f["raddr_a"] == isa.ADDR_UNIFORM and not small_imm and f["raddr_b"] == isa.ADDR_UNIFORM:
+            self._report(q, "unknown: qpu-isa.md §20", "both read ports read a uniform: whether one or two "
+                                                       "values are consumed is unknown (one is assumed)")
 
     @staticmethod
     def _rotate(q: QpuState, values: list, amount: int, mul_muxes: tuple[int, int]) -> list:
@@ -235,19 +314,25 @@ class V3D:
             return [values[(i - n) % LANES] for i in range(LANES)]
         return [values[(i & ~3) | ((i - n) & 3)] for i in range(LANES)]
 
-    @staticmethod
-    def _condition(q: QpuState, cond: int) -> list[bool]:
+    def _condition(self, q: QpuState, cond: int) -> list[bool]:
         """Per-lane write condition against the flags before this instruction (§6.1)."""
         if cond == isa.COND_NEVER:
             return [False] * LANES
         if cond == isa.COND_ALWAYS:
             return [True] * LANES
+        if (cond - 2) >> 1 == 2:
+            self._check_carry(q)
         flag = (q.z, q.n, q.c)[(cond - 2) >> 1]
         want = 1 if cond % 2 == 0 else 0
         return [flag[i] == want for i in range(LANES)]
 
+    def _check_carry(self, q: QpuState) -> None:
+        if any(q.c_from_mul):
+            self._report(q, "unknown: semantics.md §4.4", "uses a C flag set by the MUL ALU, whose carry rule was "
+                                                          "never measured (policy: mul24 overflow, else 0)")
+
     @staticmethod
-    def _set_flags(q: QpuState, out: list, lanes: list[bool]) -> None:
+    def _set_flags(q: QpuState, out: list, lanes: list[bool], from_mul: bool = False) -> None:
         """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
         for i in range(LANES):
             if lanes[i]:
@@ -255,6 +340,7 @@ class V3D:
                 q.z[i] = 1 if value == 0 else 0
                 q.n[i] = value >> 31
                 q.c[i] = carry
+                q.c_from_mul[i] = from_mul
 
     def _write_results(self, q, f, add_name, mul_name, aa, ab, add_out, mul_out, conds) -> None:
         ws = f["ws"]
@@ -270,6 +356,9 @@ class V3D:
                 if f["pm"] and unit == "mul" and f["pack"]:
                     value, mask = pack_mul(f["pack"], result)
                 elif not f["pm"] and unit == packed_unit and f["pack"]:
+                    if addr >= isa.REGFILE_SIZE and i == 0:
+                        self._report(q, "unknown: semantics.md §5.3", "a regfile-A pack on a destination outside "
+                                                                      "regfile A (the whole word is written here)")
                     a = operands[0][i] if operands else 0
                     b = operands[1][i] if operands else 0
                     value, mask = pack_a(f["pack"], result, name in FLOAT_RESULT_OPS, name, a, b, carry)
@@ -282,6 +371,13 @@ class V3D:
 
     def _write(self, q: QpuState, file: str, addr: int, values: list[int], masks: list[int], cond: list[bool]) -> None:
         """Write one vector to a regfile or I/O address, lane by lane under `cond`."""
+        if addr < isa.REGFILE_SIZE:
+            q.writing.add((file, addr))
+            q.written.add((file, addr))
+        elif isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
+            q.written.add(("acc", addr - isa.ACC_WADDR_FIRST))
+        elif addr == isa.ADDR_R5:
+            q.written.add(("acc", isa.MUX_R5))
         if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
             target = (q.ra if file == "a" else q.rb)[addr] if addr < isa.REGFILE_SIZE else \
                 q.acc[addr - isa.ACC_WADDR_FIRST]
@@ -325,16 +421,22 @@ class V3D:
             return
         if isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST:
             function = sfu.FUNCTIONS[addr - isa.ADDR_SFU_FIRST]
-            q.r4_pending.append([sfu.SFU_LATENCY, [function(v) for v in values]])
+            q.r4_pending.append([sfu.SFU_LATENCY, [function(v) for v in values], "sfu"])
             return
         if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
             tmu, register = divmod(addr - isa.ADDR_TMU_FIRST, 4)
             if register:
                 raise _fail(q, "texture (non-direct) TMU lookups are not simulated")
-            # §8.2: each lane's value is a byte address; the low 2 bits are ignored.
+            if len(q.tmu_fifo[tmu]) >= isa.TMU_FIFO_SLOTS:
+                self._report(q, "rule 23", f"more than {isa.TMU_FIFO_SLOTS} TMU{tmu} requests outstanding: the "
+                                           "request FIFO overflows (unknown behaviour)")
+            # §8.2: each lane's value is a byte address; the low 2 bits are ignored. QPUs 2 and 3 of a
+            # slice use the other TMU unless TMU_NOSWAP was written; data and FIFO order are the same
+            # either way, only the cache used (and so the timing) differs.
             q.tmu_fifo[tmu].append([self.memory.read32(v) for v in values])
             return
         if addr == isa.ADDR_TMU_NOSWAP:
+            q.tmu_noswap = values[0] != 0            # only lane 0 counts (semantics.md §6.2)
             return
         raise _fail(q, f"write to unsupported I/O address {addr}")
 
@@ -370,7 +472,9 @@ class V3D:
             fifo = q.tmu_fifo[int(name[-1])]
             if not fifo:
                 raise _fail(q, f"{name} with no TMU request outstanding")
-            q.r4_pending.append([1, fifo.pop(0)])       # §3: r4 is readable by the next instruction
+            if any(p[2] == "sfu" for p in q.r4_pending):
+                self._report(q, "rule 2", "a TMU load into r4 while an SFU result is on its way")
+            q.r4_pending.append([1, fifo.pop(0), "tmu"])  # §3: r4 is readable by the next instruction
         elif name == "thrend":
             q.end_countdown = isa.THREND_DELAY_SLOTS
         elif name == "bkpt":
@@ -426,6 +530,8 @@ class V3D:
         if isa.BRANCH_CONDITIONS[cond] is None:
             raise _fail(q, f"reserved branch condition {cond}")
         if cond != isa.BRANCH_ALWAYS:
+            if cond >> 2 == 2:
+                self._check_carry(q)
             flag = (q.z, q.n, q.c)[cond >> 2]
             want = 1 if cond % 2 == 0 else 0
             hits = [flag[i] == want for i in range(LANES)]
@@ -448,9 +554,9 @@ class V3D:
 
 
 def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
-                memory: dict[int, int] | None = None) -> tuple[V3D, list[QpuState]]:
+                memory: dict[int, int] | None = None, strict: bool = True) -> tuple[V3D, list[QpuState]]:
     """Convenience for tests and examples: place code and uniforms in memory and run on `qpus` QPUs."""
-    v3d = V3D(memory_size, qpus=max(qpus, 1))
+    v3d = V3D(memory_size, qpus=max(qpus, 1), strict=strict)
     code_at, uniforms_at = 0x1000, 0x800
     for i, word in enumerate(words):
         v3d.memory.write32(code_at + 8 * i, int(word) & MASK)
@@ -463,4 +569,4 @@ def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
     return v3d, states
 
 
-__all__ = ["V3D", "SimulationError", "run_program", "fp"]
+__all__ = ["V3D", "SimulationError", "SimulationWarning", "run_program"]

@@ -29,6 +29,7 @@ def test_branch_conditions_delay_slots_and_link(cond, taken):
     suffix = "." + cond if cond else ""
     source = f"""
     mov r3, 0
+    mov ra1, 0
     sub.setf -, elem_num, 8
     brr{suffix} ra1, r:target
     add r3, r3, 1
@@ -42,7 +43,7 @@ def test_branch_conditions_delay_slots_and_link(cond, taken):
     marks, link = lanes_of(source, 2)
     assert marks == [8 if taken else 16] * 16     # 3 delay slots always run
     # The link (branch address + 32) is written only when the branch is taken (qpu-isa.md §14).
-    branch_at = 0x1000 + 8 * (LOAD.count("\n") - 1 + 2)
+    branch_at = 0x1000 + 8 * (LOAD.count("\n") - 1 + 3)
     assert link == ([branch_at + 32] * 16 if taken else [0] * 16)
 
 
