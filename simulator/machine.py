@@ -17,12 +17,14 @@ from qpuasm.instr import decode, sign_extend32
 from . import fparith as fp
 from . import sfu
 from .alu import ADD_BY_CODE, MUL_BY_CODE
+from .cache import TmuPath
 from .memory import Memory, MemoryError_
 from .packing import pack_a, pack_mul, unpack, unpack_r4
 from .vpm import Generic, Vpm
 
 LANES = 16
 MASK = 0xFFFFFFFF
+QPUS_PER_SLICE = 4
 FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
 
 
@@ -90,6 +92,8 @@ class V3D:
         self._warned: set[tuple[int, str]] = set()
         self.memory = Memory(memory_size)
         self.qpus = qpus
+        # Two TMUs per slice of four QPUs (semantics.md §1).
+        self.tmus = TmuPath(self.memory, 2 * ((qpus + QPUS_PER_SLICE - 1) // QPUS_PER_SLICE))
         self.vpm = Vpm()
         self.semaphores = [0] * isa.SEMAPHORE_COUNT
         self.mutex_owner: int | None = None
@@ -431,9 +435,19 @@ class V3D:
                 self._report(q, "rule 23", f"more than {isa.TMU_FIFO_SLOTS} TMU{tmu} requests outstanding: the "
                                            "request FIFO overflows (unknown behaviour)")
             # §8.2: each lane's value is a byte address; the low 2 bits are ignored. QPUs 2 and 3 of a
-            # slice use the other TMU unless TMU_NOSWAP was written; data and FIFO order are the same
-            # either way, only the cache used (and so the timing) differs.
-            q.tmu_fifo[tmu].append([self.memory.read32(v) for v in values])
+            # slice use the other TMU (its cache) unless TMU_NOSWAP was written; the FIFO is the same.
+            physical = tmu ^ (q.number % QPUS_PER_SLICE >= 2 and not q.tmu_noswap)
+            cache = 2 * (q.number // QPUS_PER_SLICE) + physical
+            lanes = []
+            for lane, address in enumerate(values):
+                value, stale = self.tmus.read(cache, address)
+                if stale:
+                    self._report(q, "stale cache", f"lane {lane} reads {address:#010x} through a TMU/L2 cache line "
+                                                   "filled before memory changed (VDW store or host write): the "
+                                                   "hardware returns the old data; clear the caches or read it "
+                                                   "another way")
+                lanes.append(value)
+            q.tmu_fifo[tmu].append(lanes)
             return
         if addr == isa.ADDR_TMU_NOSWAP:
             q.tmu_noswap = values[0] != 0            # only lane 0 counts (semantics.md §6.2)

@@ -6,7 +6,7 @@ import pytest
 
 import qpuasm
 from qpuasm import isa
-from simulator.machine import SimulationError, run_program
+from simulator.machine import SimulationError, SimulationWarning, run_program
 
 from .test_sim_alu import LOAD, run, store
 
@@ -146,15 +146,22 @@ def test_deadlock_is_reported_with_each_qpu_position():
 
 
 def test_mutex_serialises_qpus():
+    # Read-modify-write of a counter under the mutex. The read is a VDR DMA load: a TMU read could
+    # hit a cache line another QPU filled before its VDW store (strict mode reports that).
     source = """
     mov -, mutex
     mov r0, unif
-    mov t0s, r0
-    nop; ldtmu0
-    add r1, r4, 1
+    mov vr_setup, vdr_setup_0(0, 1, 1, vdr_h32(1, 0, 0))
+    mov vr_addr, r0
+    mov -, vr_wait
+    mov vr_setup, vpm_setup(1, 1, h32(0))
+    nop
+    nop
+    mov r1, vpm
+    add r1, r1, 1
     mov vw_setup, vpm_setup(1, 1, h32(0))
     mov vpm, r1
-    mov vw_setup, vdw_setup_0(1, 16, dma_h32(0, 0))
+    mov vw_setup, vdw_setup_0(1, 1, dma_h32(0, 0))
     mov vw_addr, r0
     mov -, vw_wait
     mov mutex, 0
@@ -181,3 +188,36 @@ def test_uniforms_address_write_restarts_the_stream():
 def test_unsupported_or_reserved_is_loud():
     with pytest.raises(SimulationError, match="reserved ADD opcode"):
         run_program([0x10020827_09000000 | isa.ADD_OP_CODES["nop"]])
+
+
+STALE = """
+    mov r0, unif
+    mov t0s, r0
+    nop; ldtmu0
+    mov r1, 7
+    mov vw_setup, vpm_setup(1, 1, h32(0))
+    mov vpm, r1
+    mov vw_setup, vdw_setup_0(1, 1, dma_h32(0, 0))
+    mov vw_addr, r0                 # memory now holds 7, the TMU cache line still holds 5
+    mov -, vw_wait
+    mov t0s, r0
+    nop; ldtmu0
+    mov r2, r4
+""" + END
+
+
+def test_stale_tmu_read_after_vdw_store_is_reported():
+    program = qpuasm.assemble(STALE)
+    with pytest.raises(SimulationError, match=r"QPU0 at 0x1048 \[mov t0s, r0\]: lane 0 reads 0x00003000 through a "
+                                              r"TMU/L2 cache line filled before memory changed"):
+        run_program(program.words, uniforms=[0x3000], memory={0x3000: 5})
+    with pytest.warns(SimulationWarning, match="stale cache"):
+        v3d, states = run_program(program.words, uniforms=[0x3000], memory={0x3000: 5}, strict=False)
+    assert states[0].acc[2][0] == 5 and v3d.memory.read32(0x3000) == 7   # the hardware's stale answer
+
+
+def test_a_line_not_cached_reads_fresh_data():
+    program = qpuasm.assemble(STALE.replace("    mov t0s, r0\n    nop; ldtmu0\n    mov r2, r4",
+                                            "    mov r3, 64\n    add t0s, r0, r3\n    nop; ldtmu0\n    mov r2, r4"))
+    v3d, states = run_program(program.words, uniforms=[0x3000], memory={0x3000: 5, 0x3040: 9})
+    assert states[0].acc[2][0] == 9
