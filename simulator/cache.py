@@ -88,17 +88,20 @@ class TmuPath:
         for cache in self.tmu:
             cache.clear()
 
-    def read(self, tmu: int, address: int) -> tuple[int, bool]:
-        """The word a TMU returns for a byte address (low 2 bits ignored), and whether it is older
-        than memory (stale)."""
+    def read(self, tmu: int, address: int) -> tuple[int, bool, str]:
+        """The word a TMU returns for a byte address (low 2 bits ignored), whether it is older than
+        memory (stale), and which level served it: "tmu_hit", "l2_hit" or "memory"."""
         address &= ~3
         line = address - address % LINE_BYTES
+        level = "tmu_hit"
         words = self.tmu[tmu].lookup(line)
         if words is None:
+            level = "l2_hit"
             words = self.l2.lookup(line)
             if words is None:
+                level = "memory"
                 words = [self.memory.read32(line + 4 * k) for k in range(WORDS_PER_LINE)]
                 self.l2.fill(line, words)
             self.tmu[tmu].fill(line, words)
         value = words[(address % LINE_BYTES) // 4]
-        return value, value != self.memory.read32(address)
+        return value, value != self.memory.read32(address), level

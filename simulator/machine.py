@@ -20,6 +20,7 @@ from .alu import ADD_BY_CODE, MUL_BY_CODE
 from .cache import TmuPath
 from .memory import Memory, MemoryError_
 from .packing import pack_a, pack_mul, unpack, unpack_r4
+from .timing import STALL_REASONS, QpuReport, Report, param
 from .vpm import Generic, Vpm
 
 LANES = 16
@@ -68,6 +69,17 @@ class QpuState:
     writing: set = field(default_factory=set)
     c_from_mul: list[bool] = field(default_factory=lambda: [False] * LANES)
     tmu_noswap: bool = False
+    # Timing model: this QPU's clock, the completion time of its DMAs (a: load, b: store), when its
+    # VPM read data is ready, and why it is waiting (when blocked on a semaphore or the mutex).
+    timing: QpuReport = field(init=False)
+    cycle: int = 0
+    dma_done: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    vpm_ready: int = 0
+    waiting: str | None = None
+    waiting_since: int = -1
+
+    def __post_init__(self) -> None:
+        self.timing = QpuReport(self.number)
 
 
 def _ftoi_unmeasured(x: int) -> bool:
@@ -99,6 +111,9 @@ class V3D:
         self.mutex_owner: int | None = None
         self.host_interrupts = 0
         self._programs: dict[int, list] = {}
+        self.report: Report | None = None
+        self._dma_free = {"a": 0, "b": 0}           # the VDR and VDW engines are shared by all QPUs
+        self._sfu_free = [0] * ((qpus + QPUS_PER_SLICE - 1) // QPUS_PER_SLICE)
 
     # ---- program decoding -----------------------------------------------------------------------
 
@@ -120,18 +135,56 @@ class V3D:
         self._programs.clear()      # memory may hold new code since the last run
         states = [QpuState(number=i, pc=code, uniform_address=uniforms) for i, (code, uniforms) in enumerate(jobs)]
         executed = 0
-        while any(s.running for s in states):
-            progressed = False
-            for state in states:
-                if state.running and self._step(state):
-                    progressed = True
-                    executed += 1
-            if not progressed:
-                waits = ", ".join(f"QPU{s.number} at {s.pc:#x}" for s in states if s.running)
-                raise SimulationError(f"deadlock: every running QPU is blocked ({waits})")
-            if executed > max_instructions:
-                raise SimulationError(f"more than {max_instructions} instructions executed")
+        # The QPU that is earliest in modeled time runs next (ties: lowest number), so waits on other
+        # QPUs, semaphores, the mutex and the shared DMA engines happen in a consistent order.
+        while True:
+            running = [s for s in states if s.running]
+            if not running:
+                break
+            q = min(running, key=lambda s: (s.cycle, s.number))
+            if self._step(q):
+                q.waiting = None
+                executed += 1
+                if executed > max_instructions:
+                    raise SimulationError(f"more than {max_instructions} instructions executed")
+                continue
+            q.waiting_since = executed
+            if all(s.waiting and s.waiting_since == executed for s in running):
+                waits = ", ".join(f"QPU{s.number} at {s.pc:#x} ({s.waiting})" for s in running)
+                raise SimulationError(f"deadlock: every running QPU is blocked: {waits}")
+            others = [s.cycle for s in running if s is not q and not (s.waiting and s.waiting_since == executed)]
+            wake = max(min(others, default=q.cycle), q.cycle) + int(param("cycles_per_instruction"))
+            self._stall(q, q.waiting, wake)
+        self.report = self._report_run(states)
         return states
+
+    @staticmethod
+    def _stall(q: QpuState, reason: str, until: float) -> None:
+        """Advance a QPU's clock to `until` (if later), counting the wait under `reason`."""
+        until = int(until)
+        if until > q.cycle:
+            q.timing.stall_cycles[reason] += until - q.cycle
+            q.cycle = until
+
+    def _report_run(self, states: list[QpuState]) -> Report:
+        for s in states:
+            s.timing.instructions = s.instructions
+            s.timing.end_cycle = s.cycle
+        cycles = max((s.cycle for s in states), default=0)
+        tmu = [c.stats for c in self.tmus.tmu]
+        busy = sum(s.timing.busy_cycles for s in states)
+        stalls = {reason: sum(s.timing.stall_cycles[reason] for s in states) for reason in STALL_REASONS}
+        # Named after the V3D performance counter sources they model (BRCM p. 82).
+        counters = {
+            "QPU_TOTAL_CLK_CYCLES_EXECUTING_VALID_INSTRUCTIONS": busy,
+            "QPU_TOTAL_CLK_CYCLES_WAITING_FOR_TMU": stalls["tmu"],
+            "QPU_TOTAL_IDLE_CLK_CYCLES": cycles * self.qpus - busy - sum(stalls.values()),
+            "TMU_TOTAL_TEXTURE_CACHE_HITS": sum(t.hits for t in tmu),
+            "TMU_TOTAL_TEXTURE_CACHE_MISSES": sum(t.misses for t in tmu),
+            "L2C_TOTAL_L2_CACHE_HITS": self.tmus.l2.stats.hits,
+            "L2C_TOTAL_L2_CACHE_MISSES": self.tmus.l2.stats.misses,
+        }
+        return Report(cycles, [s.timing for s in states], counters)
 
     def _report(self, q: QpuState, rule: str, message: str) -> None:
         """Something the hardware does not define, or that this simulator had to guess: strict mode
@@ -155,6 +208,13 @@ class V3D:
             raise _fail(q, str(exc)) from None
 
     def _execute(self, q: QpuState) -> bool:
+        if not self._run_instruction(q):
+            return False
+        q.cycle += int(param("cycles_per_instruction"))
+        q.timing.busy_cycles += int(param("cycles_per_instruction"))
+        return True
+
+    def _run_instruction(self, q: QpuState) -> bool:
         ins = self._decoded(q.pc)
         fmt = ins.format
         if fmt == "alu":
@@ -208,14 +268,18 @@ class V3D:
         if addr == isa.ADDR_HOST_INT:              # element number (A) / QPU number (B), §10
             return list(range(LANES)) if file == "a" else [q.number] * LANES
         if addr == isa.ADDR_VPM:
+            self._stall(q, "vpm", q.vpm_ready)
             if q.vpm_reads_left <= 0:
                 raise _fail(q, "VPM read beyond the vectors of the last read setup")
             q.vpm_reads_left -= 1
             value = self.vpm.read(q.vpm_read)
             q.vpm_read = q.vpm_read.advanced()
             return value
-        if addr in (isa.ADDR_VPM_SETUP, isa.ADDR_VPM_DMA):
-            return [0] * LANES                     # DMA is instantaneous here: never busy, no wait
+        if addr == isa.ADDR_VPM_SETUP:            # vr_busy / vw_busy: is this QPU's DMA still running?
+            return [1 if q.cycle < q.dma_done[file] else 0] * LANES
+        if addr == isa.ADDR_VPM_DMA:              # vr_wait / vw_wait: stall until it is done
+            self._stall(q, "dma", q.dma_done[file])
+            return [0] * LANES
         if addr == isa.ADDR_MUTEX:
             return [0] * LANES                     # acquired by the caller before the read
         if addr == isa.NOP_ADDR:
@@ -237,6 +301,7 @@ class V3D:
         reads_mutex = f["raddr_a"] == isa.ADDR_MUTEX or (not small_imm and f["raddr_b"] == isa.ADDR_MUTEX)
         if reads_mutex:
             if self.mutex_owner not in (None, q.number):
+                q.waiting = "mutex"
                 return False
             self.mutex_owner = q.number
         a_value = self._read(q, "a", f["raddr_a"]) if f["raddr_a"] != isa.NOP_ADDR else [0] * LANES
@@ -413,11 +478,18 @@ class V3D:
             (self._vpm_read_setup if file == "a" else self._vpm_write_setup)(q, values[0])
             return
         if addr == isa.ADDR_VPM_DMA:
-            # The DMA runs to completion at once in this core; the timing model charges its time.
+            # The data moves at once; the timing model says when the transfer is over: the engine
+            # (one VDR, one VDW for the whole GPU) takes bytes / bandwidth after the previous one.
             if file == "b":
-                self.vpm.store(self.memory, values[0], q.vdw_setup, q.vdw_stride)
+                moved = self.vpm.store(self.memory, values[0], q.vdw_setup, q.vdw_stride)
+                rate = param("vdw_bytes_per_clock")
             else:
-                self.vpm.load(self.memory, values[0], q.vdr_setup, q.vdr_pitch)
+                moved = self.vpm.load(self.memory, values[0], q.vdr_setup, q.vdr_pitch)
+                rate = param("vdr_bytes_per_clock")
+            start = max(q.cycle, self._dma_free[file])
+            done = int(start + param("dma_latency") + moved / rate)
+            self._dma_free[file] = done
+            q.dma_done[file] = done
             return
         if addr == isa.ADDR_MUTEX:
             if self.mutex_owner == q.number:
@@ -425,6 +497,9 @@ class V3D:
             return
         if isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST:
             function = sfu.FUNCTIONS[addr - isa.ADDR_SFU_FIRST]
+            slice_ = q.number // QPUS_PER_SLICE        # one SFU per slice, not pipelined
+            self._stall(q, "sfu", self._sfu_free[slice_])
+            self._sfu_free[slice_] = q.cycle + int(param("sfu_busy"))
             q.r4_pending.append([sfu.SFU_LATENCY, [function(v) for v in values], "sfu"])
             return
         if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
@@ -439,15 +514,17 @@ class V3D:
             physical = tmu ^ (q.number % QPUS_PER_SLICE >= 2 and not q.tmu_noswap)
             cache = 2 * (q.number // QPUS_PER_SLICE) + physical
             lanes = []
+            latency = 0
             for lane, address in enumerate(values):
-                value, stale = self.tmus.read(cache, address)
+                value, stale, level = self.tmus.read(cache, address)
+                latency = max(latency, int(param(level)))
                 if stale:
                     self._report(q, "stale cache", f"lane {lane} reads {address:#010x} through a TMU/L2 cache line "
                                                    "filled before memory changed (VDW store or host write): the "
                                                    "hardware returns the old data; clear the caches or read it "
                                                    "another way")
                 lanes.append(value)
-            q.tmu_fifo[tmu].append(lanes)
+            q.tmu_fifo[tmu].append((lanes, q.cycle + latency))
             return
         if addr == isa.ADDR_TMU_NOSWAP:
             q.tmu_noswap = values[0] != 0            # only lane 0 counts (semantics.md §6.2)
@@ -471,6 +548,7 @@ class V3D:
         if isa.VPM_SETUP_ID.get(value) == 0:
             q.vpm_read = Generic.decode(value)
             q.vpm_reads_left = isa.VPM_NUM.get(value) or 16
+            q.vpm_ready = q.cycle + int(param("vpm_read_latency"))
         elif isa.VDR_EXT_ID.get(value) == isa.VDR_EXT_ID_VALUE:
             q.vdr_pitch = isa.VDR_MPITCHB.get(value)
         elif isa.VDR_ID.get(value):
@@ -488,7 +566,9 @@ class V3D:
                 raise _fail(q, f"{name} with no TMU request outstanding")
             if any(p[2] == "sfu" for p in q.r4_pending):
                 self._report(q, "rule 2", "a TMU load into r4 while an SFU result is on its way")
-            q.r4_pending.append([1, fifo.pop(0), "tmu"])  # §3: r4 is readable by the next instruction
+            lanes, ready = fifo.pop(0)
+            self._stall(q, "tmu", ready)              # ldtmu waits for the data (semantics.md §8.2)
+            q.r4_pending.append([1, lanes, "tmu"])    # §3: r4 is readable by the next instruction
         elif name == "thrend":
             q.end_countdown = isa.THREND_DELAY_SLOTS
         elif name == "bkpt":
@@ -527,10 +607,12 @@ class V3D:
         number = ins["semaphore"]
         if ins["sa"] == isa.SEMAPHORE_ACQUIRE:
             if self.semaphores[number] == 0:
+                q.waiting = "semaphore"
                 return False
             self.semaphores[number] -= 1
         else:
             if self.semaphores[number] == 15:
+                q.waiting = "semaphore"
                 return False
             self.semaphores[number] += 1
         self._load_immediate(q, ins, [ins.encode() & MASK] * LANES)

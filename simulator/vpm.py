@@ -95,7 +95,7 @@ class Vpm:
             return 1, modew & 3
         raise ValueError(f"DMA MODEW {modew} is reserved")
 
-    def store(self, memory, address: int, setup: int, stride: int) -> None:
+    def store(self, memory, address: int, setup: int, stride: int) -> int:
         """VDW: UNITS memory rows of DEPTH elements; row r at address + r*(DEPTH*size + stride).
         Horizontal: row r comes from VPM row Y+r starting at column X (continuing along the row);
         vertical: from VPM column X+r starting at row Y. 8/16-bit elements walk through sub-words
@@ -117,8 +117,9 @@ class Vpm:
                     word, part = (y + k) * COLUMNS + (x + unit) % COLUMNS, offset
                 value = (self.words[word % WORDS] >> (part * size * 8)) & ((1 << (size * 8)) - 1)
                 memory.write_bytes(row_address + k * size, value, size)
+        return units * depth * size                    # bytes moved, for the timing model
 
-    def load(self, memory, address: int, setup: int, extended_pitch: int) -> None:
+    def load(self, memory, address: int, setup: int, extended_pitch: int) -> int:
         """VDR: NROWS memory rows of ROWLEN elements, row r at address + r*pitch. Horizontal: row r
         goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): to VPM column X + r*VPITCH from
         row Y, as VC4C's emulator does (the guide is ambiguous: policy, semantics.md §8.5)."""
@@ -144,3 +145,4 @@ class Vpm:
                 word %= WORDS
                 shift = part * size * 8
                 self.words[word] = (self.words[word] & ~(mask << shift)) | (value << shift)
+        return nrows * rowlen * size                   # bytes moved, for the timing model

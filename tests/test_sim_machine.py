@@ -141,7 +141,8 @@ def test_semaphores_order_qpus_and_host_interrupts_count():
 
 
 def test_deadlock_is_reported_with_each_qpu_position():
-    with pytest.raises(SimulationError, match=r"deadlock: every running QPU is blocked \(QPU0 at 0x1000, QPU1 at"):
+    with pytest.raises(SimulationError, match=r"deadlock: every running QPU is blocked: QPU0 at 0x1000 \(semaphore\), "
+                                              r"QPU1 at 0x1000 \(semaphore\)"):
         _multi("    mov -, sacq(5)\n" + END, 2)
 
 

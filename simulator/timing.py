@@ -1,0 +1,75 @@
+"""The timing model's parameters and the report of a run.
+
+Every number the model uses is in PARAMETERS with its source (../shared/reference/performance.md
+§4, semantics.md §10). Values marked "policy" are not published: they are this model's starting
+guesses, to be calibrated against GPU_FFT's published times (issue 4). All times are modeled, not
+measured, and the report says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Parameter:
+    value: float
+    unit: str
+    source: str
+
+
+PARAMETERS: dict[str, Parameter] = {
+    "clock_hz": Parameter(250e6, "Hz", "V3D clock of the Pi Zero/1 in the older docs; the project's default "
+                                       "(performance.md §4 'V3D clock defaults')"),
+    "cycles_per_instruction": Parameter(4, "clocks", "one instruction per QPU per 4 clocks (performance.md §4, "
+                                                     "'Instruction cost')"),
+    "tmu_hit": Parameter(36, "clocks", "policy: VC4C's emulator, 9 emulation cycles after a TMU-cache hit "
+                                       "(semantics.md §10)"),
+    "l2_hit": Parameter(48, "clocks", "policy: VC4C's emulator adds 3 more emulation cycles for the L2; "
+                                      "36 + 12 (semantics.md §10)"),
+    "memory": Parameter(400, "clocks", "policy: Mesa's scheduler assumes about 100 instruction slots from a TMU "
+                                       "request to ldtmu for a miss (performance.md §4 'TMU latency')"),
+    "vdr_bytes_per_clock": Parameter(690e6 / 250e6, "bytes/clock", "VPM DMA load 690 MB/s at 250 MHz, whole GPU "
+                                                                   "(performance.md §4, imrc QV52)"),
+    "vdw_bytes_per_clock": Parameter(1120e6 / 250e6, "bytes/clock", "VPM DMA store 1120 MB/s at 250 MHz, "
+                                                                    "second-hand (performance.md §4)"),
+    "dma_latency": Parameter(32, "clocks", "at least 6-10 instructions between a DMA start and its wait "
+                                           "(performance.md §4); policy: 8 instructions"),
+    "sfu_busy": Parameter(16, "clocks", "one SFU per slice, ~4 instruction slots, not pipelined "
+                                        "(performance.md §4 'SFU')"),
+    "vpm_read_latency": Parameter(12, "clocks", "data ready 3 instructions after a VPM read setup "
+                                                "(semantics.md §8.3)"),
+}
+
+
+def param(name: str) -> float:
+    return PARAMETERS[name].value
+
+
+STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex")
+
+
+@dataclass
+class QpuReport:
+    qpu: int
+    instructions: int = 0
+    busy_cycles: int = 0
+    stall_cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_REASONS, 0))
+    end_cycle: int = 0
+
+
+@dataclass
+class Report:
+    """What one run took, in the timing model (modeled, not measured)."""
+
+    cycles: int
+    per_qpu: list[QpuReport]
+    counters: dict[str, int]
+
+    def seconds(self, clock_hz: float | None = None) -> float:
+        """Modeled wall time of the run at a V3D clock (250 MHz by default, the Pi Zero's)."""
+        return self.cycles / (clock_hz or param("clock_hz"))
+
+    @property
+    def instructions(self) -> int:
+        return sum(q.instructions for q in self.per_qpu)
