@@ -152,6 +152,8 @@ MUL_OP_CODES = {name: code for code, name in enumerate(MUL_OPS)}
 ADD_UNARY_OPS = frozenset({"ftoi", "itof", "not", "clz"})
 # Ops whose inputs are floats: regfile-A unpack converts to float for these (§7.2).
 FLOAT_INPUT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "ftoi", "fmul"})
+# Ops whose result is a float: the 16-bit regfile-A packs convert it to half precision (§7.4).
+FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
 # The canonical moves (§5, Mesa/Broadcom): ADD `mov` = `or x, x`, MUL `mov` = `v8min x, x`.
 MOV_ADD_OP = "or"
 MOV_MUL_OP = "v8min"

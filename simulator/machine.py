@@ -1,5 +1,6 @@
-"""The V3D in software: QPUs executing decoded QPU code, with uniforms, TMU direct loads, the VPM
-and its DMA, semaphores, the mutex and host interrupts.
+"""The V3D in software: QPUs executing decoded QPU code, with uniforms, TMU loads through the TMU
+and L2 caches, the VPM and its DMA, the SFU, semaphores, the mutex and host interrupts; strict
+mode; and the timing model's clocks and stalls.
 
 This is the reference (pure-Python) core: every lane is an int, every rule is written once and
 cites ../shared/reference/semantics.md (§N) or qpu-isa.md. Instruction fields come from
@@ -26,7 +27,6 @@ from .vpm import Generic, Vpm
 LANES = 16
 MASK = 0xFFFFFFFF
 QPUS_PER_SLICE = 4
-FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
 
 
 class SimulationError(RuntimeError):
@@ -52,8 +52,8 @@ class QpuState:
     end_countdown: int = -1          # instructions still to run after thrend (§15: 2 delay slots)
     branch_target: int | None = None
     branch_countdown: int = -1
-    r4_pending: list[tuple[int, list[int]]] = field(default_factory=list)   # (instructions until visible, value)
-    tmu_fifo: list[list[list[int]]] = field(default_factory=lambda: [[], []])
+    r4_pending: list[list] = field(default_factory=list)   # [instructions until visible, lanes, "sfu"/"tmu"]
+    tmu_fifo: list[list[tuple[list[int], int]]] = field(default_factory=lambda: [[], []])  # (lanes, ready cycle)
     vpm_write: Generic = Generic(0, 1, 2, True, False)     # where the next generic VPM write goes
     vpm_read: Generic = Generic(0, 1, 2, True, False)
     vpm_reads_left: int = 0                                 # vectors the last read setup still provides
@@ -430,7 +430,7 @@ class V3D:
                                                                       "regfile A (the whole word is written here)")
                     a = operands[0][i] if operands else 0
                     b = operands[1][i] if operands else 0
-                    value, mask = pack_a(f["pack"], result, name in FLOAT_RESULT_OPS, name, a, b, carry)
+                    value, mask = pack_a(f["pack"], result, name in isa.FLOAT_RESULT_OPS, name, a, b, carry)
                 else:
                     value, mask = result, MASK
                 values.append(value)
