@@ -9,6 +9,7 @@ cites ../shared/reference/semantics.md (§N) or qpu-isa.md. Instruction fields c
 
 from __future__ import annotations
 
+import random
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from .vpm import Generic, Vpm
 LANES = 16
 MASK = 0xFFFFFFFF
 QPUS_PER_SLICE = 4
+INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run may pick the next QPU
 
 
 class SimulationError(RuntimeError):
@@ -98,8 +100,11 @@ def _fail(q: QpuState, message: str) -> SimulationError:
 class V3D:
     """Runs QPU programs on `qpus` QPUs over a simulated SDRAM of `memory_size` bytes."""
 
-    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12, strict: bool = True):
+    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12, strict: bool = True, seed: int | None = None):
         self.strict = strict
+        # Deterministic by default. With a seed, the next QPU is drawn at random among those within
+        # INTERLEAVE_WINDOW clocks of the earliest, so different seeds expose different races.
+        self._rng = random.Random(seed) if seed is not None else None
         self.warnings: list[str] = []
         self._warned: set[tuple[int, str]] = set()
         self.memory = Memory(memory_size)
@@ -142,6 +147,8 @@ class V3D:
             if not running:
                 break
             q = min(running, key=lambda s: (s.cycle, s.number))
+            if self._rng is not None:
+                q = self._rng.choice([s for s in running if s.cycle <= q.cycle + INTERLEAVE_WINDOW])
             if self._step(q):
                 q.waiting = None
                 executed += 1
@@ -650,9 +657,10 @@ class V3D:
 
 
 def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
-                memory: dict[int, int] | None = None, strict: bool = True) -> tuple[V3D, list[QpuState]]:
+                memory: dict[int, int] | None = None, strict: bool = True,
+                seed: int | None = None) -> tuple[V3D, list[QpuState]]:
     """Convenience for tests and examples: place code and uniforms in memory and run on `qpus` QPUs."""
-    v3d = V3D(memory_size, qpus=max(qpus, 1), strict=strict)
+    v3d = V3D(memory_size, qpus=max(qpus, 1), strict=strict, seed=seed)
     code_at, uniforms_at = 0x1000, 0x800
     for i, word in enumerate(words):
         v3d.memory.write32(code_at + 8 * i, int(word) & MASK)

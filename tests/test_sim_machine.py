@@ -222,3 +222,33 @@ def test_a_line_not_cached_reads_fresh_data():
                                             "    mov r3, 64\n    add t0s, r0, r3\n    nop; ldtmu0\n    mov r2, r4"))
     v3d, states = run_program(program.words, uniforms=[0x3000], memory={0x3000: 5, 0x3040: 9})
     assert states[0].acc[2][0] == 9
+
+
+RACY = """
+    mov r0, unif
+    mov vr_setup, vdr_setup_0(0, 1, 1, vdr_h32(1, 0, 0))
+    mov vr_addr, r0
+    mov -, vr_wait
+    mov vr_setup, vpm_setup(1, 1, h32(0))
+    nop
+    nop
+    mov r1, vpm
+    add r1, r1, 1
+    mov vw_setup, vpm_setup(1, 1, h32(0))
+    mov vpm, r1
+    mov vw_setup, vdw_setup_0(1, 1, dma_h32(0, 0))
+    mov vw_addr, r0
+    mov -, vw_wait
+""" + END
+
+
+def test_runs_are_deterministic_and_seeds_expose_races():
+    """The counter update above has no mutex: the VPM is shared, so concurrent QPUs lose updates."""
+    words = qpuasm.assemble(RACY).words
+
+    def count(seed=None):
+        v3d, _ = run_program(words, uniforms=[0x3000], qpus=6, seed=seed)
+        return v3d.memory.read32(0x3000)
+
+    assert count() == count()
+    assert len({count(seed) for seed in range(12)}) >= 2
