@@ -8,6 +8,8 @@ those of ../shared/reference/semantics.md §4.1 and §5 (measured on hardware un
 
 from __future__ import annotations
 
+from .jit import bit_length, jit
+
 SIGN = 0x80000000
 MAGNITUDE = 0x7FFFFFFF
 POS_INF = 0x7F800000
@@ -18,15 +20,18 @@ MANTISSA_MASK = HIDDEN - 1
 EXTRA = 32           # guard bits kept below the 24-bit significand while adding
 
 
+@jit
 def exponent(x: int) -> int:
     return (x >> MANTISSA_BITS) & 0xFF
 
 
+@jit
 def flush(x: int) -> int:
     """§4.1: an input with exponent 0 (zero or denormal) reads as +0."""
     return 0 if exponent(x) == 0 else x
 
 
+@jit
 def _pack(sign: int, exp: int, significand: int) -> int:
     """Sign, biased exponent of the leading bit, and a 24-bit significand -> pattern.
     Overflow gives ±Inf; a result below the normal range gives +0 (§4.1)."""
@@ -37,12 +42,13 @@ def _pack(sign: int, exp: int, significand: int) -> int:
     return sign | (exp << MANTISSA_BITS) | (significand & MANTISSA_MASK)
 
 
+@jit
 def _normalise_truncate(sign: int, exp: int, value: int, point: int) -> int:
     """`value` is a magnitude whose binary point is `point` bits from the right, and `exp` the
     biased exponent of bit `point`. Truncate (round toward zero) to 24 significant bits."""
     if value == 0:
         return 0
-    top = value.bit_length() - 1
+    top = bit_length(value) - 1
     exp += top - point
     if top > MANTISSA_BITS:
         significand = value >> (top - MANTISSA_BITS)
@@ -51,6 +57,7 @@ def _normalise_truncate(sign: int, exp: int, value: int, point: int) -> int:
     return _pack(sign, exp, significand)
 
 
+@jit
 def fadd(a: int, b: int) -> int:
     """fadd: flush inputs, exponent-255 operands give ±Inf (b's sign wins), correctly rounded
     toward zero, zero results are +0 (§4.1, measured)."""
@@ -84,11 +91,13 @@ def fadd(a: int, b: int) -> int:
     return _normalise_truncate(a & SIGN, ea, total, MANTISSA_BITS + EXTRA)
 
 
+@jit
 def fsub(a: int, b: int) -> int:
     """fsub = fadd with b's sign flipped; an exponent-255 b gives ±Inf of the opposite sign (§4.1)."""
     return fadd(a, b ^ SIGN)
 
 
+@jit
 def fmul(a: int, b: int) -> int:
     """fmul: a flushed-zero operand gives +0 even against Inf/NaN; exponent-255 operands give ±Inf
     with the XOR of the signs (§4.1, measured). Rounding of inexact products is not covered by any
@@ -105,29 +114,35 @@ def fmul(a: int, b: int) -> int:
     return _normalise_truncate(sign, exponent(a) + exponent(b) - 127, product, 2 * MANTISSA_BITS)
 
 
+@jit
 def _key(x: int) -> int:
     """Sign-magnitude order of raw patterns (§4.1: fmin/fmax compare without flushing)."""
     return -(x & MAGNITUDE) if x & SIGN else x
 
 
+@jit
 def fmin(a: int, b: int) -> tuple[int, int]:
     carry = 1 if _key(a) > _key(b) else 0
     return (b if carry else a), carry
 
 
+@jit
 def fmax(a: int, b: int) -> tuple[int, int]:
     carry = 1 if _key(a) > _key(b) else 0
     return (a if carry else b), carry
 
 
+@jit
 def fminabs(a: int, b: int) -> tuple[int, int]:
     return fmin(a & MAGNITUDE, b & MAGNITUDE)
 
 
+@jit
 def fmaxabs(a: int, b: int) -> tuple[int, int]:
     return fmax(a & MAGNITUDE, b & MAGNITUDE)
 
 
+@jit
 def ftoi(a: int) -> int:
     """Truncation toward zero of the flushed float; exponent 255 gives 0 (measured). Policy for
     |x| >= 2^31 (only ±2^97 measured, giving 0): 0, except +2^31 -> 0x80000000 as VC4C reports
@@ -140,10 +155,13 @@ def ftoi(a: int) -> int:
         return 0x80000000 if (a & MAGNITUDE) == (127 + 31) << MANTISSA_BITS else 0
     significand = (a & MANTISSA_MASK) | HIDDEN
     shift = exp - 127 - MANTISSA_BITS
+    if shift <= -(MANTISSA_BITS + 1):
+        return 0                       # |x| < 1 (and no shift of 64 bits or more, undefined when compiled)
     magnitude = significand << shift if shift >= 0 else significand >> -shift
     return (-magnitude if a & SIGN else magnitude) & 0xFFFFFFFF
 
 
+@jit
 def itof(a: int) -> int:
     """Signed int32 -> float, rounded toward zero (itof(0x7fffffff) = 0x4effffff, measured)."""
     value = a - (1 << 32) if a & SIGN else a
@@ -153,6 +171,7 @@ def itof(a: int) -> int:
     return _normalise_truncate(sign, 127, abs(value), 0)
 
 
+@jit
 def half_to_float(h: int) -> int:
     """float16 -> float32 as the unpack hardware does it (§5.1, measured): the exponent is rebiased
     and the mantissa shifted, except that a half denormal keeps exponent 0 (becomes a float
@@ -167,6 +186,7 @@ def half_to_float(h: int) -> int:
     return sign | ((exp + 112) << MANTISSA_BITS) | mantissa
 
 
+@jit
 def float_to_half(f: int) -> int:
     """float32 -> float16 for the 16a/16b packs of a float result (§5.3): exponent 0 -> +0,
     exponent 255 and overflow -> ±Inf, below the half normal range -> +0. Rounding: the measured
@@ -190,6 +210,7 @@ def float_to_half(f: int) -> int:
     return sign | (half_exp << 10) | (rounded & 0x3FF)
 
 
+@jit
 def byte_to_float(byte: int) -> int:
     """byte / 255 rounded toward zero (§5.1, measured: 0x80 -> 0x3f008080, 0xff -> 1.0)."""
     if byte == 0:
@@ -200,6 +221,7 @@ def byte_to_float(byte: int) -> int:
     return _normalise_truncate(0, 127, (byte << 40) // 255, 40)
 
 
+@jit
 def float_to_colour(f: int) -> int:
     """MUL colour pack: sat[0,255](round(f * 255)) (§5.4). Policy: round to nearest, ties away;
     exponent 255 saturates by sign; negative values give 0 (only ±1 was ever checked, by py-videocore)."""
@@ -216,8 +238,8 @@ def float_to_colour(f: int) -> int:
     scaled = significand * 255
     shift = exp - 127 - MANTISSA_BITS
     if shift >= 0:
-        value = scaled << shift
-    elif shift < -60:
+        return 255                     # at least 255 * 2^23: saturated (and no 64-bit overflow)
+    if shift < -60:
         value = 0
     else:
         value = (scaled + (1 << (-shift - 1))) >> -shift

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -44,6 +46,16 @@ PARAMETERS: dict[str, Parameter] = {
 
 def param(name: str) -> float:
     return PARAMETERS[name].value
+
+
+# The order in which the core receives the parameters (`parameter_array`); the TMU latencies are
+# in the order of cache.TMU_HIT, L2_HIT, FROM_MEMORY.
+CORE_PARAMETERS = ("cycles_per_instruction", "tmu_hit", "l2_hit", "memory", "vdr_bytes_per_clock",
+                   "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency")
+
+
+def parameter_array() -> np.ndarray:
+    return np.array([param(name) for name in CORE_PARAMETERS], dtype=np.float64)
 
 
 STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex")

@@ -1,148 +1,189 @@
 """The VPM's user window and its DMA engines (semantics.md §8.3, §8.5; qpu-isa.md §18).
 
-The window is 64 rows x 16 words of 32 bits. Generic QPU accesses move one 16-lane vector in one
-of the layouts chosen by SIZE (8/16/32-bit), HORIZ and LANED; the VDW stores a 2-D block to memory
-and the VDR loads one. Setup words are decoded with the field table of `qpuasm.isa`.
+The window is 64 rows x 16 words of 32 bits (`new_vpm()`). Generic QPU accesses move one 16-lane
+vector in one of the layouts chosen by SIZE (8/16/32-bit), HORIZ and LANED; the VDW stores a 2-D
+block to memory and the VDR loads one. Setup words are decoded with the field table of
+`qpuasm.isa`. The functions are in the compilable subset (jit.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numpy as np
 
 from qpuasm import isa
+
+from .jit import jit
+from .memory import OUTSIDE, read_bytes, write_bytes
 
 ROWS = 64
 COLUMNS = 16
 WORDS = ROWS * COLUMNS
 LANES = 16
-SUBWORDS = {0: 4, 1: 2, 2: 1}          # SIZE 8-bit, 16-bit, 32-bit -> values per 32-bit word
+RESERVED = -1
 
 
-@dataclass(frozen=True)
-class Generic:
-    """A generic read or write setup: where the next vector goes and how the address advances."""
-
-    addr: int
-    stride: int
-    size: int
-    horizontal: bool
-    laned: bool
-
-    @classmethod
-    def decode(cls, value: int) -> Generic:
-        return cls(isa.VPM_ADDR.get(value), isa.VPM_STRIDE.get(value) or 64, isa.VPM_SIZE.get(value),
-                   bool(isa.VPM_HORIZ.get(value)), bool(isa.VPM_LANED.get(value)))
-
-    def advanced(self) -> Generic:
-        # Each access adds STRIDE to ADDR; addresses wrap past row 63 (§8.3).
-        return Generic((self.addr + self.stride) & isa.VPM_ADDR.mask, self.stride, self.size,
-                       self.horizontal, self.laned)
+def _field(f: isa.Field) -> tuple[int, int]:
+    return f.lo, f.mask
 
 
-def positions(setup: Generic) -> list[tuple[int, int, int]]:
-    """(word index, bit shift, bit width) for each lane of one generic access (§8.3 access patterns)."""
-    per_word = SUBWORDS.get(setup.size)
-    if per_word is None:
-        raise ValueError(f"VPM access SIZE {setup.size} is reserved")
+# (lo, mask) of the setup fields, read off the isa table once.
+VPM_ADDR, VPM_STRIDE, VPM_SIZE = _field(isa.VPM_ADDR), _field(isa.VPM_STRIDE), _field(isa.VPM_SIZE)
+VPM_HORIZ, VPM_LANED, VPM_NUM = _field(isa.VPM_HORIZ), _field(isa.VPM_LANED), _field(isa.VPM_NUM)
+VDW_UNITS, VDW_DEPTH, VDW_HORIZ = _field(isa.VDW_UNITS), _field(isa.VDW_DEPTH), _field(isa.VDW_HORIZ)
+VDW_VPMBASE, VDW_MODEW = _field(isa.VDW_VPMBASE), _field(isa.VDW_MODEW)
+VDR_MODEW, VDR_MPITCH, VDR_ROWLEN = _field(isa.VDR_MODEW), _field(isa.VDR_MPITCH), _field(isa.VDR_ROWLEN)
+VDR_NROWS, VDR_VPITCH, VDR_VERT = _field(isa.VDR_NROWS), _field(isa.VDR_VPITCH), _field(isa.VDR_VERT)
+VDR_ADDRXY = _field(isa.VDR_ADDRXY)
+
+
+def new_vpm() -> np.ndarray:
+    return np.zeros(WORDS, dtype=np.int64)
+
+
+@jit
+def get(value: int, field: tuple[int, int]) -> int:
+    return (value >> field[0]) & field[1]
+
+
+@jit
+def generic_advanced(setup: int) -> int:
+    """The setup after one access: ADDR += STRIDE (0 = 64), wrapping past row 63 (§8.3)."""
+    stride = get(setup, VPM_STRIDE) or 64
+    addr = (get(setup, VPM_ADDR) + stride) & VPM_ADDR[1]
+    return (setup & ~(VPM_ADDR[1] << VPM_ADDR[0])) | (addr << VPM_ADDR[0])
+
+
+@jit
+def _subwords(size: int) -> int:
+    """Values per 32-bit word for SIZE 0 (8-bit), 1 (16-bit), 2 (32-bit); RESERVED for 3."""
+    return 4 if size == 0 else 2 if size == 1 else 1 if size == 2 else RESERVED
+
+
+@jit
+def position(setup: int, lane: int) -> tuple[int, int, int]:
+    """(word index, bit shift, bit width) of one lane of a generic access (§8.3 access patterns);
+    the caller has refused a reserved SIZE."""
+    per_word = _subwords(get(setup, VPM_SIZE))
     width = 32 // per_word
-    addr = setup.addr
-    sub_bits = per_word.bit_length() - 1                # 0, 1 or 2 bits of sub-word select
+    addr = get(setup, VPM_ADDR)
+    sub_bits = 0 if per_word == 1 else 1 if per_word == 2 else 2    # bits of sub-word select
     sub = addr & (per_word - 1)
-    out = []
-    for lane in range(LANES):
-        if setup.horizontal:
-            row = (addr >> sub_bits) & (ROWS - 1)
-            if per_word == 1 or setup.laned:
-                column, part = lane, sub                # laned: sub-word `sub` of word `lane`
-            else:                                       # packed: consecutive sub-words of few words
-                column, part = sub * (COLUMNS // per_word) + lane // per_word, lane % per_word
+    laned = get(setup, VPM_LANED) == 1
+    if get(setup, VPM_HORIZ):
+        row = (addr >> sub_bits) & (ROWS - 1)
+        if per_word == 1 or laned:
+            column, part = lane, sub                    # laned: sub-word `sub` of word `lane`
+        else:                                           # packed: consecutive sub-words of few words
+            column, part = sub * (COLUMNS // per_word) + lane // per_word, lane % per_word
+    else:
+        column = (addr >> sub_bits) & (COLUMNS - 1)
+        block = ((addr >> (sub_bits + 4)) & 3) << 4     # Y[5:4]: a block of 16 rows
+        if per_word == 1 or laned:
+            row, part = block + lane, sub
         else:
-            column = (addr >> sub_bits) & (COLUMNS - 1)
-            block = ((addr >> (sub_bits + 4)) & 3) << 4  # Y[5:4]: a block of 16 rows
-            if per_word == 1 or setup.laned:
-                row, part = block + lane, sub
+            row, part = block + sub * (LANES // per_word) + lane // per_word, lane % per_word
+    return (row & (ROWS - 1)) * COLUMNS + column, part * width, width
+
+
+@jit
+def size_reserved(setup: int) -> bool:
+    return _subwords(get(setup, VPM_SIZE)) == RESERVED
+
+
+@jit
+def read_vector(vpm, setup: int, out, start: int) -> None:
+    """One vector into out[start:start + 16]; 8/16-bit values come back zero-extended in the low
+    bits (§8.3)."""
+    for lane in range(LANES):
+        word, shift, width = position(setup, lane)
+        out[start + lane] = (vpm[word] >> shift) & ((1 << width) - 1)
+
+
+@jit
+def write_vector(vpm, setup: int, values, start: int) -> None:
+    """One vector from values[start:start + 16]; 8/16-bit accesses store the low bits of each
+    lane (§8.3)."""
+    for lane in range(LANES):
+        word, shift, width = position(setup, lane)
+        mask = ((1 << width) - 1) << shift
+        vpm[word] = (vpm[word] & ~mask) | ((values[start + lane] << shift) & mask)
+
+
+# ---- DMA ------------------------------------------------------------------------------------------
+
+@jit
+def element(modew: int) -> tuple[int, int]:
+    """(bytes per element, sub-word offset) from a MODEW field: 0 = 32-bit, 2-3 = 16-bit with the
+    half in bit 0, 4-7 = 8-bit with the byte in bits 1..0 (§8.5); (RESERVED, 0) for 1."""
+    if modew == 0:
+        return 4, 0
+    if modew == 2 or modew == 3:
+        return 2, modew & 1
+    if modew >= 4:
+        return 1, modew & 3
+    return RESERVED, 0
+
+
+@jit
+def store(vpm, data, address: int, setup: int, stride: int) -> tuple[int, int]:
+    """VDW: UNITS memory rows of DEPTH elements; row r at address + r*(DEPTH*size + stride).
+    Horizontal: row r comes from VPM row Y+r starting at column X (continuing along the row);
+    vertical: from VPM column X+r starting at row Y. 8/16-bit elements walk through sub-words
+    starting at the MODEW offset. Vertical 8/16-bit stores are policy (semantics.md §8.5 [UNKNOWN]).
+    Returns (bytes moved, OUTSIDE) or (RESERVED, 0) / (0, the bus address outside the SDRAM)."""
+    units = get(setup, VDW_UNITS) or 128
+    depth = get(setup, VDW_DEPTH) or 128
+    horizontal = get(setup, VDW_HORIZ)
+    base = get(setup, VDW_VPMBASE)
+    y, x = base >> 4, base & 15
+    size, offset = element(get(setup, VDW_MODEW))
+    if size == RESERVED:
+        return RESERVED, 0
+    per_word = 4 // size
+    for unit in range(units):
+        row_address = address + unit * (depth * size + stride)
+        for k in range(depth):
+            if horizontal:
+                position_ = ((y + unit) * COLUMNS + x) * per_word + offset + k
+                word, part = position_ // per_word, position_ % per_word
             else:
-                row, part = block + sub * (LANES // per_word) + lane // per_word, lane % per_word
-        out.append((((row & (ROWS - 1)) * COLUMNS + column), part * width, width))
-    return out
+                word, part = (y + k) * COLUMNS + (x + unit) % COLUMNS, offset
+            value = (vpm[word % WORDS] >> (part * size * 8)) & ((1 << (size * 8)) - 1)
+            if not write_bytes(data, row_address + k * size, value, size):
+                return 0, row_address + k * size
+    return units * depth * size, OUTSIDE
 
 
-class Vpm:
-    def __init__(self) -> None:
-        self.words = [0] * WORDS
-
-    def read(self, setup: Generic) -> list[int]:
-        """One vector; 8/16-bit values come back zero-extended in the low bits (§8.3)."""
-        return [(self.words[w] >> shift) & ((1 << width) - 1) for w, shift, width in positions(setup)]
-
-    def write(self, setup: Generic, values: list[int]) -> None:
-        """One vector; 8/16-bit accesses store the low bits of each lane (§8.3)."""
-        for (w, shift, width), value in zip(positions(setup), values, strict=True):
-            mask = ((1 << width) - 1) << shift
-            self.words[w] = (self.words[w] & ~mask) | ((value << shift) & mask)
-
-    # ---- DMA --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _element(modew: int) -> tuple[int, int]:
-        """(bytes per element, sub-word offset) from a MODEW field: 0 = 32-bit, 2-3 = 16-bit with
-        the half in bit 0, 4-7 = 8-bit with the byte in bits 1..0 (§8.5)."""
-        if modew == 0:
-            return 4, 0
-        if modew in (2, 3):
-            return 2, modew & 1
-        if modew >= 4:
-            return 1, modew & 3
-        raise ValueError(f"DMA MODEW {modew} is reserved")
-
-    def store(self, memory, address: int, setup: int, stride: int) -> int:
-        """VDW: UNITS memory rows of DEPTH elements; row r at address + r*(DEPTH*size + stride).
-        Horizontal: row r comes from VPM row Y+r starting at column X (continuing along the row);
-        vertical: from VPM column X+r starting at row Y. 8/16-bit elements walk through sub-words
-        starting at the MODEW offset. Vertical 8/16-bit stores are policy (semantics.md §8.5 [UNKNOWN])."""
-        units = isa.VDW_UNITS.get(setup) or 128
-        depth = isa.VDW_DEPTH.get(setup) or 128
-        horizontal = isa.VDW_HORIZ.get(setup)
-        base = isa.VDW_VPMBASE.get(setup)
-        y, x = base >> 4, base & 15
-        size, offset = self._element(isa.VDW_MODEW.get(setup))
-        per_word = 4 // size
-        for unit in range(units):
-            row_address = address + unit * (depth * size + stride)
-            for k in range(depth):
-                if horizontal:
-                    position = ((y + unit) * COLUMNS + x) * per_word + offset + k
-                    word, part = position // per_word, position % per_word
-                else:
-                    word, part = (y + k) * COLUMNS + (x + unit) % COLUMNS, offset
-                value = (self.words[word % WORDS] >> (part * size * 8)) & ((1 << (size * 8)) - 1)
-                memory.write_bytes(row_address + k * size, value, size)
-        return units * depth * size                    # bytes moved, for the timing model
-
-    def load(self, memory, address: int, setup: int, extended_pitch: int) -> int:
-        """VDR: NROWS memory rows of ROWLEN elements, row r at address + r*pitch. Horizontal: row r
-        goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): to VPM column X + r*VPITCH from
-        row Y, as VC4C's emulator does (the guide is ambiguous: policy, semantics.md §8.5)."""
-        size, offset = self._element(isa.VDR_MODEW.get(setup))
-        mpitch = isa.VDR_MPITCH.get(setup)
-        pitch = 8 << mpitch if mpitch else extended_pitch
-        rowlen = isa.VDR_ROWLEN.get(setup) or 16
-        nrows = isa.VDR_NROWS.get(setup) or 16
-        vpitch = isa.VDR_VPITCH.get(setup) or 16
-        vertical = isa.VDR_VERT.get(setup)
-        addrxy = isa.VDR_ADDRXY.get(setup)
-        y, x = addrxy >> 4, addrxy & 15
-        per_word = 4 // size
-        mask = (1 << (size * 8)) - 1
-        for r in range(nrows):
-            for k in range(rowlen):
-                value = memory.read_bytes(address + r * pitch + k * size, size)
-                if vertical:
-                    word, part = (y + k) * COLUMNS + (x + r * vpitch) % COLUMNS, offset
-                else:
-                    position = ((y + r * vpitch) * COLUMNS + x) * per_word + offset + k
-                    word, part = position // per_word, position % per_word
-                word %= WORDS
-                shift = part * size * 8
-                self.words[word] = (self.words[word] & ~(mask << shift)) | (value << shift)
-        return nrows * rowlen * size                   # bytes moved, for the timing model
+@jit
+def load(vpm, data, address: int, setup: int, extended_pitch: int) -> tuple[int, int]:
+    """VDR: NROWS memory rows of ROWLEN elements, row r at address + r*pitch. Horizontal: row r
+    goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): to VPM column X + r*VPITCH from
+    row Y, as VC4C's emulator does (the guide is ambiguous: policy, semantics.md §8.5).
+    Returns like `store`."""
+    size, offset = element(get(setup, VDR_MODEW))
+    if size == RESERVED:
+        return RESERVED, 0
+    mpitch = get(setup, VDR_MPITCH)
+    pitch = 8 << mpitch if mpitch else extended_pitch
+    rowlen = get(setup, VDR_ROWLEN) or 16
+    nrows = get(setup, VDR_NROWS) or 16
+    vpitch = get(setup, VDR_VPITCH) or 16
+    vertical = get(setup, VDR_VERT)
+    addrxy = get(setup, VDR_ADDRXY)
+    y, x = addrxy >> 4, addrxy & 15
+    per_word = 4 // size
+    mask = (1 << (size * 8)) - 1
+    for r in range(nrows):
+        for k in range(rowlen):
+            value = read_bytes(data, address + r * pitch + k * size, size)
+            if value == OUTSIDE:
+                return 0, address + r * pitch + k * size
+            if vertical:
+                word, part = (y + k) * COLUMNS + (x + r * vpitch) % COLUMNS, offset
+            else:
+                position_ = ((y + r * vpitch) * COLUMNS + x) * per_word + offset + k
+                word, part = position_ // per_word, position_ % per_word
+            word %= WORDS
+            shift = part * size * 8
+            vpm[word] = (vpm[word] & ~(mask << shift)) | (value << shift)
+    return nrows * rowlen * size, OUTSIDE

@@ -1,0 +1,852 @@
+"""The core: QPUs executing decoded QPU code (program.py), with uniforms, TMU loads through the TMU
+and L2 caches, the VPM and its DMA, the SFU, semaphores, the mutex and host interrupts; strict-mode
+reports; and the timing model's clocks and stalls.
+
+Written once in the compilable subset (jit.py): numba compiles it where installed, and the same
+functions run as plain Python elsewhere. All state lives in int64 arrays owned by machine.V3D
+(layouts below); every lane value is a 32-bit pattern held in an int64. The core never raises: it
+returns a status, with the details in `glob` and `events`, and machine.py turns them into
+exceptions and warnings. Rules cite ../shared/reference/semantics.md (§N) or qpu-isa.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qpuasm import isa
+
+from . import program as P
+from .alu import add_op, mul_op
+from .cache import tmu_read
+from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
+from .jit import jit
+from .memory import OUTSIDE, read32
+from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
+from .sfu import SFU_LATENCY, sfu
+from .vpm import RESERVED, generic_advanced, load, read_vector, size_reserved, store, write_vector
+
+LANES = 16
+MASK = 0xFFFFFFFF
+QPUS_PER_SLICE = 4
+MAX_QPUS = 16
+INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run may pick the next QPU
+
+# ---- state layouts ------------------------------------------------------------------------------
+# Two flat int64 arrays hold the state, so that every call inside the core passes few arguments
+# (numba passes each array as a struct of many words): qpu[q, k] per QPU and machine[k] for the
+# whole V3D. Every lane value is a 32-bit pattern in an int64.
+#
+# qpu[q, k], first the scalars:
+(PC, UNIFORMS, RUNNING, END_COUNTDOWN, BRANCH_TARGET, BRANCH_COUNTDOWN, VPM_WRITE, VPM_READ, VPM_READS_LEFT,
+ VDW_SETUP, VDW_STRIDE, VDR_SETUP, VDR_PITCH, INSTRUCTIONS, NOSWAP, CYCLE, DMA_DONE, _DMA_STORE_DONE, VPM_READY,
+ WAITING, WAITING_SINCE, BUSY, STALL, _S1, _S2, _S3, _S4, _S5, PENDING_COUNT, FIFO_HEAD, _FIFO_HEAD1, FIFO_COUNT,
+ _FIFO_COUNT1, QPU_SCALARS) = range(34)
+# Stall reasons (columns STALL + reason), in the order of timing.STALL_REASONS.
+ST_TMU, ST_DMA, ST_SFU, ST_VPM, ST_SEMAPHORE, ST_MUTEX = range(6)
+NOT_WAITING = -1
+# DMA engines (columns DMA_DONE + engine): 0 = VDR load (A-space vr_*), 1 = VDW store (B-space vw_*).
+# Registers: row r, lane i at REGS + r * LANES + i; regfile A rows 0..31, B 32..63, r0..r5 64..69.
+REG_A, REG_B, ACC = 0, isa.REGFILE_SIZE, 2 * isa.REGFILE_SIZE
+REG_ROWS = ACC + 6
+REGS = QPU_SCALARS
+# Flags: FLAGS + k * LANES + i for k = Z, N, C, and C_FROM_MUL (the C flag came from the MUL ALU).
+Z, N, C, C_FROM_MUL = 0, 1, 2, 3
+FLAGS = REGS + REG_ROWS * LANES
+# The instruction count when each register row was last written (-1: never), for strict mode.
+LAST_WRITE = FLAGS + 4 * LANES
+# r4 results on their way: slot j has (countdown, kind) at PENDING + 2j and lanes at
+# PENDING_VALUES + j * LANES; PENDING_COUNT slots are in use, in arrival order.
+PENDING_SLOTS = 8
+KIND_SFU, KIND_TMU = 1, 2
+PENDING = LAST_WRITE + REG_ROWS
+PENDING_VALUES = PENDING + 2 * PENDING_SLOTS
+# TMU request FIFOs, a ring per TMU: entry e of TMU t has lanes at FIFO_VALUES + (t * CAP + e) *
+# LANES and its ready cycle at FIFO_READY + t * CAP + e.
+FIFO_CAPACITY = 16            # room beyond the hardware's 8 so that non-strict runs can go on
+FIFO_VALUES = PENDING_VALUES + PENDING_SLOTS * LANES
+FIFO_READY = FIFO_VALUES + 2 * FIFO_CAPACITY * LANES
+QPU_SIZE = FIFO_READY + 2 * FIFO_CAPACITY
+#
+# machine[k]: the V3D-wide state and the core's answer to its caller, the semaphores, the events
+# (what strict mode raises and non-strict mode warns: qpu, pc, report code, arg, arg2 each) and
+# scratch vectors used within one instruction.
+(G_MUTEX_OWNER, G_HOST_INTERRUPTS, G_DMA_FREE, _G_DMA_FREE1, G_EXECUTED, G_RNG, G_SEEDED, G_STRICT, G_EVENTS,
+ G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_SFU_FREE) = range(16)
+NO_OWNER = -1
+SEMAPHORES = G_SFU_FREE + MAX_QPUS // QPUS_PER_SLICE
+EVENTS = SEMAPHORES + isa.SEMAPHORE_COUNT
+EVENT_FIELDS = 5
+EVENT_CAPACITY = 64
+EVENT_DRAIN = EVENT_CAPACITY - 24        # one instruction adds at most a few
+SCRATCH = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
+(S_A, S_B, S_AA, S_AB, S_MA, S_MB, S_ADD_OUT, S_ADD_C, S_MUL_OUT, S_MUL_C, S_COND_ADD, S_COND_MUL, S_VALUES,
+ S_MASKS, S_TMP, S_TMP2) = range(SCRATCH, SCRATCH + 16 * LANES, LANES)
+MACHINE_SIZE = SCRATCH + 16 * LANES
+# Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
+P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY = range(9)
+
+# Run status (the return value of `run`).
+DONE, NEED_DECODE, DRAIN, REPORTED, FAILED, DEADLOCK, BUDGET = range(7)
+# Step results.
+BLOCKED, EXECUTED, ERROR = 0, 1, -1
+
+# Reports (strict mode raises, non-strict warns once per site); messages are in machine.py.
+(R_SFU_R4_READ, R_UNINITIALISED_ACC, R_RULE1, R_UNINITIALISED_REG, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
+ R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU) = range(1, 12)
+# Errors (always fatal).
+(E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
+ E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
+ E_UNALIGNED_PC, E_FETCH) = range(1, 18)
+
+# ---- tables derived from isa (constants of the compiled code) -------------------------------------
+_ADD_NAMES = [name or "" for name in isa.ADD_OPS]
+ADD_RESERVED = np.array([not name for name in _ADD_NAMES], dtype=np.bool_)
+ADD_UNARY = np.array([name in isa.ADD_UNARY_OPS for name in _ADD_NAMES], dtype=np.bool_)
+ADD_FLOAT_INPUT = np.array([name in isa.FLOAT_INPUT_OPS for name in _ADD_NAMES], dtype=np.bool_)
+ADD_FLOAT_RESULT = np.array([name in isa.FLOAT_RESULT_OPS for name in _ADD_NAMES], dtype=np.bool_)
+ADD_SATURATION = np.array([ADD_OP if n == "add" else SUB_OP if n == "sub" else OTHER_OP for n in _ADD_NAMES],
+                          dtype=np.int64)
+MUL_FLOAT_INPUT = np.array([name in isa.FLOAT_INPUT_OPS for name in isa.MUL_OPS], dtype=np.bool_)
+MUL_FLOAT_RESULT = np.array([name in isa.FLOAT_RESULT_OPS for name in isa.MUL_OPS], dtype=np.bool_)
+FTOI = isa.ADD_OP_CODES["ftoi"]
+MOV_ADD, MOV_MUL = isa.ADD_OP_CODES[isa.MOV_ADD_OP], isa.MUL_OP_CODES[isa.MOV_MUL_OP]
+SMALL_IMM_BITS = np.array(isa.SMALL_IMM_BITS, dtype=np.int64)
+BRANCH_RESERVED = np.array([c is None for c in isa.BRANCH_CONDITIONS], dtype=np.bool_)
+LDI_PER_ELEMENT_SIGNED = isa.LDI_MODE_CODES["ldipes"]
+LDI_PER_ELEMENT_UNSIGNED = isa.LDI_MODE_CODES["ldipeu"]
+SIG_LDTMU0, SIG_LDTMU1 = isa.SIGNAL_CODES["ldtmu0"], isa.SIGNAL_CODES["ldtmu1"]
+SIG_THREND, SIG_BKPT = isa.SIGNAL_CODES["thrend"], isa.SIGNAL_CODES["bkpt"]
+MEASURED_FTOI_OVERFLOW = (127 + 97) << 23       # ±2^97 -> 0 (vc4c_hw/alu_ops.csv)
+VPM_SETUP_ID = (isa.VPM_SETUP_ID.lo, isa.VPM_SETUP_ID.mask)
+VPM_NUM = (isa.VPM_NUM.lo, isa.VPM_NUM.mask)
+VDW_STRIDE_FIELD = (isa.VDW_STRIDE.lo, isa.VDW_STRIDE.mask)
+VDR_EXT_ID = (isa.VDR_EXT_ID.lo, isa.VDR_EXT_ID.mask)
+VDR_MPITCHB = (isa.VDR_MPITCHB.lo, isa.VDR_MPITCHB.mask)
+VDR_ID = (isa.VDR_ID.lo, isa.VDR_ID.mask)
+# Instruction fields by column of the decoded program.
+_C = P.COLUMN
+C_SIG, C_UNPACK, C_PM, C_PACK, C_COND_ADD, C_COND_MUL, C_SF, C_WS = (
+    _C["sig"], _C["unpack"], _C["pm"], _C["pack"], _C["cond_add"], _C["cond_mul"], _C["sf"], _C["ws"])
+C_WADDR_ADD, C_WADDR_MUL, C_OP_MUL, C_OP_ADD, C_RADDR_A, C_RADDR_B = (
+    _C["waddr_add"], _C["waddr_mul"], _C["op_mul"], _C["op_add"], _C["raddr_a"], _C["raddr_b"])
+C_ADD_A, C_ADD_B, C_MUL_A, C_MUL_B, C_LDI_MODE, C_IMM, C_SA, C_SEMAPHORE = (
+    _C["add_a"], _C["add_b"], _C["mul_a"], _C["mul_b"], _C["ldi_mode"], _C["imm"], _C["sa"], _C["semaphore"])
+C_COND_BR, C_REL, C_REG = _C["cond_br"], _C["rel"], _C["reg"]
+
+
+
+@jit(inline=True)
+def _get(value: int, field: tuple[int, int]) -> int:
+    return (value >> field[0]) & field[1]
+
+
+# ---- bookkeeping ----------------------------------------------------------------------------------
+
+@jit
+def _report(m, q: int, pc: int, code: int, arg: int, arg2: int) -> None:
+    k = m[G_EVENTS]
+    if k < EVENT_CAPACITY:
+        at = EVENTS + k * EVENT_FIELDS
+        m[at] = q
+        m[at + 1] = pc
+        m[at + 2] = code
+        m[at + 3] = arg
+        m[at + 4] = arg2
+        m[G_EVENTS] = k + 1
+
+
+@jit
+def _fail(m, q: int, pc: int, code: int, arg: int, arg2: int) -> int:
+    m[G_ERROR] = code
+    m[G_ERROR_ARG] = arg
+    m[G_ERROR_ARG2] = arg2
+    m[G_ERROR_QPU] = q
+    m[G_ERROR_PC] = pc
+    return ERROR
+
+
+@jit(inline=True)
+def _stall(qpu, q: int, reason: int, until: float) -> None:
+    """Advance a QPU's clock to `until` (if later), counting the wait under `reason`."""
+    until = int(until)
+    if until > qpu[q, CYCLE]:
+        qpu[q, STALL + reason] += until - qpu[q, CYCLE]
+        qpu[q, CYCLE] = until
+
+
+@jit(inline=True)
+def _sfu_pending(qpu, q: int) -> bool:
+    for j in range(qpu[q, PENDING_COUNT]):
+        if qpu[q, PENDING + 2 * j + 1] == KIND_SFU:
+            return True
+    return False
+
+
+@jit(inline=True)
+def _reserve_pending(qpu, q: int, countdown: int, kind: int) -> int:
+    """The offset of the lanes of a new result on its way to r4, arriving after `countdown`
+    instructions (the caller fills them); -1 if every slot is taken."""
+    j = qpu[q, PENDING_COUNT]
+    if j >= PENDING_SLOTS:
+        return -1
+    qpu[q, PENDING + 2 * j] = countdown
+    qpu[q, PENDING + 2 * j + 1] = kind
+    qpu[q, PENDING_COUNT] = j + 1
+    return PENDING_VALUES + j * LANES
+
+
+# ---- reads ----------------------------------------------------------------------------------------
+
+@jit(inline=True)
+def _read(qpu, m, vpm, data, params, q: int, file: int, addr: int, out: int) -> bool:
+    """One read through raddr_a (file 0) or raddr_b (1) into m[out:out + 16], with its side
+    effects; False on an error."""
+    if addr < isa.REGFILE_SIZE:
+        start = REGS + (file * isa.REGFILE_SIZE + addr) * LANES
+        for i in range(LANES):
+            m[out + i] = qpu[q, start + i]
+        return True
+    value = 0
+    if addr == isa.ADDR_UNIFORM:
+        value = read32(data, qpu[q, UNIFORMS])
+        if value == OUTSIDE:
+            _fail(m, q, qpu[q, PC], E_MEMORY, qpu[q, UNIFORMS], 4)
+            return False
+        qpu[q, UNIFORMS] += 4
+    elif addr == isa.ADDR_VPM:
+        _stall(qpu, q, ST_VPM, qpu[q, VPM_READY])
+        if qpu[q, VPM_READS_LEFT] <= 0:
+            _fail(m, q, qpu[q, PC], E_VPM_READ_EMPTY, 0, 0)
+            return False
+        if size_reserved(qpu[q, VPM_READ]):
+            _fail(m, q, qpu[q, PC], E_VPM_SIZE, qpu[q, VPM_READ], 0)
+            return False
+        qpu[q, VPM_READS_LEFT] -= 1
+        read_vector(vpm, qpu[q, VPM_READ], m, out)
+        qpu[q, VPM_READ] = generic_advanced(qpu[q, VPM_READ])
+        return True
+    elif addr == isa.ADDR_VPM_SETUP:            # vr_busy / vw_busy: is this QPU's DMA still running?
+        value = 1 if qpu[q, CYCLE] < qpu[q, DMA_DONE + file] else 0
+    elif addr == isa.ADDR_VPM_DMA:              # vr_wait / vw_wait: stall until it is done
+        _stall(qpu, q, ST_DMA, qpu[q, DMA_DONE + file])
+    elif addr == isa.ADDR_MUTEX or addr == isa.NOP_ADDR:
+        value = 0                               # the mutex was acquired by the caller before the read
+    elif file == 1:
+        value = q                               # QPU number (B), and the default of unmapped reads (§10)
+    else:
+        for i in range(LANES):                  # element number (A), and the default of unmapped reads
+            m[out + i] = i
+        return True
+    for i in range(LANES):
+        m[out + i] = value
+    return True
+
+
+@jit(inline=True)
+def _operand(qpu, m, q: int, mux: int, float_op: bool, pm: int, unpack_code: int, dst: int) -> None:
+    """The value an input mux delivers: regfile A (unpacked when pm = 0), B, or an accumulator
+    (r4 unpacked when pm = 1) (§5.1, §5.2)."""
+    if mux == isa.MUX_A:
+        if pm == 0 and unpack_code:
+            for i in range(LANES):
+                m[dst + i] = unpack(unpack_code, m[S_A + i], float_op)
+        else:
+            for i in range(LANES):
+                m[dst + i] = m[S_A + i]
+    elif mux == isa.MUX_B:
+        for i in range(LANES):
+            m[dst + i] = m[S_B + i]
+    else:
+        start = REGS + (ACC + mux) * LANES
+        if mux == isa.MUX_R4 and pm and unpack_code:
+            for i in range(LANES):
+                m[dst + i] = unpack_r4(unpack_code, qpu[q, start + i])
+        else:
+            for i in range(LANES):
+                m[dst + i] = qpu[q, start + i]
+
+
+@jit(inline=True)
+def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
+    """Strict-mode checks on what an ALU instruction reads (qpu-isa.md §16, semantics.md §6)."""
+    pc = qpu[q, PC]
+    op_add, op_mul = prog[row, C_OP_ADD], prog[row, C_OP_MUL]
+    used = 0
+    if op_add != 0:
+        used |= 1 << prog[row, C_ADD_A]
+        if not ADD_UNARY[op_add]:
+            used |= 1 << prog[row, C_ADD_B]
+    if op_mul != 0:
+        used |= (1 << prog[row, C_MUL_A]) | (1 << prog[row, C_MUL_B])
+    now = qpu[q, INSTRUCTIONS]
+    for mux in range(8):
+        if not used >> mux & 1:
+            continue
+        if mux < isa.MUX_ACCUMULATORS:
+            if mux == isa.MUX_R4 and _sfu_pending(qpu, q):
+                _report(m, q, pc, R_SFU_R4_READ, 0, 0)
+            elif qpu[q, LAST_WRITE + ACC + mux] < 0:
+                _report(m, q, pc, R_UNINITIALISED_ACC, mux, 0)
+            continue
+        file = 0 if mux == isa.MUX_A else 1
+        addr = prog[row, C_RADDR_A] if file == 0 else prog[row, C_RADDR_B]
+        if (file == 1 and small_imm) or addr >= isa.REGFILE_SIZE:
+            continue
+        written = qpu[q, LAST_WRITE + file * isa.REGFILE_SIZE + addr]
+        if written >= 0 and written == now - 1:
+            _report(m, q, pc, R_RULE1, file, addr)
+        elif written < 0:
+            _report(m, q, pc, R_UNINITIALISED_REG, file, addr)
+    if prog[row, C_RADDR_A] == isa.ADDR_UNIFORM and not small_imm and prog[row, C_RADDR_B] == isa.ADDR_UNIFORM:
+        _report(m, q, pc, R_TWO_UNIFORMS, 0, 0)
+
+
+# ---- flags and conditions -------------------------------------------------------------------------
+
+@jit(inline=True)
+def _condition(qpu, m, q: int, cond: int, dst: int) -> None:
+    """Per-lane write condition (1/0 in m[dst:dst + 16]) against the flags before this
+    instruction (§6.1)."""
+    if cond == isa.COND_NEVER or cond == isa.COND_ALWAYS:
+        for i in range(LANES):
+            m[dst + i] = 1 if cond == isa.COND_ALWAYS else 0
+        return
+    flag = (cond - 2) >> 1                     # ifz/ifnz -> Z, ifn/ifnn -> N, ifc/ifcc -> C
+    if flag == C:
+        _carry_check(qpu, m, q)
+    want = 1 if cond % 2 == 0 else 0
+    start = FLAGS + flag * LANES
+    for i in range(LANES):
+        m[dst + i] = 1 if qpu[q, start + i] == want else 0
+
+
+@jit
+def _carry_check(qpu, m, q: int) -> None:
+    for i in range(LANES):
+        if qpu[q, FLAGS + C_FROM_MUL * LANES + i]:
+            _report(m, q, qpu[q, PC], R_MUL_CARRY, 0, 0)
+            return
+
+
+@jit(inline=True)
+def _set_flags(qpu, m, q: int, out: int, carry: int, cond: int, from_mul: bool) -> None:
+    """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
+    for i in range(LANES):
+        if m[cond + i]:
+            value = m[out + i]
+            qpu[q, FLAGS + Z * LANES + i] = 1 if value == 0 else 0
+            qpu[q, FLAGS + N * LANES + i] = value >> 31
+            qpu[q, FLAGS + C * LANES + i] = m[carry + i]
+            qpu[q, FLAGS + C_FROM_MUL * LANES + i] = 1 if from_mul else 0
+
+
+# ---- writes ---------------------------------------------------------------------------------------
+
+@jit
+def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int) -> bool:
+    """Write m[S_VALUES] (the bits in m[S_MASKS]) to a regfile or I/O address, lane by lane under
+    m[cond]; False on an error."""
+    pc = qpu[q, PC]
+    if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
+        row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
+        qpu[q, LAST_WRITE + row] = qpu[q, INSTRUCTIONS]
+        start = REGS + row * LANES
+        for i in range(LANES):
+            if m[cond + i]:
+                mask = m[S_MASKS + i]
+                qpu[q, start + i] = (qpu[q, start + i] & ~mask & MASK) | (m[S_VALUES + i] & mask)
+        return True
+    value = m[S_VALUES]                         # I/O registers take lane 0 unless said otherwise
+    if addr == isa.ADDR_R5:
+        # §11: A-space keeps lane 4q of each quad, B-space replicates lane 0.
+        qpu[q, LAST_WRITE + ACC + isa.MUX_R5] = qpu[q, INSTRUCTIONS]
+        start = REGS + (ACC + isa.MUX_R5) * LANES
+        for i in range(LANES):
+            source = (i & ~3) if file == 0 else 0
+            if m[cond + source]:
+                qpu[q, start + i] = m[S_VALUES + source]
+        return True
+    if addr == isa.ADDR_HOST_INT:
+        if value:                               # writing 0 does nothing (qpu-isa.md §16 rule 28)
+            m[G_HOST_INTERRUPTS] += 1
+        return True
+    if addr == isa.ADDR_UNIFORMS_ADDRESS:
+        # B-space is a relative change (unif_addr_rel, §10).
+        qpu[q, UNIFORMS] = value if file == 0 else (qpu[q, UNIFORMS] + value) & MASK
+        return True
+    if addr == isa.ADDR_VPM:
+        if size_reserved(qpu[q, VPM_WRITE]):
+            return _fail(m, q, pc, E_VPM_SIZE, qpu[q, VPM_WRITE], 0) != ERROR
+        write_vector(vpm, qpu[q, VPM_WRITE], m, S_VALUES)
+        qpu[q, VPM_WRITE] = generic_advanced(qpu[q, VPM_WRITE])
+        return True
+    if addr == isa.ADDR_VPM_SETUP:
+        return _vpm_setup(qpu, m, params, q, file, value)
+    if addr == isa.ADDR_VPM_DMA:
+        # The data moves at once; the timing model says when the transfer is over: the engine (one
+        # VDR, one VDW for the whole GPU) takes bytes / bandwidth after the previous transfer.
+        if file == 1:
+            moved, outside = store(vpm, data, value, qpu[q, VDW_SETUP], qpu[q, VDW_STRIDE])
+            rate = params[P_VDW_RATE]
+        else:
+            moved, outside = load(vpm, data, value, qpu[q, VDR_SETUP], qpu[q, VDR_PITCH])
+            rate = params[P_VDR_RATE]
+        if moved == RESERVED:
+            return _fail(m, q, pc, E_DMA_MODEW, file, 0) != ERROR
+        if outside != OUTSIDE:
+            return _fail(m, q, pc, E_MEMORY, outside, 1) != ERROR
+        start_cycle = max(qpu[q, CYCLE], m[G_DMA_FREE + file])
+        done = int(start_cycle + params[P_DMA_LATENCY] + moved / rate)
+        m[G_DMA_FREE + file] = done
+        qpu[q, DMA_DONE + file] = done
+        return True
+    if addr == isa.ADDR_MUTEX:
+        if m[G_MUTEX_OWNER] == q:
+            m[G_MUTEX_OWNER] = NO_OWNER
+        return True
+    if isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST:
+        slice_ = q // QPUS_PER_SLICE            # one SFU per slice, not pipelined (performance.md §4)
+        _stall(qpu, q, ST_SFU, m[G_SFU_FREE + slice_])
+        m[G_SFU_FREE + slice_] = qpu[q, CYCLE] + int(params[P_SFU_BUSY])
+        lanes = _reserve_pending(qpu, q, SFU_LATENCY, KIND_SFU)
+        if lanes < 0:
+            return _fail(m, q, pc, E_PENDING_FULL, 0, 0) != ERROR
+        for i in range(LANES):
+            qpu[q, lanes + i] = sfu(addr - isa.ADDR_SFU_FIRST, m[S_VALUES + i])
+        return True
+    if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
+        return _tmu_request(qpu, m, cache, data, params, q, addr)
+    if addr == isa.ADDR_TMU_NOSWAP:
+        qpu[q, NOSWAP] = 1 if value != 0 else 0  # only lane 0 counts (semantics.md §6.2)
+        return True
+    return _fail(m, q, pc, E_IO_WRITE, addr, file) != ERROR
+
+
+@jit
+def _vpm_setup(qpu, m, params, q: int, file: int, value: int) -> bool:
+    """vw_setup (file 1): generic write setup (ID 00), VDW basic (10) or VDW stride (11); vr_setup
+    (file 0): generic read setup (ID 00), VDR extended pitch (1001) or VDR basic (1xxx) (§18)."""
+    kind = _get(value, VPM_SETUP_ID)
+    if file == 1:
+        if kind == 0:
+            qpu[q, VPM_WRITE] = value
+        elif kind == isa.VDW_ID_BASIC:
+            qpu[q, VDW_SETUP] = value
+        else:
+            qpu[q, VDW_STRIDE] = _get(value, VDW_STRIDE_FIELD)
+        return True
+    if kind == 0:
+        qpu[q, VPM_READ] = value
+        qpu[q, VPM_READS_LEFT] = _get(value, VPM_NUM) or 16
+        qpu[q, VPM_READY] = qpu[q, CYCLE] + int(params[P_VPM_LATENCY])
+    elif _get(value, VDR_EXT_ID) == isa.VDR_EXT_ID_VALUE:
+        qpu[q, VDR_PITCH] = _get(value, VDR_MPITCHB)
+    elif _get(value, VDR_ID):
+        qpu[q, VDR_SETUP] = value
+    else:
+        return _fail(m, q, qpu[q, PC], E_VR_SETUP, value, 0) != ERROR
+    return True
+
+
+@jit
+def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
+    """A write to a TMU S register: a direct lookup of the address in each lane of m[S_VALUES] (§8.2)."""
+    pc = qpu[q, PC]
+    tmu = (addr - isa.ADDR_TMU_FIRST) // 4
+    if (addr - isa.ADDR_TMU_FIRST) % 4:
+        return _fail(m, q, pc, E_TEXTURE, addr, 0) != ERROR
+    count = qpu[q, FIFO_COUNT + tmu]
+    if count >= isa.TMU_FIFO_SLOTS:
+        _report(m, q, pc, R_TMU_OVERFLOW, tmu, 0)
+    if count >= FIFO_CAPACITY:
+        return _fail(m, q, pc, E_FIFO_FULL, tmu, 0) != ERROR
+    # QPUs 2 and 3 of a slice use the other TMU (its cache) unless TMU_NOSWAP was written; the
+    # request FIFO is the same (§8.2).
+    swap = 1 if q % QPUS_PER_SLICE >= 2 and not qpu[q, NOSWAP] else 0
+    physical = 2 * (q // QPUS_PER_SLICE) + (tmu ^ swap)
+    entry = tmu * FIFO_CAPACITY + (qpu[q, FIFO_HEAD + tmu] + count) % FIFO_CAPACITY
+    latency = 0
+    stale_seen = False
+    for lane in range(LANES):
+        address = m[S_VALUES + lane]            # a byte address; the low 2 bits are ignored
+        value, stale, level = tmu_read(cache, data, physical, address)
+        if value == OUTSIDE:
+            return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR
+        latency = max(latency, int(params[P_TMU_HIT + level]))
+        if stale and not stale_seen:
+            stale_seen = True
+            _report(m, q, pc, R_STALE, lane, address)
+        qpu[q, FIFO_VALUES + entry * LANES + lane] = value
+    qpu[q, FIFO_READY + entry] = qpu[q, CYCLE] + latency
+    qpu[q, FIFO_COUNT + tmu] = count + 1
+    return True
+
+
+@jit
+def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_add: int, op_mul: int) -> bool:
+    """Both ALU results (m[S_ADD_OUT], m[S_MUL_OUT]) to their destinations, packed as pm and pack
+    say (§5.3, §5.4), under the conditions m[S_COND_ADD], m[S_COND_MUL]."""
+    ws, pm, pack = prog[row, C_WS], prog[row, C_PM], prog[row, C_PACK]
+    packed_unit = 0 if ws == 0 else 1          # pm = 0: the regfile-A pack applies to the unit writing A
+    for unit in range(2):
+        addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
+        cond = S_COND_ADD if unit == 0 else S_COND_MUL
+        if addr == isa.NOP_ADDR:
+            continue
+        any_lane = False
+        for i in range(LANES):
+            any_lane = any_lane or m[cond + i] != 0
+        if not any_lane:
+            continue
+        out = S_ADD_OUT if unit == 0 else S_MUL_OUT
+        carry = S_ADD_C if unit == 0 else S_MUL_C
+        if pm and unit == 1 and pack:
+            for i in range(LANES):
+                m[S_VALUES + i], m[S_MASKS + i] = pack_mul(pack, m[out + i])
+        elif not pm and unit == packed_unit and pack:
+            if addr >= isa.REGFILE_SIZE:
+                _report(m, q, qpu[q, PC], R_PACK_OUTSIDE_A, addr, 0)
+            float_result = ADD_FLOAT_RESULT[op_add] if unit == 0 else MUL_FLOAT_RESULT[op_mul]
+            saturation = ADD_SATURATION[op_add] if unit == 0 else OTHER_OP
+            for i in range(LANES):
+                a = m[S_AA + i] if unit == 0 else 0
+                b = m[S_AB + i] if unit == 0 else 0
+                m[S_VALUES + i], m[S_MASKS + i] = pack_a(pack, m[out + i], float_result, saturation, a, b,
+                                                         m[carry + i])
+        else:
+            for i in range(LANES):
+                m[S_VALUES + i] = m[out + i]
+                m[S_MASKS + i] = MASK
+        if not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, cond):
+            return False
+    return True
+
+
+# ---- instructions ---------------------------------------------------------------------------------
+
+@jit
+def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
+    pc = qpu[q, PC]
+    sig = prog[row, C_SIG]
+    small_imm = sig == isa.SIG_SMALL_IMM
+    op_add, op_mul = prog[row, C_OP_ADD], prog[row, C_OP_MUL]
+    if ADD_RESERVED[op_add]:
+        return _fail(m, q, pc, E_RESERVED_ADD, op_add, 0)
+    raddr_a, raddr_b = prog[row, C_RADDR_A], prog[row, C_RADDR_B]
+    if raddr_a == isa.ADDR_MUTEX or (not small_imm and raddr_b == isa.ADDR_MUTEX):
+        owner = m[G_MUTEX_OWNER]
+        if owner != NO_OWNER and owner != q:
+            qpu[q, WAITING] = ST_MUTEX
+            return BLOCKED
+        m[G_MUTEX_OWNER] = q
+    if not _read(qpu, m, vpm, data, params, q, 0, raddr_a, S_A):
+        return ERROR
+    if small_imm:
+        for i in range(LANES):
+            m[S_B + i] = SMALL_IMM_BITS[raddr_b]
+    elif raddr_b == isa.ADDR_UNIFORM and raddr_a == isa.ADDR_UNIFORM:
+        for i in range(LANES):                  # policy: one uniform per instruction (Linux, qpu-isa.md §20)
+            m[S_B + i] = m[S_A + i]
+    elif not _read(qpu, m, vpm, data, params, q, 1, raddr_b, S_B):
+        return ERROR
+    _check_reads(qpu, m, q, prog, row, small_imm)
+    pm, unpack_code = prog[row, C_PM], prog[row, C_UNPACK]
+    _operand(qpu, m, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AA)
+    if not ADD_UNARY[op_add]:
+        _operand(qpu, m, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AB)
+    else:
+        for i in range(LANES):
+            m[S_AB + i] = 0
+    _operand(qpu, m, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MA)
+    _operand(qpu, m, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MB)
+    if op_add == FTOI:
+        for i in range(LANES):
+            x = m[S_AA + i]
+            if 127 + 31 <= exponent(x) < EXP_SPECIAL and (x & MAGNITUDE) != MEASURED_FTOI_OVERFLOW:
+                # ftoi of |x| >= 2^31 other than the measured ±2^97 (semantics.md §4.1)
+                _report(m, q, pc, R_FTOI, 0, 0)
+                break
+    for i in range(LANES):
+        m[S_ADD_OUT + i], m[S_ADD_C + i] = add_op(op_add, m[S_AA + i], m[S_AB + i])
+    for i in range(LANES):
+        m[S_MUL_OUT + i], m[S_MUL_C + i] = mul_op(op_mul, m[S_MA + i], m[S_MB + i])
+    if small_imm and raddr_b >= isa.SMALL_IMM_ROTATE_BASE:
+        _rotate(qpu, m, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
+    _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
+    _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+    if prog[row, C_SF]:
+        if op_add != 0:                         # §6.2: flags from ADD unless its op is nop
+            _set_flags(qpu, m, q, S_ADD_OUT, S_ADD_C, S_COND_ADD, False)
+        else:
+            _set_flags(qpu, m, q, S_MUL_OUT, S_MUL_C, S_COND_MUL, True)
+    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, op_add, op_mul):
+        return ERROR
+    return _signal(qpu, m, q, sig)
+
+
+@jit(inline=True)
+def _rotate(qpu, m, q: int, amount: int, mul_a: int, mul_b: int) -> None:
+    """§9: the MUL result rotates up by n (r5 lane 0 bits 3..0 for code 48); a full 16-lane
+    rotation only when both MUL operands are r0..r3, else within each quad."""
+    n = (qpu[q, REGS + (ACC + isa.MUX_R5) * LANES] & 15) if amount == 0 else amount
+    full = mul_a < 4 and mul_b < 4
+    for i in range(LANES):
+        source = (i - n) % LANES if full else (i & ~3) | ((i - n) & 3)
+        m[S_TMP + i] = m[S_MUL_OUT + source]
+        m[S_TMP2 + i] = m[S_MUL_C + source]
+    for i in range(LANES):
+        m[S_MUL_OUT + i] = m[S_TMP + i]
+        m[S_MUL_C + i] = m[S_TMP2 + i]
+
+
+@jit
+def _signal(qpu, m, q: int, sig: int) -> int:
+    pc = qpu[q, PC]
+    if sig == isa.SIG_NONE or sig == isa.SIG_SMALL_IMM:
+        return EXECUTED
+    if sig == SIG_LDTMU0 or sig == SIG_LDTMU1:
+        tmu = sig - SIG_LDTMU0
+        count = qpu[q, FIFO_COUNT + tmu]
+        if count == 0:
+            return _fail(m, q, pc, E_LDTMU_EMPTY, tmu, 0)
+        if _sfu_pending(qpu, q):
+            _report(m, q, pc, R_SFU_R4_LDTMU, 0, 0)
+        head = qpu[q, FIFO_HEAD + tmu]
+        entry = tmu * FIFO_CAPACITY + head
+        qpu[q, FIFO_HEAD + tmu] = (head + 1) % FIFO_CAPACITY
+        qpu[q, FIFO_COUNT + tmu] = count - 1
+        _stall(qpu, q, ST_TMU, qpu[q, FIFO_READY + entry])  # ldtmu waits for the data (semantics.md §8.2)
+        lanes = _reserve_pending(qpu, q, 1, KIND_TMU)      # §3: r4 is readable by the next instruction
+        if lanes < 0:
+            return _fail(m, q, pc, E_PENDING_FULL, 0, 0)
+        for i in range(LANES):
+            qpu[q, lanes + i] = qpu[q, FIFO_VALUES + entry * LANES + i]
+        return EXECUTED
+    if sig == SIG_THREND:
+        qpu[q, END_COUNTDOWN] = isa.THREND_DELAY_SLOTS
+        return EXECUTED
+    if sig == SIG_BKPT:
+        return _fail(m, q, pc, E_BREAKPOINT, 0, 0)
+    return _fail(m, q, pc, E_SIGNAL, sig, 0)
+
+
+@jit
+def _load_immediate(qpu, m, vpm, cache, data, params, q: int, prog, row: int, semaphore: bool) -> int:
+    """§12: the value goes through both ALUs as a move; sf sets Z/N from it, C cleared. A semaphore
+    instruction (§13) moves its own low word."""
+    imm = prog[row, P.C_LOW] if semaphore else prog[row, C_IMM]
+    mode = 0 if semaphore else prog[row, C_LDI_MODE]
+    for i in range(LANES):
+        if mode == LDI_PER_ELEMENT_SIGNED or mode == LDI_PER_ELEMENT_UNSIGNED:
+            v = ((imm >> i) & 1) | ((imm >> (16 + i)) & 1) << 1     # 2-bit per-element values
+            if mode == LDI_PER_ELEMENT_SIGNED and v >= 2:
+                v -= 4
+            v &= MASK
+        else:
+            v = imm
+        m[S_ADD_OUT + i] = v
+        m[S_MUL_OUT + i] = v
+        m[S_ADD_C + i] = 0
+        m[S_MUL_C + i] = 0
+    cond_add = prog[row, C_COND_ADD]
+    _condition(qpu, m, q, cond_add, S_COND_ADD)
+    _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+    if prog[row, C_SF]:
+        _set_flags(qpu, m, q, S_ADD_OUT, S_ADD_C, S_COND_ADD if cond_add != isa.COND_NEVER else S_COND_MUL, False)
+    # The moves are `or` (ADD) and `v8min` (MUL): neither saturates nor gives a float.
+    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, MOV_ADD, MOV_MUL):
+        return ERROR
+    return EXECUTED
+
+
+@jit
+def _semaphore(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
+    """16 four-bit counting semaphores: acquire waits at 0, release waits at 15 (§13)."""
+    number = SEMAPHORES + prog[row, C_SEMAPHORE]
+    if prog[row, C_SA] == isa.SEMAPHORE_ACQUIRE:
+        if m[number] == 0:
+            qpu[q, WAITING] = ST_SEMAPHORE
+            return BLOCKED
+        m[number] -= 1
+    else:
+        if m[number] == 15:
+            qpu[q, WAITING] = ST_SEMAPHORE
+            return BLOCKED
+        m[number] += 1
+    return _load_immediate(qpu, m, vpm, cache, data, params, q, prog, row, True)
+
+
+@jit
+def _branch(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
+    """§14: target = imm (+ branch + 32 if rel) (+ ra[raddr_a] lane 15 if reg); three delay slots;
+    the link (branch + 32) and, for an odd raddr_a, the flags are written only if taken."""
+    pc = qpu[q, PC]
+    cond = prog[row, C_COND_BR]
+    if BRANCH_RESERVED[cond]:
+        return _fail(m, q, pc, E_RESERVED_BRANCH, cond, 0)
+    if cond != isa.BRANCH_ALWAYS:
+        flag = cond >> 2                        # Z, N, C
+        if flag == C:
+            _carry_check(qpu, m, q)
+        want = 1 if cond % 2 == 0 else 0
+        every = (cond >> 1) % 2 == 0            # all* / any*
+        hits = 0
+        for i in range(LANES):
+            if qpu[q, FLAGS + flag * LANES + i] == want:
+                hits += 1
+        if not (hits == LANES if every else hits > 0):
+            return EXECUTED
+    link = pc + isa.BRANCH_LINK_OFFSET
+    imm = prog[row, C_IMM]
+    target = (imm - (1 << 32) if imm & 0x80000000 else imm) + (link if prog[row, C_REL] else 0)
+    if prog[row, C_REG]:
+        target += qpu[q, REGS + (REG_A + prog[row, C_RADDR_A]) * LANES + LANES - 1]
+    qpu[q, BRANCH_TARGET] = target & MASK
+    qpu[q, BRANCH_COUNTDOWN] = isa.BRANCH_DELAY_SLOTS + 1
+    for i in range(LANES):
+        m[S_VALUES + i] = link
+        m[S_MASKS + i] = MASK
+        m[S_TMP + i] = 1
+        m[S_TMP2 + i] = 0
+    ws = prog[row, C_WS]
+    for unit in range(2):
+        addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
+        if addr != isa.NOP_ADDR and not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, S_TMP):
+            return ERROR
+    if prog[row, C_RADDR_A] & 1:
+        _set_flags(qpu, m, q, S_VALUES, S_TMP2, S_TMP, False)
+    return EXECUTED
+
+
+@jit(inline=True)
+def _advance(qpu, q: int) -> None:
+    """After an instruction: r4 results arrive, branches land after their delay slots, thrend's
+    delay slots count down (§3, §14, §15)."""
+    kept = 0
+    for j in range(qpu[q, PENDING_COUNT]):
+        qpu[q, PENDING + 2 * j] -= 1
+        if qpu[q, PENDING + 2 * j] == 0:
+            for i in range(LANES):
+                qpu[q, REGS + (ACC + isa.MUX_R4) * LANES + i] = qpu[q, PENDING_VALUES + j * LANES + i]
+            qpu[q, LAST_WRITE + ACC + isa.MUX_R4] = qpu[q, INSTRUCTIONS]
+        else:
+            if kept != j:
+                qpu[q, PENDING + 2 * kept] = qpu[q, PENDING + 2 * j]
+                qpu[q, PENDING + 2 * kept + 1] = qpu[q, PENDING + 2 * j + 1]
+                for i in range(LANES):
+                    qpu[q, PENDING_VALUES + kept * LANES + i] = qpu[q, PENDING_VALUES + j * LANES + i]
+            kept += 1
+    qpu[q, PENDING_COUNT] = kept
+    landed = False
+    if qpu[q, BRANCH_COUNTDOWN] > 0:
+        qpu[q, BRANCH_COUNTDOWN] -= 1
+        if qpu[q, BRANCH_COUNTDOWN] == 0:
+            qpu[q, PC] = qpu[q, BRANCH_TARGET]
+            qpu[q, BRANCH_COUNTDOWN] = -1
+            landed = True
+    if not landed:
+        qpu[q, PC] += isa.INSTRUCTION_BYTES
+    if qpu[q, END_COUNTDOWN] > 0:
+        qpu[q, END_COUNTDOWN] -= 1
+    elif qpu[q, END_COUNTDOWN] == 0:
+        qpu[q, RUNNING] = 0
+
+
+@jit(inline=True)
+def _step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
+    """Execute one instruction: EXECUTED, BLOCKED (semaphore or mutex) or ERROR."""
+    fmt = prog[row, P.C_FORMAT]
+    if fmt == P.FMT_ALU:
+        status = _alu(qpu, m, vpm, cache, data, params, q, prog, row)
+    elif fmt == P.FMT_LDI:
+        status = _load_immediate(qpu, m, vpm, cache, data, params, q, prog, row, False)
+    elif fmt == P.FMT_SEMAPHORE:
+        status = _semaphore(qpu, m, vpm, cache, data, params, q, prog, row)
+    elif fmt == P.FMT_BRANCH:
+        status = _branch(qpu, m, vpm, cache, data, params, q, prog, row)
+    else:
+        status = _fail(m, q, qpu[q, PC], E_UNDEFINED, prog[row, C_LDI_MODE], 0)
+    if status != EXECUTED:
+        return status
+    qpu[q, INSTRUCTIONS] += 1
+    _advance(qpu, q)
+    cpi = int(params[P_CPI])
+    qpu[q, CYCLE] += cpi
+    qpu[q, BUSY] += cpi
+    return EXECUTED
+
+
+@jit(inline=True)
+def _next_qpu(qpu, m) -> int:
+    """The running QPU that is earliest in modeled time (ties: lowest number), so that waits on
+    other QPUs, semaphores, the mutex and the shared DMA engines happen in a consistent order.
+    With a seed, one drawn at random among those within INTERLEAVE_WINDOW clocks of it."""
+    best = -1
+    for i in range(qpu.shape[0]):
+        if qpu[i, RUNNING] and (best < 0 or qpu[i, CYCLE] < qpu[best, CYCLE]):
+            best = i
+    if best < 0 or not m[G_SEEDED]:
+        return best
+    limit = qpu[best, CYCLE] + INTERLEAVE_WINDOW
+    candidates = 0
+    for i in range(qpu.shape[0]):
+        if qpu[i, RUNNING] and qpu[i, CYCLE] <= limit:
+            candidates += 1
+    m[G_RNG] = (m[G_RNG] * 1103515245 + 12345) & 0x7FFFFFFF
+    pick = (m[G_RNG] >> 8) % candidates
+    for i in range(qpu.shape[0]):
+        if qpu[i, RUNNING] and qpu[i, CYCLE] <= limit:
+            if pick == 0:
+                return i
+            pick -= 1
+    return best
+
+
+@jit
+def run(prog, base: int, qpu, m, vpm, cache, data, params, max_instructions: int) -> int:
+    """Run every QPU until all have ended, or until the caller must act: DONE, NEED_DECODE (the
+    next PC, m[G_NEED_PC], is outside `prog`), DRAIN (events to collect), REPORTED (strict mode),
+    FAILED (m[G_ERROR...]), DEADLOCK or BUDGET. Calling again resumes where it stopped."""
+    cpi = int(params[P_CPI])
+    while True:
+        if m[G_EVENTS] >= EVENT_DRAIN:
+            return DRAIN
+        q = _next_qpu(qpu, m)
+        if q < 0:
+            return DONE
+        pc = qpu[q, PC]
+        offset = pc - base
+        if offset % isa.INSTRUCTION_BYTES:
+            _fail(m, q, pc, E_UNALIGNED_PC, pc, 0)
+            return FAILED
+        row = offset // isa.INSTRUCTION_BYTES
+        if offset < 0 or row >= prog.shape[0]:
+            m[G_NEED_PC] = pc
+            return NEED_DECODE
+        status = _step(qpu, m, vpm, cache, data, params, q, prog, row)
+        if status == ERROR:
+            return FAILED
+        if status == EXECUTED:
+            qpu[q, WAITING] = NOT_WAITING
+            m[G_EXECUTED] += 1
+            if m[G_STRICT] and m[G_EVENTS]:
+                return REPORTED
+            if m[G_EXECUTED] > max_instructions:
+                return BUDGET
+            continue
+        # Blocked: wait until another QPU has moved on (or report a deadlock).
+        executed = m[G_EXECUTED]
+        qpu[q, WAITING_SINCE] = executed
+        others = -1
+        everyone_blocked = True
+        for i in range(qpu.shape[0]):
+            if not qpu[i, RUNNING]:
+                continue
+            if not (qpu[i, WAITING] != NOT_WAITING and qpu[i, WAITING_SINCE] == executed):
+                everyone_blocked = False
+                if i != q and (others < 0 or qpu[i, CYCLE] < others):
+                    others = qpu[i, CYCLE]
+        if everyone_blocked:
+            return DEADLOCK
+        wake = max(others if others >= 0 else qpu[q, CYCLE], qpu[q, CYCLE]) + cpi
+        _stall(qpu, q, qpu[q, WAITING], wake)

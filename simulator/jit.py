@@ -1,0 +1,68 @@
+"""The compiled core's switch: every function of the simulator's core is written once, in a subset
+of Python that numba compiles, and decorated with `jit`. Where numba is installed (the project's
+own dependency on x86_64 and aarch64) it compiles them; elsewhere, or with VC4KIT_JIT=0 in the
+environment, they run as plain Python and give the same bits, only slower."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+# Sources whose code or constants the compiled functions contain (isa's tables become constants).
+_SOURCES = sorted(_HERE.glob("*.py")) + [_HERE.parent / "qpuasm" / "isa.py"]
+
+
+def _drop_stale_cache() -> None:
+    """numba keys a cached function on its own file only, not on the files of the functions and
+    constants it uses: drop every cached function when any of these sources changed."""
+    cache = _HERE / "__pycache__"
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _SOURCES if p.exists())).hexdigest()
+    stamp = cache / "vc4kit-jit.stamp"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        cache.mkdir(exist_ok=True)
+        for path in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            path.unlink()
+        stamp.write_text(digest)
+    except OSError:
+        pass                       # a read-only install: its sources do not change either
+
+
+try:
+    if os.environ.get("VC4KIT_JIT", "1") == "0":
+        raise ImportError("disabled by VC4KIT_JIT=0")
+    from numba import njit
+    _drop_stale_cache()
+except ImportError:
+    njit = None
+
+COMPILED = njit is not None
+
+
+def jit(function=None, *, inline: bool = False):
+    """Compile `function` with numba (cached on disk) when available; else return it unchanged.
+    `inline`: numba inlines it into its callers (for the core's per-instruction helpers)."""
+    if function is None:
+        return lambda f: jit(f, inline=inline)
+    if njit is None:
+        return function
+    # _nrt=False: the core allocates nothing, and without the runtime numba does not count
+    # references to every array argument at every call (atomic operations that cost more than
+    # the whole instruction otherwise).
+    return njit(cache=True, nogil=True, _nrt=False, inline="always" if inline else "never")(function)
+
+
+@jit
+def bit_length(x: int) -> int:
+    """int.bit_length for a non-negative value (numba has no int.bit_length)."""
+    n = 0
+    while x >= 256:
+        x >>= 8
+        n += 8
+    while x:
+        x >>= 1
+        n += 1
+    return n
