@@ -266,7 +266,7 @@ def _operand(qpu, m, q: int, mux: int, float_op: bool, pm: int, unpack_code: int
                 m[dst + i] = qpu[q, start + i]
 
 
-@jit(inline=True)
+@jit
 def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
     """Strict-mode checks on what an ALU instruction reads (qpu-isa.md §16, semantics.md §6)."""
     pc = qpu[q, PC]
@@ -279,7 +279,7 @@ def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
     if op_mul != 0:
         used |= (1 << prog[row, C_MUL_A]) | (1 << prog[row, C_MUL_B])
     now = qpu[q, INSTRUCTIONS]
-    for mux in range(8):
+    for mux in range(8 if used else 0):
         if not used >> mux & 1:
             continue
         if mux < isa.MUX_ACCUMULATORS:
@@ -551,25 +551,33 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
         return ERROR
     _check_reads(qpu, m, q, prog, row, small_imm)
     pm, unpack_code = prog[row, C_PM], prog[row, C_UNPACK]
-    _operand(qpu, m, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AA)
-    if not ADD_UNARY[op_add]:
-        _operand(qpu, m, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AB)
+    # A nop unit reads nothing and gives 0 (with C clear) in every lane.
+    if op_add != 0:
+        _operand(qpu, m, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AA)
+        if not ADD_UNARY[op_add]:
+            _operand(qpu, m, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AB)
+        if op_add == FTOI:
+            for i in range(LANES):
+                x = m[S_AA + i]
+                if 127 + 31 <= exponent(x) < EXP_SPECIAL and (x & MAGNITUDE) != MEASURED_FTOI_OVERFLOW:
+                    # ftoi of |x| >= 2^31 other than the measured ±2^97 (semantics.md §4.1)
+                    _report(m, q, pc, R_FTOI, 0, 0)
+                    break
+        for i in range(LANES):
+            m[S_ADD_OUT + i], m[S_ADD_C + i] = add_op(op_add, m[S_AA + i], m[S_AB + i])
     else:
         for i in range(LANES):
-            m[S_AB + i] = 0
-    _operand(qpu, m, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MA)
-    _operand(qpu, m, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MB)
-    if op_add == FTOI:
+            m[S_ADD_OUT + i] = 0
+            m[S_ADD_C + i] = 0
+    if op_mul != 0:
+        _operand(qpu, m, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MA)
+        _operand(qpu, m, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MB)
         for i in range(LANES):
-            x = m[S_AA + i]
-            if 127 + 31 <= exponent(x) < EXP_SPECIAL and (x & MAGNITUDE) != MEASURED_FTOI_OVERFLOW:
-                # ftoi of |x| >= 2^31 other than the measured ±2^97 (semantics.md §4.1)
-                _report(m, q, pc, R_FTOI, 0, 0)
-                break
-    for i in range(LANES):
-        m[S_ADD_OUT + i], m[S_ADD_C + i] = add_op(op_add, m[S_AA + i], m[S_AB + i])
-    for i in range(LANES):
-        m[S_MUL_OUT + i], m[S_MUL_C + i] = mul_op(op_mul, m[S_MA + i], m[S_MB + i])
+            m[S_MUL_OUT + i], m[S_MUL_C + i] = mul_op(op_mul, m[S_MA + i], m[S_MB + i])
+    else:
+        for i in range(LANES):
+            m[S_MUL_OUT + i] = 0
+            m[S_MUL_C + i] = 0
     if small_imm and raddr_b >= isa.SMALL_IMM_ROTATE_BASE:
         _rotate(qpu, m, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
     _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
