@@ -59,7 +59,7 @@ def _bytes(a: int, b: int, op: int) -> int:
     return out
 
 
-@jit
+@jit(inline=True)
 def add_op(code: int, a: int, b: int) -> tuple[int, int]:
     """The ADD ALU (§4.1-§4.3). Reserved codes are refused by the caller."""
     if code == FADD:
@@ -115,7 +115,7 @@ def add_op(code: int, a: int, b: int) -> tuple[int, int]:
     return 0, 0                                   # nop
 
 
-@jit
+@jit(inline=True)
 def mul_op(code: int, a: int, b: int) -> tuple[int, int]:
     """The MUL ALU (§4.4)."""
     if code == FMUL:

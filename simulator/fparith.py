@@ -8,7 +8,7 @@ those of ../shared/reference/semantics.md §4.1 and §5 (measured on hardware un
 
 from __future__ import annotations
 
-from .jit import bit_length, jit
+from .jit import bit_length, bits_from_double, double_from_bits, jit
 
 SIGN = 0x80000000
 MAGNITUDE = 0x7FFFFFFF
@@ -18,6 +18,11 @@ MANTISSA_BITS = 23
 HIDDEN = 1 << MANTISSA_BITS
 MANTISSA_MASK = HIDDEN - 1
 EXTRA = 32           # guard bits kept below the 24-bit significand while adding
+# Fast paths through host doubles, used only where the double result is exact, so that
+# truncating it gives the same bits as the integer path: a product of two 24-bit significands
+# (48 bits) always fits a double's 53; a sum does when the exponents differ by at most 28.
+DOUBLE_BIAS_SHIFT = 1023 - 127
+EXACT_SUM_EXPONENT_GAP = 53 - 25
 
 
 @jit
@@ -40,6 +45,26 @@ def _pack(sign: int, exp: int, significand: int) -> int:
     if exp <= 0:
         return 0
     return sign | (exp << MANTISSA_BITS) | (significand & MANTISSA_MASK)
+
+
+@jit
+def _to_double(x: int) -> float:
+    """A float32 pattern with exponent 1..254 as the equal double."""
+    return double_from_bits((x & SIGN) << 32 | (exponent(x) + DOUBLE_BIAS_SHIFT) << 52 | (x & MANTISSA_MASK) << 29)
+
+
+@jit
+def _truncate_double(value: float) -> int:
+    """An exact double result (normal, or zero) truncated toward zero to a float32 pattern with
+    the rules of _pack (zero -> +0, overflow -> ±Inf, below the normal range -> +0)."""
+    bits = bits_from_double(value)
+    exp = ((bits >> 52) & 0x7FF) - DOUBLE_BIAS_SHIFT
+    if value == 0 or exp <= 0:
+        return 0
+    sign = SIGN if bits < 0 else 0
+    if exp >= EXP_SPECIAL:
+        return sign | POS_INF
+    return sign | (exp << MANTISSA_BITS) | ((bits >> 29) & MANTISSA_MASK)
 
 
 @jit
@@ -74,6 +99,8 @@ def fadd(a: int, b: int) -> int:
     if (a & MAGNITUDE) < (b & MAGNITUDE):
         a, b = b, a
     ea, eb = exponent(a), exponent(b)
+    if ea - eb <= EXACT_SUM_EXPONENT_GAP:
+        return _truncate_double(_to_double(a) + _to_double(b))
     ma = ((a & MANTISSA_MASK) | HIDDEN) << EXTRA
     mb_full = ((b & MANTISSA_MASK) | HIDDEN) << EXTRA
     shift = ea - eb
@@ -109,9 +136,8 @@ def fmul(a: int, b: int) -> int:
     sign = (a ^ b) & SIGN
     if exponent(a) == EXP_SPECIAL or exponent(b) == EXP_SPECIAL:
         return sign | POS_INF
-    product = ((a & MANTISSA_MASK) | HIDDEN) * ((b & MANTISSA_MASK) | HIDDEN)
-    # The product's binary point is 46 bits from the right; its unit has exponent ea + eb - 127.
-    return _normalise_truncate(sign, exponent(a) + exponent(b) - 127, product, 2 * MANTISSA_BITS)
+    # The product's 48 significant bits are exact in a double; truncating them is the policy.
+    return _truncate_double(_to_double(a) * _to_double(b))
 
 
 @jit

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -60,10 +61,29 @@ def bit_length(x: int) -> int:
     return int(x).bit_length()
 
 
+def double_from_bits(bits: int) -> float:
+    """The IEEE double whose 64-bit pattern is `bits` (an int64, or any int taken modulo 2^64)."""
+    return struct.unpack("<d", struct.pack("<Q", int(bits) & 0xFFFFFFFFFFFFFFFF))[0]
+
+
+def bits_from_double(value: float) -> int:
+    """The 64-bit pattern of a double, as a signed int64."""
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
 if njit is not None:
-    from numba.cpython.unsafe.numbers import leading_zeros
+    from numba import types
+    from numba.cpython.unsafe.numbers import leading_zeros, viewer
     from numba.extending import overload
 
     @overload(bit_length, jit_options={"cache": True})
     def _bit_length_compiled(x):
         return lambda x: 64 - leading_zeros(x)
+
+    @overload(double_from_bits, jit_options={"cache": True})
+    def _double_from_bits_compiled(bits):
+        return lambda bits: viewer(bits, types.float64)
+
+    @overload(bits_from_double, jit_options={"cache": True})
+    def _bits_from_double_compiled(value):
+        return lambda value: viewer(value, types.int64)
