@@ -4,7 +4,7 @@
 DMA stores behind the mutex, semaphores. Median of N runs after one warm-up run
 (which compiles the core), measured wall time.
 
-    python benchmarks/sim_speed.py [--runs 3]
+    python benchmarks/sim_speed.py [--runs 3] [--scale 1.0]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ALU_LOOP = """
     mov r1, 0
     mov r2, 1.0
     mov r0, 1.0
-    mov r3, 200000
+    mov r3, {iterations}
 :1
     fadd r1, r1, r2; fmul r0, r0, r2
     sub.setf r3, r3, 1
@@ -40,7 +40,7 @@ ALU_LOOP = """
 """
 
 MIXED = """
-    mov r3, 2000
+    mov r3, {iterations_mixed}
     mov ra2, unif                   # input buffer base
     mov r1, qpu_num
     shl r1, r1, 6
@@ -71,7 +71,9 @@ MIXED = """
 """
 
 
-def measure(source: str, qpus: int, runs: int) -> tuple[int, float]:
+def measure(source: str, qpus: int, runs: int, scale: float) -> tuple[int, float]:
+    source = source.replace("{iterations}", str(max(1, int(200_000 * scale))))
+    source = source.replace("{iterations_mixed}", str(max(1, int(2_000 * scale))))
     words = qpuasm.assemble(source).words
     run_program(words, uniforms=[0x8000], qpus=qpus, memory_size=1 << 20)    # warm-up: compiles the core once
     rates = []
@@ -88,13 +90,15 @@ def measure(source: str, qpus: int, runs: int) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="loop counts relative to the default (e.g. 0.01 for the plain-Python core)")
     args = parser.parse_args()
     core = "numba-compiled" if COMPILED else "plain Python (numba absent or VC4KIT_JIT=0)"
     print(f"machine: {platform.machine()}, Python {platform.python_version()}; core: {core}; "
           f"median of {args.runs} runs, measured wall time")
     print(f"{'workload':<40} {'instructions':>12} {'instr/s':>12}")
     for name, source, qpus in (("(a) ALU loop, 1 QPU", ALU_LOOP, 1), ("(b) TMU+VPM+DMA+mutex, 12 QPUs", MIXED, 12)):
-        count, rate = measure(source, qpus, args.runs)
+        count, rate = measure(source, qpus, args.runs, args.scale)
         print(f"{name:<40} {count:>12,} {rate:>12,.0f}")
 
 
