@@ -3,10 +3,10 @@ and L2 caches, the VPM and its DMA, the SFU, semaphores, the mutex and host inte
 reports; and the timing model's clocks and stalls.
 
 Written once in the compilable subset (jit.py): numba compiles it where installed, and the same
-functions run as plain Python elsewhere. All state lives in int64 arrays owned by machine.V3D
-(layouts below); every lane value is a 32-bit pattern held in an int64. The core never raises: it
-returns a status, with the details in `glob` and `events`, and machine.py turns them into
-exceptions and warnings. Rules cite ../shared/reference/semantics.md (§N) or qpu-isa.md.
+functions run as plain Python elsewhere. All state lives in two flat int64 arrays owned by
+machine.V3D (layouts below); every lane value is a 32-bit pattern held in an int64. The core never
+raises: it returns a status, with the details and the events in the machine array, and machine.py
+turns them into exceptions and warnings. Rules cite ../shared/reference/semantics.md (§N) or qpu-isa.md.
 """
 
 from __future__ import annotations
@@ -92,11 +92,12 @@ BLOCKED, EXECUTED, ERROR = 0, 1, -1
 
 # Reports (strict mode raises, non-strict warns once per site); messages are in machine.py.
 (R_SFU_R4_READ, R_UNINITIALISED_ACC, R_RULE1, R_UNINITIALISED_REG, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
- R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU) = range(1, 12)
+ R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU, R_THREAD_END_IO, R_THREAD_END_REG14,
+ R_VPM_READS_LEFT) = range(1, 15)
 # Errors (always fatal).
 (E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
  E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
- E_UNALIGNED_PC, E_FETCH) = range(1, 18)
+ E_UNALIGNED_PC) = range(1, 17)
 
 # ---- tables derived from isa (constants of the compiled code) -------------------------------------
 _ADD_NAMES = [name or "" for name in isa.ADD_OPS]
@@ -760,10 +761,34 @@ def _advance(qpu, q: int) -> None:
         qpu[q, RUNNING] = 0
 
 
+@jit
+def _thread_end_checks(qpu, m, q: int, prog, row: int, fmt: int) -> None:
+    """qpu-isa.md §16 rules 5 and 6, in the thrend instruction and its two delay slots: no uniform,
+    varying or VPM read, no VPM or VDR/VDW access, no access to register 14 of either file."""
+    pc = qpu[q, PC]
+    io, reg14 = False, False
+    for unit in range(2):
+        addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
+        io = io or addr == isa.ADDR_VPM or addr == isa.ADDR_VPM_SETUP or addr == isa.ADDR_VPM_DMA
+        reg14 = reg14 or addr == isa.ADDR_REGFILE_THREAD_RESERVED
+    if fmt == P.FMT_ALU:
+        small_imm = prog[row, C_SIG] == isa.SIG_SMALL_IMM
+        for file in range(1 if small_imm else 2):
+            addr = prog[row, C_RADDR_A] if file == 0 else prog[row, C_RADDR_B]
+            io = io or addr == isa.ADDR_UNIFORM or addr == isa.ADDR_VARYING or addr == isa.ADDR_VPM
+            reg14 = reg14 or addr == isa.ADDR_REGFILE_THREAD_RESERVED
+    if io:
+        _report(m, q, pc, R_THREAD_END_IO, 0, 0)
+    if reg14:
+        _report(m, q, pc, R_THREAD_END_REG14, 0, 0)
+
+
 @jit(inline=True)
 def _step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     """Execute one instruction: EXECUTED, BLOCKED (semaphore or mutex) or ERROR."""
     fmt = prog[row, P.C_FORMAT]
+    if fmt != P.FMT_BRANCH and (qpu[q, END_COUNTDOWN] >= 0 or prog[row, C_SIG] == SIG_THREND):
+        _thread_end_checks(qpu, m, q, prog, row, fmt)
     if fmt == P.FMT_ALU:
         status = _alu(qpu, m, vpm, cache, data, params, q, prog, row)
     elif fmt == P.FMT_LDI:
@@ -776,6 +801,9 @@ def _step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
         status = _fail(m, q, qpu[q, PC], E_UNDEFINED, prog[row, C_LDI_MODE], 0)
     if status != EXECUTED:
         return status
+    if qpu[q, END_COUNTDOWN] == 0 and qpu[q, VPM_READS_LEFT] > 0:
+        # §16 rule 21: read exactly the programmed number of vectors before the program ends.
+        _report(m, q, qpu[q, PC], R_VPM_READS_LEFT, qpu[q, VPM_READS_LEFT], 0)
     qpu[q, INSTRUCTIONS] += 1
     _advance(qpu, q)
     cpi = int(params[P_CPI])

@@ -57,6 +57,10 @@ REPORTS = {
                                   "(VDW store or host write): the hardware returns the old data; clear the caches or "
                                   "read it another way"),
     core.R_SFU_R4_LDTMU: ("rule 2", "a TMU load into r4 while an SFU result is on its way"),
+    core.R_THREAD_END_IO: ("rule 5", "a uniform, varying or VPM read, or a VPM/DMA access, in the thrend instruction "
+                                     "or its two delay slots"),
+    core.R_THREAD_END_REG14: ("rule 6", "ra14/rb14 accessed in the thrend instruction or its two delay slots"),
+    core.R_VPM_READS_LEFT: ("rule 21", "the program ends with {0} vector(s) of the last VPM read setup unread"),
 }
 
 ERRORS = {

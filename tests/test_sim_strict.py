@@ -26,6 +26,16 @@ CASES = [
     ("unknown", "mov r1, 0x60000000\nftoi r0, r1\n", "mov r1, 0x4e000000\nftoi r0, r1\n",
      "ftoi of a value of magnitude 2^31 or more"),
     ("unknown", "add r0, ra32, rb32\n", "mov r0, unif\nadd r0, r0, unif\n", "both read ports read a uniform"),
+    # Each of these carries its own thrend; END after it is never reached.
+    ("rule 5", "nop; nop; thrend\nmov r1, unif\nnop\n", "mov r1, unif\nnop; nop; thrend\nnop\nnop\n",
+     "[mov r1, unif]: a uniform, varying or VPM read, or a VPM/DMA access, in the thrend instruction"),
+    ("rule 5", "nop; nop; thrend\nnop\nmov vw_setup, 0\n", "mov vw_setup, 0\nnop; nop; thrend\nnop\nnop\n",
+     "a uniform, varying or VPM read, or a VPM/DMA access"),
+    ("rule 6", "mov r1, 2\nnop; nop; thrend\nmov ra14, r1\nnop\n", "mov ra14, 2\nnop; nop; thrend\nnop\nnop\n",
+     "ra14/rb14 accessed in the thrend instruction or its two delay slots"),
+    ("rule 21", "mov vr_setup, vpm_setup(2, 1, h32(0))\nnop\nnop\nmov r0, vpm\n",
+     "mov vr_setup, vpm_setup(2, 1, h32(0))\nnop\nnop\nmov r0, vpm\nmov r1, vpm\n",
+     "the program ends with 1 vector(s) of the last VPM read setup unread"),
 ]
 
 
