@@ -47,8 +47,17 @@ def new_caches() -> np.ndarray:
 
 def clear(cache: np.ndarray) -> None:
     """What the host does before a run (V3D_L2CACTL and V3D_SLCACTL clears, semantics.md §8.2)."""
+    clear_l2(cache)
+    for tmu in range(MAX_TMUS):
+        clear_tmu(cache, tmu)
+
+
+def clear_l2(cache: np.ndarray) -> None:
     cache[L2_TAGS:L2_USED] = EMPTY
-    cache[TMU_TAGS:TMU_DATA] = EMPTY
+
+
+def clear_tmu(cache: np.ndarray, tmu: int) -> None:
+    cache[TMU_TAGS + tmu * TMU_LINES:TMU_TAGS + (tmu + 1) * TMU_LINES] = EMPTY
 
 
 def statistics(cache: np.ndarray, tmus: int) -> dict[str, int]:

@@ -40,7 +40,7 @@ INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run m
 (PC, UNIFORMS, RUNNING, END_COUNTDOWN, BRANCH_TARGET, BRANCH_COUNTDOWN, VPM_WRITE, VPM_READ, VPM_READS_LEFT,
  VDW_SETUP, VDW_STRIDE, VDR_SETUP, VDR_PITCH, INSTRUCTIONS, NOSWAP, CYCLE, DMA_DONE, _DMA_STORE_DONE, VPM_READY,
  WAITING, WAITING_SINCE, BUSY, STALL, _S1, _S2, _S3, _S4, _S5, PENDING_COUNT, FIFO_HEAD, _FIFO_HEAD1, FIFO_COUNT,
- _FIFO_COUNT1, QPU_SCALARS) = range(34)
+ _FIFO_COUNT1, INTERRUPTS, QPU_SCALARS) = range(35)
 # Stall reasons (columns STALL + reason), in the order of timing.STALL_REASONS.
 ST_TMU, ST_DMA, ST_SFU, ST_VPM, ST_SEMAPHORE, ST_MUTEX = range(6)
 NOT_WAITING = -1
@@ -370,6 +370,7 @@ def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond:
     if addr == isa.ADDR_HOST_INT:
         if value:                               # writing 0 does nothing (qpu-isa.md §16 rule 28)
             m[G_HOST_INTERRUPTS] += 1
+            qpu[q, INTERRUPTS] += 1             # latched per QPU for V3D_DBQITC (registers.py)
         return True
     if addr == isa.ADDR_UNIFORMS_ADDRESS:
         # B-space is a relative change (unif_addr_rel, §10).

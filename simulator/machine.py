@@ -126,6 +126,7 @@ class V3D:
         self.machine = np.zeros(core.MACHINE_SIZE, dtype=np.int64)    # see core.py for the layout
         self.qpu_state = np.zeros((0, core.QPU_SIZE), dtype=np.int64)
         self.report: Report | None = None
+        self._cache_before = statistics(self.caches, self.tmus)
 
     @property
     def semaphores(self) -> np.ndarray:
@@ -143,6 +144,7 @@ class V3D:
         if len(jobs) > self.qpus:
             raise SimulationError(f"{len(jobs)} programs for {self.qpus} QPUs")
         self._start(jobs)
+        self._cache_before = statistics(self.caches, self.tmus)
         starts = [code for code, _ in jobs]
         low, high = min(starts, default=0), max(starts, default=0) + DECODE_WINDOW
         base, prog = self._decode(low, high)
@@ -242,18 +244,21 @@ class V3D:
         per_qpu = []
         for i, row in enumerate(qpu):
             report = QpuReport(i, instructions=int(row[core.INSTRUCTIONS]), busy_cycles=int(row[core.BUSY]),
-                               end_cycle=int(row[core.CYCLE]))
+                               end_cycle=int(row[core.CYCLE]), host_interrupts=int(row[core.INTERRUPTS]))
             report.stall_cycles = {reason: int(row[core.STALL + k]) for k, reason in enumerate(STALL_REASONS)}
             per_qpu.append(report)
         cycles = max((q.end_cycle for q in per_qpu), default=0)
-        cache = statistics(self.caches, self.tmus)
+        after = statistics(self.caches, self.tmus)
+        cache = {key: after[key] - self._cache_before[key] for key in after}
         busy = sum(q.busy_cycles for q in per_qpu)
         stalls = sum(sum(q.stall_cycles.values()) for q in per_qpu)
-        # Named after the V3D performance counter sources they model (BRCM p. 82).
+        # Named after the V3D performance counter sources they model (isa.PERFORMANCE_COUNT_SOURCES),
+        # plus the TMU cache hits, which no hardware counter gives. Cache figures count lanes.
         counters = {
             "QPU_TOTAL_CLK_CYCLES_EXECUTING_VALID_INSTRUCTIONS": busy,
             "QPU_TOTAL_CLK_CYCLES_WAITING_FOR_TMU": sum(q.stall_cycles["tmu"] for q in per_qpu),
             "QPU_TOTAL_IDLE_CLK_CYCLES": cycles * self.qpus - busy - stalls,
+            "TMU_TOTAL_TEXTURE_QUADS_PROCESSED": (cache["tmu_hits"] + cache["tmu_misses"]) // 4,
             "TMU_TOTAL_TEXTURE_CACHE_HITS": cache["tmu_hits"],
             "TMU_TOTAL_TEXTURE_CACHE_MISSES": cache["tmu_misses"],
             "L2C_TOTAL_L2_CACHE_HITS": cache["l2_hits"],

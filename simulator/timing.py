@@ -68,18 +68,22 @@ class QpuReport:
     busy_cycles: int = 0
     stall_cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_REASONS, 0))
     end_cycle: int = 0
+    host_interrupts: int = 0
 
 
 @dataclass
 class Report:
-    """What one run took, in the timing model (modeled, not measured)."""
+    """What one run took: in the timing model (modeled), or on a Pi (measured: the wall time of the
+    submission times the V3D clock, with whatever counters the driver read)."""
 
     cycles: int
     per_qpu: list[QpuReport]
     counters: dict[str, int]
+    modeled: bool = True
 
     def seconds(self, clock_hz: float | None = None) -> float:
-        """Modeled wall time of the run at a V3D clock (250 MHz by default, the Pi Zero's)."""
+        """Wall time of the run at a V3D clock (250 MHz by default, the Pi Zero's); modeled unless
+        `modeled` is False."""
         return self.cycles / (clock_hz or param("clock_hz"))
 
     @property

@@ -1,0 +1,158 @@
+"""The V3D's memory-mapped registers as the ARM sees them, over the simulated V3D.
+
+What a host program does through /dev/mem on a Pi (GPU_FFT's direct path: cache clears, the user
+program request queue, the interrupt latches, the performance counters) does the same here through
+`read` and `write` at the same offsets (isa.V3D_REGISTERS, BRCM Table 48).
+
+Queued programs start when the host next looks at the V3D: a read of V3D_SRQCS, of an interrupt
+latch or of a counter runs every queued program to its end (in batches of as many as there are
+QPUs). On the hardware they start at once and the host polls, so a host that polls sees the same.
+"""
+
+from __future__ import annotations
+
+from qpuasm import isa
+
+from .cache import clear_l2, clear_tmu
+from .machine import V3D
+
+R = isa.V3D_REGISTERS
+
+
+class V3DRegisters:
+    """Register file of one simulated V3D."""
+
+    def __init__(self, v3d: V3D):
+        self.v3d = v3d
+        self.values: dict[int, int] = dict.fromkeys(isa.V3D_REGISTER_NAMES, 0)
+        self.queue: list[tuple[int, int]] = []          # (code address, uniforms address)
+        self.next_uniforms = 0
+        self.completed = self.requested = 0
+        self.error = False
+        self.interrupt_latches = 0                       # bit q: QPU q raised host_int (DBQITC)
+        self.counts = [0] * isa.PERFORMANCE_COUNTERS
+        self.runs = 0                                    # batches run through the queue
+
+    # ---- the ARM's accesses ----------------------------------------------------------------------
+
+    def read(self, offset: int) -> int:
+        self._check(offset)
+        if offset in (R["SRQCS"], R["DBQITC"]) or R["PCTR0"] <= offset <= R["PCTRS15"]:
+            self.run_queue()
+        if offset == R["IDENT0"]:
+            return isa.IDENT0_VALUE
+        if offset == R["IDENT1"]:
+            return self._ident1()
+        if offset == R["SRQCS"]:
+            return (isa.SRQCS_COMPLETED.put(self.completed % 256) | isa.SRQCS_REQUESTED.put(self.requested % 256)
+                    | isa.SRQCS_ERROR.put(int(self.error)) | isa.SRQCS_LENGTH.put(len(self.queue)))
+        if offset == R["DBQITC"]:
+            return self.interrupt_latches
+        if offset == R["L2CACTL"]:
+            return self.values[offset] & isa.L2CACTL_ENABLE
+        counter = self._counter_index(offset, "PCTR")
+        if counter is not None:
+            return self.counts[counter] & 0xFFFFFFFF
+        return self.values[offset]
+
+    def write(self, offset: int, value: int) -> None:
+        self._check(offset)
+        value &= 0xFFFFFFFF
+        if offset == R["L2CACTL"]:
+            if value & isa.L2CACTL_CLEAR:
+                clear_l2(self.v3d.caches)
+            enabled = (self.values[offset] | (value & isa.L2CACTL_ENABLE)) & ~(
+                isa.L2CACTL_ENABLE if value & isa.L2CACTL_DISABLE else 0)
+            self.values[offset] = enabled
+            return
+        if offset == R["SLCACTL"]:
+            self._clear_slice_caches(value)
+            return
+        if offset == R["SRQUA"]:
+            self.next_uniforms = value
+        elif offset == R["SRQPC"]:
+            self.requested += 1
+            if len(self.queue) >= isa.SRQ_QUEUE_DEPTH:
+                self.error = True                        # the request is dropped (semantics.md §9.1)
+            else:
+                self.queue.append((value, self.next_uniforms))
+            return
+        elif offset == R["SRQCS"]:
+            if value & 1 << isa.SRQCS_COMPLETED.lo:
+                self.completed = 0
+            if value & 1 << isa.SRQCS_REQUESTED.lo:
+                self.requested = 0
+            if value & 1 << isa.SRQCS_ERROR.lo:
+                self.error = False
+            if value & 1 << isa.SRQCS_LENGTH.lo:
+                self.queue.clear()
+            return
+        elif offset == R["DBQITC"]:
+            self.interrupt_latches &= ~value
+            return
+        elif offset == R["PCTRC"]:
+            for n in range(isa.PERFORMANCE_COUNTERS):
+                if value >> n & 1:
+                    self.counts[n] = 0
+            return
+        elif self._counter_index(offset, "PCTR") is not None:
+            self.counts[self._counter_index(offset, "PCTR")] = value
+            return
+        self.values[offset] = value
+
+    # ---- running the queue -----------------------------------------------------------------------
+
+    def run_queue(self) -> None:
+        """Run every queued program to its end, as many at a time as there are QPUs."""
+        while self.queue:
+            batch, self.queue = self.queue[:self.v3d.qpus], self.queue[self.v3d.qpus:]
+            try:
+                self.v3d.execute(batch)
+            except Exception:
+                self.error = True                        # not a hardware bit: the run failed in the model
+                raise
+            self.runs += 1
+            self.completed += len(batch)
+            report = self.v3d.report
+            for q in report.per_qpu:
+                if q.host_interrupts:
+                    self.interrupt_latches |= 1 << q.qpu
+            self._count(report.counters)
+
+    def _count(self, counters: dict[str, int]) -> None:
+        enables = self.values[R["PCTRE"]]
+        if not enables & isa.PCTRE_ENABLE_ALL:
+            return
+        for n in range(isa.PERFORMANCE_COUNTERS):
+            if enables >> n & 1:
+                name = isa.PERFORMANCE_COUNT_SOURCES.get(self.values[R[f"PCTRS{n}"]] & 0x1F)
+                self.counts[n] += counters.get(name, 0) if name else 0
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _ident1(self) -> int:
+        v3d = self.v3d
+        slices = v3d.tmus // 2
+        return (isa.IDENT1_VPMSZ.put(12) | isa.IDENT1_NSEM.put(isa.SEMAPHORE_COUNT) | isa.IDENT1_TUPS.put(2)
+                | isa.IDENT1_QUPS.put(min(v3d.qpus, 4)) | isa.IDENT1_NSLC.put(slices) | isa.IDENT1_REV.put(1))
+
+    def _clear_slice_caches(self, value: int) -> None:
+        for s in range(self.v3d.tmus // 2):
+            if isa.SLCACTL_TMU0_CLEAR.get(value) >> s & 1:
+                clear_tmu(self.v3d.caches, 2 * s)
+            if isa.SLCACTL_TMU1_CLEAR.get(value) >> s & 1:
+                clear_tmu(self.v3d.caches, 2 * s + 1)
+
+    @staticmethod
+    def _counter_index(offset: int, prefix: str) -> int | None:
+        name = isa.V3D_REGISTER_NAMES.get(offset, "")
+        suffix = name[len(prefix):]
+        return int(suffix) if name.startswith(prefix) and suffix.isdigit() else None
+
+    @staticmethod
+    def _check(offset: int) -> None:
+        if offset not in isa.V3D_REGISTER_NAMES:
+            raise ValueError(f"V3D register offset {offset:#x} is not one the model has (isa.V3D_REGISTERS)")
+
+
+__all__ = ["V3DRegisters"]
