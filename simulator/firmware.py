@@ -24,7 +24,8 @@ import numpy as np
 
 from qpuasm import isa
 
-from .machine import SimulationError, SimulationWarning, V3D
+from .machine import BudgetExceeded, SimulationError, SimulationWarning, V3D
+from .timing import param
 from .memory import OFFSET_MASK
 from .registers import V3DRegisters
 
@@ -229,7 +230,16 @@ class Firmware:
         for uniforms, code in pairs:
             regs.write(isa.V3D_REGISTERS["SRQUA"], uniforms)
             regs.write(isa.V3D_REGISTERS["SRQPC"], code)
-        regs.run_queue()
+        # No QPU issues more than one instruction per cycles_per_instruction clocks: past this many the
+        # timeout has certainly passed.
+        clocks = timeout_ms / 1000 * self.board.clocks_hz["v3d"]
+        regs.max_instructions = num_qpus * (int(clocks / param("cycles_per_instruction")) + 1000)
+        try:
+            regs.run_queue()
+        except BudgetExceeded:
+            regs.queue.clear()
+            self.last_run_seconds = timeout_ms / 1000
+            return isa.EXECUTE_QPU_TIMEOUT
         if self.v3d.host_interrupts == before:
             message = ("execute_qpu: no program wrote host_int; the firmware waits for a host interrupt, "
                        "so this run may hang on a Pi (write a non-zero value to host_int before thrend)")

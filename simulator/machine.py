@@ -32,6 +32,10 @@ class SimulationError(RuntimeError):
     """A program did something the hardware does not define, or the simulation cannot continue."""
 
 
+class BudgetExceeded(SimulationError):
+    """The run went past its instruction budget (the programs may still be running on a Pi)."""
+
+
 class SimulationWarning(UserWarning):
     """Non-strict mode: what strict mode would have raised, once per instruction and rule."""
 
@@ -169,7 +173,7 @@ class V3D:
                                   for i in range(len(jobs)) if qpu[i, core.RUNNING])
                 raise SimulationError(f"deadlock: every running QPU is blocked: {waits}")
             elif status == core.BUDGET:
-                raise SimulationError(f"more than {max_instructions} instructions executed")
+                raise BudgetExceeded(f"more than {max_instructions} instructions executed")
         self.report = self._report_run(qpu)
         return self._states()
 
@@ -295,4 +299,4 @@ def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
     return v3d, states
 
 
-__all__ = ["V3D", "QpuState", "SimulationError", "SimulationWarning", "run_program"]
+__all__ = ["BudgetExceeded", "V3D", "QpuState", "SimulationError", "SimulationWarning", "run_program"]

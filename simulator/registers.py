@@ -32,6 +32,7 @@ class V3DRegisters:
         self.interrupt_latches = 0                       # bit q: QPU q raised host_int (DBQITC)
         self.counts = [0] * isa.PERFORMANCE_COUNTERS
         self.runs = 0                                    # batches run through the queue
+        self.max_instructions = 200_000_000              # per batch; past it the run stops with an error
 
     # ---- the ARM's accesses ----------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class V3DRegisters:
         while self.queue:
             batch, self.queue = self.queue[:self.v3d.qpus], self.queue[self.v3d.qpus:]
             try:
-                self.v3d.execute(batch)
+                self.v3d.execute(batch, self.max_instructions)
             except Exception:
                 self.error = True                        # not a hardware bit: the run failed in the model
                 raise
