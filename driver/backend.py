@@ -96,7 +96,7 @@ class SimulatorBackend(Backend):
     name = "sim"
 
     def __init__(self, firmware=None, strict: bool = True, seed: int | None = None):
-        from simulator.firmware import Firmware   # the driver depends on the simulator, never back
+        from simulator.firmware import Firmware  # the driver depends on the simulator, never back
 
         self.firmware = firmware or Firmware(strict=strict, seed=seed)
         board = self.firmware.board

@@ -24,10 +24,10 @@ import numpy as np
 
 from qpuasm import isa
 
-from .machine import BudgetExceeded, SimulationError, SimulationWarning, V3D
-from .timing import param
+from .machine import V3D, BudgetExceeded, SimulationError, SimulationWarning
 from .memory import OFFSET_MASK
 from .registers import V3DRegisters
+from .timing import param
 
 PAGE = 4096
 

@@ -41,6 +41,12 @@ ADD_UNIFORMS = """
 """
 
 
+def spin(count: int) -> str:
+    """A program that loops `count` times (4 instructions each) and ends."""
+    return (f"mov r0, {count}\n:loop\nsub.setf r0, r0, 1\nbrr.anynz -, r:loop\nnop\nnop\nnop\n"
+            "mov irq, 1\nthrend\nnop\nnop\n")
+
+
 def leaks(firmware: Firmware) -> tuple[int, bool]:
     return firmware.allocated_bytes(), firmware.qpu_enabled
 
@@ -134,9 +140,8 @@ def test_hazard_errors_refuse_to_run_unless_forced(drv):
 
 
 def test_timeout_is_reported(drv):
-    spin = "mov r0, 100000\n:loop\nsub.setf r0, r0, 1\nbrr.anynz -, r:loop\nnop\nnop\nnop\nmov irq, 1\nthrend\nnop\nnop\n"
     with pytest.raises(DriverError, match="timed out after 0.001 s"):
-        drv.execute(spin, timeout=0.001)
+        drv.execute(spin(100_000), timeout=0.001)
 
 
 def test_the_kernels_one_second_cap_is_diagnosed():
@@ -145,9 +150,8 @@ def test_the_kernels_one_second_cap_is_diagnosed():
     from simulator.firmware import Board
     board = Board(clocks_hz={"arm": 10**9, "core": 4 * 10**8, "v3d": 10**6, "sdram": 4 * 10**8})
     drv = Driver(backend=SimulatorBackend(Firmware(board)))
-    spin = "mov r0, 75000\n:loop\nsub.setf r0, r0, 1\nbrr.anynz -, r:loop\nnop\nnop\nnop\nmov irq, 1\nthrend\nnop\nnop\n"
     with pytest.raises(MailboxError, match="1-second cap.*direct path or split"):
-        drv.execute(spin, timeout=5.0)
+        drv.execute(spin(75_000), timeout=5.0)
     drv.close()
     assert leaks(drv.backend.firmware) == (0, False)
 
@@ -212,7 +216,7 @@ def test_exception_inside_with_releases_everything(firmware):
         with Driver(backend=SimulatorBackend(firmware)) as drv:
             drv.alloc((100, 100))
             drv.program(HELLO)
-            1 / 0
+            raise ZeroDivisionError
     assert leaks(firmware) == (0, False)
 
 
