@@ -22,7 +22,7 @@ class DriverError(RuntimeError):
 
 
 def open_backend(backend: str | Backend, *, strict: bool = True, seed: int | None = None,
-                 vcio: str = DEVICE, mem: str = "/dev/mem") -> Backend:
+                 vcio: str = DEVICE, mem: str = "/dev/mem", need_mem: bool = True) -> Backend:
     """A ready backend: "sim", "mailbox" (a Pi), or "auto" (the Pi's when /dev/vcio exists, else the
     simulator). A Backend instance is taken as it is."""
     if isinstance(backend, Backend):
@@ -31,10 +31,11 @@ def open_backend(backend: str | Backend, *, strict: bool = True, seed: int | Non
         raise DriverError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "sim" or (backend == "auto" and not os.path.exists(vcio)):
         return SimulatorBackend(strict=strict, seed=seed)
-    return open_device(vcio, mem)
+    return open_device(vcio, mem, need_mem)
 
 
-def open_device(vcio: str = DEVICE, mem: str = "/dev/mem") -> DeviceBackend:
+def open_device(vcio: str = DEVICE, mem: str = "/dev/mem", need_mem: bool = True) -> DeviceBackend:
+    """The Pi's backend; `need_mem` False for mailbox-only work (vc4 info), which needs no root."""
     if not os.path.exists(vcio):
         raise DriverError(f"no {vcio}: this is not a Raspberry Pi, or its mailbox device node is missing",
                           f"on a Pi: sudo mknod {vcio} c 100 0; elsewhere use backend='sim'")
@@ -46,7 +47,7 @@ def open_device(vcio: str = DEVICE, mem: str = "/dev/mem") -> DeviceBackend:
                           ) from None
     except OSError as error:
         raise DriverError(f"cannot open {vcio}: {os.strerror(error.errno or 0)}") from None
-    if not os.access(mem, os.R_OK | os.W_OK):
+    if need_mem and not os.access(mem, os.R_OK | os.W_OK):
         device.close()
         raise DriverError(f"no permission to open {mem}, which maps GPU memory and the V3D registers",
                           "run as root (sudo)")

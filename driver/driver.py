@@ -28,6 +28,7 @@ from qpuasm import isa
 from simulator.timing import Report
 
 from .backend import Backend
+from .board import board_info
 from .diagnose import DriverError, open_backend
 from .memory import GPUArray, GPUBlock, GPUMemory
 from .v3d import V3D, V3DError
@@ -196,22 +197,8 @@ class Driver:
     # ---- facts ---------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, object]:
-        """Board and firmware facts from the mailbox."""
-        mb = self.backend.mailbox
-        arm_base, arm_size = mb.arm_memory()
-        vc_base, vc_size = mb.vc_memory()
-        return {
-            "backend": self.backend_name,
-            "board_model": mb.board_model(),
-            "board_revision": mb.board_revision(),
-            "board_serial": mb.board_serial(),
-            "firmware_revision": mb.firmware_revision(),
-            "arm_memory": (arm_base, arm_size),
-            "gpu_memory": (vc_base, vc_size),
-            "clocks_hz": {name: mb.clock_rate(name) for name in isa.CLOCK_IDS},
-            "temperature_c": mb.temperature(),
-            "throttled": mb.throttled(),
-        }
+        """Board and firmware facts from the mailbox (driver.board.board_info)."""
+        return {"backend": self.backend_name, **board_info(self.backend.mailbox)}
 
     # ---- closing -------------------------------------------------------------------------------------
 

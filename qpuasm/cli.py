@@ -1,4 +1,5 @@
-"""The `vc4` command line: asm, disasm, check. Errors print one clear message, never a traceback."""
+"""The assembler's part of the `vc4` command line: asm, disasm, check (driver/cli.py adds run and
+info). Errors print one clear message, never a traceback."""
 
 from __future__ import annotations
 
@@ -63,8 +64,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vc4", description="VideoCore IV QPU toolkit")
-    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
 
+
+def add_commands(sub) -> None:
+    """The assembler's commands, for the `vc4` parser (the driver's CLI adds its own beside them)."""
     p = sub.add_parser("asm", help="assemble a .qasm file")
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output file (default: standard output)")
@@ -84,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("bin", "hex"), help="input format (default: by extension)")
     p.add_argument("--werror", action="store_true", help="exit non-zero on warnings too")
     p.set_defaults(run=cmd_check)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; the errors a user can cause print one line and give exit code 1."""
     try:
         return args.run(args)
     except AssembleError as exc:
@@ -97,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except DisassembleError as exc:
         print(f"{args.file}: error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"vc4 {args.command}: error: {exc.filename or args.file}: {exc.strerror}", file=sys.stderr)
+        print(f"vc4 {args.command}: error: {exc.filename or getattr(args, 'file', '')}: {exc.strerror}",
+              file=sys.stderr)
     except KeyboardInterrupt:
         print("vc4: interrupted", file=sys.stderr)
         return 130

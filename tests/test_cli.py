@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,54 @@ def test_check_reports_hazards_in_binary(tmp_path):
     assert result.returncode == 1
     expected = "0x0008: error: ra1 is read right after it was written (no forwarding) (rule 1) [mov r1, ra1]"
     assert expected in result.stdout
+
+
+# ---- vc4 run and vc4 info (driver/cli.py) ----------------------------------------------------------------
+
+def vc4(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "driver.cli", *args], capture_output=True, text=True,
+                          env={**ENV, "COLUMNS": "160"})
+
+
+def test_run_prints_the_report_and_the_buffer():
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--qpus", "3", "--uniform", "buf:48")
+    assert result.returncode == 0, result.stderr
+    assert "(modeled)" in result.stdout and "at 250 MHz" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == ["0", "1", "2"]
+    assert "[ 2  4  6  8 10 12 14 16 18 20 22 24 26 28 30 32]" in result.stdout
+
+
+def test_run_with_value_uniforms_and_a_strict_hazard(tmp_path):
+    kernel = tmp_path / "k.qasm"
+    # ra0 is read in the instruction after its write: the assembler refuses it, --force runs it,
+    # and the strict simulator then stops at it.
+    kernel.write_text("mov ra0, unif\nmov r0, ra0\nmov irq, 1\nthrend\nnop\nnop\n")
+    result = vc4("run", str(kernel), "--uniform", "7")
+    assert result.returncode == 1 and "k.qasm:2:1: error: ra0 is read right after it was written" in result.stderr
+    result = vc4("run", str(kernel), "--uniform", "7", "--force", "--strict")
+    assert result.returncode == 1 and "rule 1" in result.stderr and "Traceback" not in result.stderr
+    result = vc4("run", str(kernel), "--uniform", "0x7", "--force")
+    assert result.returncode == 0 and "warning:" in result.stderr
+
+
+def test_run_rejects_bad_arguments_in_one_line(tmp_path):
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--qpus", "13")
+    assert result.returncode == 1 and result.stderr.strip() == "vc4 run: error: n_qpus=13: the V3D has 1 to 12 QPUs"
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--uniform", "bananas")
+    assert result.returncode == 2 and "is not a number or buf:N" in result.stderr
+
+
+def test_info_shows_the_simulated_board():
+    result = vc4("info", "--backend", "sim")
+    assert result.returncode == 0, result.stderr
+    for text in ("Raspberry Pi Zero rev 1.3, BCM2835, 512 MB", "128 MB at 0x18000000", "v3d clock", "250 MHz"):
+        assert text in result.stdout
+
+
+def test_info_without_a_pi_explains():
+    result = vc4("info", "--backend", "mailbox")
+    if Path("/dev/vcio").exists():
+        pytest.skip("this machine has /dev/vcio")
+    assert result.returncode == 1
+    assert result.stderr.startswith("vc4 info: error: no /dev/vcio") and "backend='sim'" in result.stderr

@@ -1,0 +1,140 @@
+"""The `vc4` command line: the assembler's commands (qpuasm/cli.py) plus `run` and `info`.
+
+    vc4 info [--backend sim|mailbox]
+    vc4 run KERNEL.qasm [--qpus N] [--uniform VALUE ...] [--backend sim|mailbox] [--strict]
+
+A uniform is a number (decimal, 0x hex, or a float such as 1.5) or `buf:N`, the bus address of a fresh
+zeroed buffer of N 32-bit words that is printed after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from qpuasm import cli as asm_cli
+from qpuasm.assembler import assemble_file
+from simulator.machine import SimulationError, SimulationWarning
+from simulator.timing import STALL_REASONS, Report
+
+from .board import board_info, info_rows
+from .diagnose import DriverError, open_backend
+from .driver import Driver
+from .mailbox import MailboxError
+
+
+def _uniform(text: str) -> tuple[str, float | int]:
+    if text.startswith("buf:"):
+        words = int(text[4:], 0)
+        if words < 1:
+            raise argparse.ArgumentTypeError(f"{text}: a buffer needs at least one word")
+        return "buffer", words
+    try:
+        return "value", int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return "value", float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or buf:N") from None
+
+
+def report_table(report: Report, clock_hz: float, title: str = "run") -> Table:
+    kind = "modeled" if report.modeled else "measured"
+    table = Table(title=f"{title}: {report.cycles:,} cycles = {report.seconds(clock_hz) * 1e6:,.2f} µs at "
+                        f"{clock_hz / 1e6:g} MHz ({kind})",
+                  caption="busy and stall columns in V3D clock cycles; stalls by what the QPU waited for")
+    for name in ("QPU", "instr", "busy", *STALL_REASONS, "end"):
+        table.add_column(name, justify="right")
+    for q in report.per_qpu:
+        table.add_row(str(q.qpu), f"{q.instructions:,}", f"{q.busy_cycles:,}",
+                      *(f"{q.stall_cycles[r]:,}" for r in STALL_REASONS), f"{q.end_cycle:,}")
+    return table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    console = Console()
+    # The assembler refuses hazard errors with file:line:col; --force leaves them to the run.
+    program = assemble_file(args.file, dict(args.define), args.include, check=not args.force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SimulationWarning)
+        with Driver(backend=args.backend, strict=args.strict) as drv:
+            uniforms, buffers = [], []
+            for kind, value in args.uniform:
+                if kind == "buffer":
+                    buffer = drv.alloc(int(value), "uint32")
+                    buffers.append(buffer)
+                    uniforms.append(buffer.address)
+                else:
+                    uniforms.append(value)
+            report = drv.execute(drv.program(program), uniforms, n_qpus=args.qpus, timeout=args.timeout,
+                                 force=args.force)
+            clock = args.clock * 1e6
+            console.print(report_table(report, clock, title=args.file))
+            for name, value in report.counters.items():
+                console.print(f"  {name} = {value:,}")
+            for n, buffer in enumerate(buffers):
+                console.print(f"buffer {n} at {buffer.address:#010x}:")
+                console.print(np.array2string(np.asarray(buffer).reshape(-1, min(16, buffer.size)),
+                                              max_line_width=160, threshold=4096))
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    backend = open_backend(args.backend, need_mem=False)
+    try:
+        info = {"backend": backend.name, **board_info(backend.mailbox)}
+    finally:
+        backend.close()
+    table = Table(title="VideoCore IV board" + (" (simulated)" if backend.name == "sim" else ""))
+    table.add_column("")
+    table.add_column("")
+    for name, value in info_rows(info):
+        table.add_row(name, value)
+    Console().print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vc4", description="VideoCore IV QPU toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    asm_cli.add_commands(sub)
+
+    p = sub.add_parser("run", help="assemble a kernel and run it on the simulator or a Pi; print its report")
+    p.add_argument("file")
+    p.add_argument("--qpus", type=int, default=1, help="QPUs to run it on, 1 to 12 (default 1)")
+    p.add_argument("--uniform", type=_uniform, action="append", default=[], metavar="VALUE",
+                   help="a uniform (every QPU gets the same list): a number, or buf:N for a buffer of N words")
+    p.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
+    p.add_argument("--strict", action="store_true", help="the simulator stops at hazards instead of warning")
+    p.add_argument("--force", action="store_true", help="run even if the hazard check finds errors")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds (default 1)")
+    p.add_argument("--clock", type=float, default=250.0, help="V3D clock for the report, MHz (default 250)")
+    p.add_argument("-D", "--define", type=asm_cli._define, action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("-I", "--include", action="append", default=[], metavar="DIR")
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("info", help="board, firmware, memory split, clocks and temperature")
+    p.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="auto")
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asm_cli.run_command(args)
+    except (DriverError, MailboxError, SimulationError) as error:
+        print(f"vc4 {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
