@@ -56,7 +56,7 @@ def info_rows(info: dict[str, object]) -> list[tuple[str, str]]:
         rows.append(("serial", f"{int(info['board_serial']):016x}"))
     if "firmware_revision" in info:
         stamp = int(info["firmware_revision"])
-        date = datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        date = datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         rows.append(("firmware", f"{stamp:#x} (built {date})"))
     for key, label in (("arm_memory", "ARM memory"), ("gpu_memory", "GPU memory (gpu_mem)")):
         if key in info:

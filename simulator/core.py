@@ -17,7 +17,7 @@ from qpuasm import isa
 
 from . import program as P
 from .alu import add_op, mul_op
-from .cache import tmu_read
+from .cache import FROM_MEMORY, LINE_BYTES, tmu_read
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
 from .jit import jit
 from .memory import OUTSIDE, read32
@@ -71,7 +71,7 @@ QPU_SIZE = FIFO_READY + 2 * FIFO_CAPACITY
 # (what strict mode raises and non-strict mode warns: qpu, pc, report code, arg, arg2 each) and
 # scratch vectors used within one instruction.
 (G_MUTEX_OWNER, G_HOST_INTERRUPTS, G_DMA_FREE, _G_DMA_FREE1, G_EXECUTED, G_RNG, G_SEEDED, G_STRICT, G_EVENTS,
- G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_SFU_FREE) = range(16)
+ G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_MEMORY_FREE, G_SFU_FREE) = range(17)
 NO_OWNER = -1
 SEMAPHORES = G_SFU_FREE + MAX_QPUS // QPUS_PER_SLICE
 EVENTS = SEMAPHORES + isa.SEMAPHORE_COUNT
@@ -83,7 +83,8 @@ SCRATCH = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
  S_MASKS, S_TMP, S_TMP2) = range(SCRATCH, SCRATCH + 16 * LANES, LANES)
 MACHINE_SIZE = SCRATCH + 16 * LANES
 # Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
-P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY = range(9)
+(P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY,
+ P_MEMORY_RATE) = range(10)
 
 # Run status (the return value of `run`).
 DONE, NEED_DECODE, DRAIN, REPORTED, FAILED, DEADLOCK, BUDGET = range(7)
@@ -474,7 +475,13 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
         value, stale, level = tmu_read(cache, data, physical, address)
         if value == OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR
-        latency = max(latency, int(params[P_TMU_HIT + level]))
+        if level == FROM_MEMORY:
+            # A line fill from SDRAM: the fills of every TMU share one port, one line after another.
+            start = max(qpu[q, CYCLE], m[G_MEMORY_FREE])
+            m[G_MEMORY_FREE] = start + int(LINE_BYTES / params[P_MEMORY_RATE])
+            latency = max(latency, start - qpu[q, CYCLE] + int(params[P_MEMORY]))
+        else:
+            latency = max(latency, int(params[P_TMU_HIT + level]))
         if stale and not stale_seen:
             stale_seen = True
             _report(m, q, pc, R_STALE, lane, address)

@@ -31,6 +31,11 @@ PARAMETERS: dict[str, Parameter] = {
                                       "36 + 12 (semantics.md §10)"),
     "memory": Parameter(400, "clocks", "policy: Mesa's scheduler assumes about 100 instruction slots from a TMU "
                                        "request to ldtmu for a miss (performance.md §4 'TMU latency')"),
+    "memory_bytes_per_clock": Parameter(4.6, "bytes/clock", "policy, calibrated: SDRAM line fills for the TMUs "
+                                                           "and L2 share one port; 4.6 B/clock (1.15 GB/s at "
+                                                           "250 MHz, a third of the 3.6 GB/s peak of "
+                                                           "performance.md §4) fits GPU_FFT 2^13..2^17 "
+                                                           "(BENCHMARKS.md)"),
     "vdr_bytes_per_clock": Parameter(690e6 / 250e6, "bytes/clock", "VPM DMA load 690 MB/s at 250 MHz, whole GPU "
                                                                    "(performance.md §4, imrc QV52)"),
     "vdw_bytes_per_clock": Parameter(1120e6 / 250e6, "bytes/clock", "VPM DMA store 1120 MB/s at 250 MHz, "
@@ -41,6 +46,12 @@ PARAMETERS: dict[str, Parameter] = {
                                         "(performance.md §4 'SFU')"),
     "vpm_read_latency": Parameter(12, "clocks", "data ready 3 instructions after a VPM read setup "
                                                 "(semantics.md §8.3)"),
+    # The host's side of a submission (not the QPUs'): added by tools that model a whole call.
+    "mailbox_call_seconds": Parameter(100e-6, "s", "execute_qpu through the mailbox costs about 100 us per call "
+                                                   "(gpu_fft.txt 1.0; performance.md §4)"),
+    "direct_call_seconds": Parameter(15e-6, "s", "policy, calibrated: GPU_FFT 2^8 takes 33 us for one transform but "
+                                                 "17 us each in a batch of 10 (gpu_fft.txt), so about 15 us of a "
+                                                 "direct call is the host's"),
 }
 
 
@@ -51,7 +62,7 @@ def param(name: str) -> float:
 # The order in which the core receives the parameters (`parameter_array`); the TMU latencies are
 # in the order of cache.TMU_HIT, L2_HIT, FROM_MEMORY.
 CORE_PARAMETERS = ("cycles_per_instruction", "tmu_hit", "l2_hit", "memory", "vdr_bytes_per_clock",
-                   "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency")
+                   "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency", "memory_bytes_per_clock")
 
 
 def parameter_array() -> np.ndarray:
