@@ -13,10 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vc4 asm examples/hello.qasm --format hex
-	$(BIN)/vc4 asm examples/hello.qasm -o .venv/hello.bin
-	$(BIN)/vc4 disasm .venv/hello.bin
-	$(BIN)/vc4 check .venv/hello.bin
+	$(BIN)/vc4 info --backend sim
+	$(BIN)/vc4 run examples/hello.qasm --qpus 12 --uniform buf:192
+	$(BIN)/python examples/gpu_fft.py --sizes 8-14 --if-present
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,6 +23,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/asm_speed.py
+	$(BIN)/python benchmarks/sim_speed.py
+	$(BIN)/python benchmarks/gpu_fft_timing.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
