@@ -1,0 +1,91 @@
+"""The GEMM-based kernels on the simulator (12 QPUs, strict mode) against nnlib.reference.
+
+Error bound: the QPU rounds every fmul and fadd toward zero, each with a relative error below
+u = 2^-23, and sums K products in order, so |y - exact| <= (K + 1) * u * (|A| @ |B|) (the standard
+bound for recursive summation with one more rounding for the product), plus the same for the bias
+addition. The reference is computed in float64 for the comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driver import Driver
+from nnlib import gemm as G
+from nnlib import reference as ref
+
+U = 2.0 ** -23
+RNG = np.random.default_rng(11)
+
+
+@pytest.fixture(scope="module")
+def drv():
+    with Driver(backend="sim") as d:
+        yield d
+
+
+def rand(*shape) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def assert_within_rtz_bound(y, a, b, bias=None):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    exact = a64 @ b64 + (0 if bias is None else bias.astype(np.float64))
+    scale = np.abs(a64) @ np.abs(b64) + (0 if bias is None else np.abs(bias.astype(np.float64)))
+    bound = (a.shape[1] + 2) * U * scale + 1e-30
+    assert y.dtype == np.float32
+    excess = np.abs(y - exact) - bound
+    assert excess.max() <= 0, f"worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), y.shape)}"
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (15, 17, 3), (17, 15, 16), (24, 16, 5), (25, 33, 40), (49, 1, 7)])
+def test_gemm_any_shape(drv, m, n, k):
+    a, b = rand(m, k), rand(k, n)
+    y, report = G.gemm(drv, a, b)
+    assert y.shape == (m, n)
+    assert_within_rtz_bound(y, a, b)
+    assert report.modeled and report.instructions > 0
+
+
+def test_gemm_alpha_beta(drv):
+    a, b, c = rand(20, 9), rand(9, 18), rand(20, 18)
+    y, _ = G.gemm(drv, a, b, c, alpha=0.5, beta=-2.0)
+    np.testing.assert_allclose(y, ref.gemm(a, b, c, alpha=0.5, beta=-2.0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("unroll, prefetch, rows", [(1, 1, 2), (3, 2, 7), (2, 4, 24)])
+def test_kernel_variants(drv, unroll, prefetch, rows):
+    a, b = rand(30, 11), rand(11, 20)
+    y, _ = G.matmul(drv, a, b, rows=rows, unroll=unroll, prefetch=prefetch)
+    assert_within_rtz_bound(y, a, b)
+
+
+def test_pointwise_with_bias_and_relu6(drv):
+    x, w, bias = rand(5, 7, 13) * 3, rand(13, 20), rand(20)
+    y, _ = G.conv_pointwise(drv, x, w, bias, relu6=True)
+    expected = ref.conv_pointwise(x, w, bias, relu6=True)
+    assert y.shape == (5, 7, 20)
+    assert y.min() >= 0 and y.max() <= 6 and (y == 6).any() and (y == 0).any()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+    raw, _ = G.conv_pointwise(drv, x, w, bias, relu6=False)
+    assert_within_rtz_bound(raw.reshape(35, 20), x.reshape(35, 13), w, bias)
+
+
+def test_fully_connected(drv):
+    x, w, bias = rand(64), rand(64, 37), rand(37)
+    y, _ = G.fully_connected(drv, x, w, bias)
+    assert y.shape == (37,)
+    assert_within_rtz_bound(y.reshape(1, -1), x.reshape(1, -1), w, bias)
+
+
+def test_bad_shapes(drv):
+    with pytest.raises(ValueError, match="do not multiply"):
+        G.gemm(drv, rand(3, 4), rand(5, 2))
+    with pytest.raises(ValueError, match="rows=40"):
+        G.GemmKernel(rows=40)
+
+
+def test_nothing_left_allocated(drv):
+    before = drv.backend.firmware.allocated_bytes()
+    G.gemm(drv, rand(8, 8), rand(8, 8))
+    assert drv.backend.firmware.allocated_bytes() == before
