@@ -113,7 +113,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         mov r2, r4""")
     if cfg.relu6:
         emit("        mov r3, 6.0")
-    emit(f"""        mov -, mutex
+    emit("""        mov -, mutex
         mov vw_setup, vpm_setup(0, 1, h32(0))""")
     for j in range(r):
         value = acc[j]
