@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from driver import Driver  # noqa: E402
-from nnlib import gemm as G  # noqa: E402
+from nnlib import matmul as G  # noqa: E402
 
 PEAK_GFLOPS = 24.0          # 12 QPUs x 16 lanes x 2 flops / 4 clocks x 250 MHz (performance.md §2)
 LAYERS = ROOT.parent / "shared" / "reference" / "mobilenet_v1_layers.txt"

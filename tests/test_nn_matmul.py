@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from driver import Driver
-from nnlib import gemm as G
+from nnlib import matmul as G
 from nnlib import reference as ref
 
 U = 2.0 ** -23
@@ -83,6 +83,14 @@ def test_bad_shapes(drv):
         G.gemm(drv, rand(3, 4), rand(5, 2))
     with pytest.raises(ValueError, match="rows=40"):
         G.GemmKernel(rows=40)
+
+
+def test_package_api(drv):
+    import nnlib
+    a, b = rand(5, 6), rand(6, 7)
+    y, report = nnlib.gemm(drv, a, b)
+    assert_within_rtz_bound(y, a, b)
+    assert report.seconds(250e6) > 0
 
 
 def test_nothing_left_allocated(drv):
