@@ -17,10 +17,20 @@ from qpuasm import isa
 
 from . import program as P
 from .alu import add_op, mul_op
-from .cache import FROM_MEMORY, LINE_BYTES, tmu_read
+from .cache import (
+    FROM_MEMORY,
+    LINE_BYTES,
+    TMU_HIT,
+    UNIFORMS_UNIT,
+    icache_fetch,
+    icache_find,
+    line_present,
+    line_read,
+    ready_slot,
+)
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
 from .jit import jit
-from .memory import OUTSIDE, read32
+from .memory import OUTSIDE
 from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
 from .sfu import SFU_LATENCY, sfu
 from .vpm import RESERVED, generic_advanced, load, read_vector, size_reserved, store, write_vector
@@ -39,10 +49,10 @@ INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run m
 # qpu[q, k], first the scalars:
 (PC, UNIFORMS, RUNNING, END_COUNTDOWN, BRANCH_TARGET, BRANCH_COUNTDOWN, VPM_WRITE, VPM_READ, VPM_READS_LEFT,
  VDW_SETUP, VDW_STRIDE, VDR_SETUP, VDR_PITCH, INSTRUCTIONS, NOSWAP, CYCLE, DMA_DONE, _DMA_STORE_DONE, VPM_READY,
- WAITING, WAITING_SINCE, BUSY, STALL, _S1, _S2, _S3, _S4, _S5, PENDING_COUNT, FIFO_HEAD, _FIFO_HEAD1, FIFO_COUNT,
- _FIFO_COUNT1, INTERRUPTS, QPU_SCALARS) = range(35)
+ WAITING, WAITING_SINCE, BUSY, STALL, _S1, _S2, _S3, _S4, _S5, _S6, _S7, PENDING_COUNT, FIFO_HEAD, _FIFO_HEAD1,
+ FIFO_COUNT, _FIFO_COUNT1, INTERRUPTS, CODE_LINE, QPU_SCALARS) = range(38)
 # Stall reasons (columns STALL + reason), in the order of timing.STALL_REASONS.
-ST_TMU, ST_DMA, ST_SFU, ST_VPM, ST_SEMAPHORE, ST_MUTEX = range(6)
+ST_TMU, ST_DMA, ST_SFU, ST_VPM, ST_SEMAPHORE, ST_MUTEX, ST_ICACHE, ST_UNIFORMS = range(8)
 NOT_WAITING = -1
 # DMA engines (columns DMA_DONE + engine): 0 = VDR load (A-space vr_*), 1 = VDW store (B-space vw_*).
 # Registers: row r, lane i at REGS + r * LANES + i; regfile A rows 0..31, B 32..63, r0..r5 64..69.
@@ -84,7 +94,7 @@ SCRATCH = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
 MACHINE_SIZE = SCRATCH + 16 * LANES
 # Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
 (P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY,
- P_MEMORY_RATE) = range(10)
+ P_MEMORY_RATE, P_ICACHE_PREFETCH, P_UNIFORMS_PREFETCH) = range(12)
 
 # Run status (the return value of `run`).
 DONE, NEED_DECODE, DRAIN, REPORTED, FAILED, DEADLOCK, BUDGET = range(7)
@@ -94,7 +104,7 @@ BLOCKED, EXECUTED, ERROR = 0, 1, -1
 # Reports (strict mode raises, non-strict warns once per site); messages are in machine.py.
 (R_SFU_R4_READ, R_UNINITIALISED_ACC, R_RULE1, R_UNINITIALISED_REG, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
  R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU, R_THREAD_END_IO, R_THREAD_END_REG14,
- R_VPM_READS_LEFT) = range(1, 15)
+ R_VPM_READS_LEFT, R_STALE_UNIFORM) = range(1, 16)
 # Errors (always fatal).
 (E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
  E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
@@ -197,10 +207,69 @@ def _reserve_pending(qpu, q: int, countdown: int, kind: int) -> int:
     return PENDING_VALUES + j * LANES
 
 
+# ---- caches: uniforms and code ---------------------------------------------------------------------
+
+@jit
+def _fill_delay(qpu, m, params, q: int, level: int) -> int:
+    """Clocks until a line served from `level` reaches QPU q: an L2 or TMU-cache hit takes its
+    latency; a fill from SDRAM waits for the one port all line fills share."""
+    if level == FROM_MEMORY:
+        start = max(qpu[q, CYCLE], m[G_MEMORY_FREE])
+        m[G_MEMORY_FREE] = start + int(LINE_BYTES / params[P_MEMORY_RATE])
+        return start - qpu[q, CYCLE] + int(params[P_MEMORY])
+    return int(params[P_TMU_HIT + level])
+
+
+@jit
+def _uniform(qpu, m, cache, data, params, q: int) -> int:
+    """The next uniform through the slice's uniforms cache (§8.6), OUTSIDE outside the SDRAM. A
+    missing line stalls the QPU until it arrives; entering a line starts the fills of the next
+    P_UNIFORMS_PREFETCH lines."""
+    address = qpu[q, UNIFORMS]
+    unit = UNIFORMS_UNIT + q // QPUS_PER_SLICE
+    value, stale, level = line_read(cache, data, unit, address)
+    if value == OUTSIDE:
+        return OUTSIDE
+    if level != TMU_HIT:
+        cache[ready_slot(unit, address)] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, level)
+    if level != TMU_HIT or address % LINE_BYTES == 0:      # the prefetch starts with the line's own fill
+        line = address - address % LINE_BYTES
+        for k in range(1, int(params[P_UNIFORMS_PREFETCH]) + 1):
+            ahead = line + k * LINE_BYTES
+            if not line_present(cache, unit, ahead):
+                prefetched, _, ahead_level = line_read(cache, data, unit, ahead)
+                if prefetched != OUTSIDE:
+                    cache[ready_slot(unit, ahead)] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
+    _stall(qpu, q, ST_UNIFORMS, cache[ready_slot(unit, address)])
+    if stale:
+        _report(m, q, qpu[q, PC], R_STALE_UNIFORM, address, 0)
+    return value
+
+
+@jit
+def _fetch(qpu, m, cache, data, params, q: int, pc: int) -> None:
+    """Instruction fetch through the slice's instruction cache (§10), looked up when the PC enters
+    another 64-byte line; entering a line starts the fills of the next P_ICACHE_PREFETCH lines."""
+    line = pc - pc % LINE_BYTES
+    if line == qpu[q, CODE_LINE]:
+        return
+    qpu[q, CODE_LINE] = line
+    s = q // QPUS_PER_SLICE
+    slot, level = icache_fetch(cache, data, s, line)
+    if level != TMU_HIT:
+        cache[slot] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, level)
+    for k in range(1, int(params[P_ICACHE_PREFETCH]) + 1):  # the prefetch starts with the line's own fill
+        ahead = line + k * LINE_BYTES
+        if icache_find(cache, s, ahead) < 0:
+            ahead_slot, ahead_level = icache_fetch(cache, data, s, ahead)
+            cache[ahead_slot] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
+    _stall(qpu, q, ST_ICACHE, cache[slot])
+
+
 # ---- reads ----------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def _read(qpu, m, vpm, data, params, q: int, file: int, addr: int, out: int) -> bool:
+def _read(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, out: int) -> bool:
     """One read through raddr_a (file 0) or raddr_b (1) into m[out:out + 16], with its side
     effects; False on an error."""
     if addr < isa.REGFILE_SIZE:
@@ -210,7 +279,7 @@ def _read(qpu, m, vpm, data, params, q: int, file: int, addr: int, out: int) -> 
         return True
     value = 0
     if addr == isa.ADDR_UNIFORM:
-        value = read32(data, qpu[q, UNIFORMS])
+        value = _uniform(qpu, m, cache, data, params, q)
         if value == OUTSIDE:
             _fail(m, q, qpu[q, PC], E_MEMORY, qpu[q, UNIFORMS], 4)
             return False
@@ -472,16 +541,10 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
     stale_seen = False
     for lane in range(LANES):
         address = m[S_VALUES + lane]            # a byte address; the low 2 bits are ignored
-        value, stale, level = tmu_read(cache, data, physical, address)
+        value, stale, level = line_read(cache, data, physical, address)
         if value == OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR
-        if level == FROM_MEMORY:
-            # A line fill from SDRAM: the fills of every TMU share one port, one line after another.
-            start = max(qpu[q, CYCLE], m[G_MEMORY_FREE])
-            m[G_MEMORY_FREE] = start + int(LINE_BYTES / params[P_MEMORY_RATE])
-            latency = max(latency, start - qpu[q, CYCLE] + int(params[P_MEMORY]))
-        else:
-            latency = max(latency, int(params[P_TMU_HIT + level]))
+        latency = max(latency, _fill_delay(qpu, m, params, q, level))
         if stale and not stale_seen:
             stale_seen = True
             _report(m, q, pc, R_STALE, lane, address)
@@ -548,7 +611,7 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
             qpu[q, WAITING] = ST_MUTEX
             return BLOCKED
         m[G_MUTEX_OWNER] = q
-    if not _read(qpu, m, vpm, data, params, q, 0, raddr_a, S_A):
+    if not _read(qpu, m, vpm, cache, data, params, q, 0, raddr_a, S_A):
         return ERROR
     if small_imm:
         for i in range(LANES):
@@ -556,7 +619,7 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     elif raddr_b == isa.ADDR_UNIFORM and raddr_a == isa.ADDR_UNIFORM:
         for i in range(LANES):                  # policy: one uniform per instruction (Linux, qpu-isa.md §20)
             m[S_B + i] = m[S_A + i]
-    elif not _read(qpu, m, vpm, data, params, q, 1, raddr_b, S_B):
+    elif not _read(qpu, m, vpm, cache, data, params, q, 1, raddr_b, S_B):
         return ERROR
     _check_reads(qpu, m, q, prog, row, small_imm)
     pm, unpack_code = prog[row, C_PM], prog[row, C_UNPACK]
@@ -867,6 +930,7 @@ def run(prog, base: int, qpu, m, vpm, cache, data, params, max_instructions: int
         if offset < 0 or row >= prog.shape[0]:
             m[G_NEED_PC] = pc
             return NEED_DECODE
+        _fetch(qpu, m, cache, data, params, q, pc)
         status = _step(qpu, m, vpm, cache, data, params, q, prog, row)
         if status == ERROR:
             return FAILED

@@ -17,7 +17,7 @@ from qpuasm import isa
 from qpuasm.disasm import disassemble_lines
 
 from . import core
-from .cache import new_caches, statistics
+from .cache import new_caches, restart_clocks, statistics
 from .memory import OFFSET_MASK, Memory, outside_message
 from .program import decode_words
 from .timing import STALL_REASONS, QpuReport, Report, parameter_array
@@ -65,6 +65,9 @@ REPORTS = {
                                      "or its two delay slots"),
     core.R_THREAD_END_REG14: ("rule 6", "ra14/rb14 accessed in the thrend instruction or its two delay slots"),
     core.R_VPM_READS_LEFT: ("rule 21", "the program ends with {0} vector(s) of the last VPM read setup unread"),
+    core.R_STALE_UNIFORM: ("stale cache", "the uniform at {0:#010x} comes from a uniforms-cache line filled before "
+                                          "memory changed (VDW store or host write): the hardware returns the old "
+                                          "word; clear the caches (SLCACTL) or write uniforms before the run"),
 }
 
 ERRORS = {
@@ -191,6 +194,8 @@ class V3D:
         qpu[:, core.WAITING] = core.NOT_WAITING
         qpu[:, core.WAITING_SINCE] = -1
         qpu[:, core.LAST_WRITE:core.LAST_WRITE + core.REG_ROWS] = -1
+        qpu[:, core.CODE_LINE] = -1
+        restart_clocks(self.caches)
         m = self.machine
         interrupts = m[core.G_HOST_INTERRUPTS]
         m[:core.SEMAPHORES] = 0
@@ -257,12 +262,17 @@ class V3D:
         busy = sum(q.busy_cycles for q in per_qpu)
         stalls = sum(sum(q.stall_cycles.values()) for q in per_qpu)
         # Named after the V3D performance counter sources they model (isa.PERFORMANCE_COUNT_SOURCES),
-        # plus the TMU cache hits, which no hardware counter gives. Cache figures count lanes.
+        # plus the TMU cache hits, which no hardware counter gives. TMU and uniforms cache figures count
+        # lanes and words; the instruction cache's count lines entered (a lookup per 64-byte line).
         counters = {
             "QPU_TOTAL_CLK_CYCLES_EXECUTING_VALID_INSTRUCTIONS": busy,
             "QPU_TOTAL_CLK_CYCLES_WAITING_FOR_TMU": sum(q.stall_cycles["tmu"] for q in per_qpu),
             "QPU_TOTAL_IDLE_CLK_CYCLES": cycles * self.qpus - busy - stalls,
             "TMU_TOTAL_TEXTURE_QUADS_PROCESSED": (cache["tmu_hits"] + cache["tmu_misses"]) // 4,
+            "QPU_TOTAL_INSTRUCTION_CACHE_HITS": cache["icache_hits"],
+            "QPU_TOTAL_INSTRUCTION_CACHE_MISSES": cache["icache_misses"],
+            "QPU_TOTAL_UNIFORMS_CACHE_HITS": cache["uniforms_hits"],
+            "QPU_TOTAL_UNIFORMS_CACHE_MISSES": cache["uniforms_misses"],
             "TMU_TOTAL_TEXTURE_CACHE_HITS": cache["tmu_hits"],
             "TMU_TOTAL_TEXTURE_CACHE_MISSES": cache["tmu_misses"],
             "L2C_TOTAL_L2_CACHE_HITS": cache["l2_hits"],

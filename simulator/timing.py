@@ -46,6 +46,13 @@ PARAMETERS: dict[str, Parameter] = {
                                         "(performance.md §4 'SFU')"),
     "vpm_read_latency": Parameter(12, "clocks", "data ready 3 instructions after a VPM read setup "
                                                 "(semantics.md §8.3)"),
+    "icache_prefetch_lines": Parameter(4, "lines", "policy, calibrated: how far ahead of the PC the instruction "
+                                                   "cache fetches sequential lines (not published). GPU_FFT clears "
+                                                   "the caches before each run, so its code comes cold: with 1 line "
+                                                   "single 2^8..2^10 transforms model 1.23-1.53x the Pi 1 times, "
+                                                   "with 2 1.12-1.32x, with 4 1.01-1.17x (BENCHMARKS.md)"),
+    "uniforms_prefetch_lines": Parameter(1, "lines", "policy: the uniforms FIFO prefetches at least 2 words "
+                                                     "(semantics.md §8.6); one line ahead is the model's guess"),
     # The host's side of a submission (not the QPUs'): added by tools that model a whole call.
     "mailbox_call_seconds": Parameter(100e-6, "s", "execute_qpu through the mailbox costs about 100 us per call "
                                                    "(gpu_fft.txt 1.0; performance.md §4)"),
@@ -62,14 +69,15 @@ def param(name: str) -> float:
 # The order in which the core receives the parameters (`parameter_array`); the TMU latencies are
 # in the order of cache.TMU_HIT, L2_HIT, FROM_MEMORY.
 CORE_PARAMETERS = ("cycles_per_instruction", "tmu_hit", "l2_hit", "memory", "vdr_bytes_per_clock",
-                   "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency", "memory_bytes_per_clock")
+                   "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency", "memory_bytes_per_clock",
+                   "icache_prefetch_lines", "uniforms_prefetch_lines")
 
 
 def parameter_array() -> np.ndarray:
     return np.array([param(name) for name in CORE_PARAMETERS], dtype=np.float64)
 
 
-STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex")
+STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex", "icache", "uniforms")
 
 
 @dataclass
