@@ -32,6 +32,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
+from .tasks import free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -40,8 +41,12 @@ ACCUMULATORS = [f"r{f}{j}" for j in range(25) for f in "ab"]    # ra0, rb0, ra1,
 MAX_ACCUMULATORS = len(ACCUMULATORS)
 LINE_BYTES = 64
 A_PREFETCH_BYTES = LANES * LINE_BYTES     # one TMU1 request touches 16 lines
-TASK_WORDS = 4                            # [A pack address, B address, C address, bias address]
-GRIDS = ((3, 4), (2, 6), (1, 12), (4, 3), (6, 2), (12, 1))    # QPU rows x columns; 3 x 4 first
+UNIFORMS_CACHE_BYTES = 4096               # per slice (semantics.md §8.6: VC4C's emulator models 4 KB)
+A_REQUESTS_AHEAD = 2                      # TMU1 requests in flight between iterations
+TASK_WORDS = 5                            # [A pack address, B address, C address, bias address, next A pack]
+# QPU grids (rows x columns) in which every slice reads one A stream: a direct-mapped uniforms cache
+# shared by two streams thrashes as soon as they drift into the same lines (simulator/cache.py).
+GRIDS = ((3, 4), (1, 12))
 
 STORE_ROWS = 4                            # VPM rows of each QPU's own store buffer: rows 4q..4q+3
 # Registers besides the accumulators (ra0..ra24, rb0..rb24).
@@ -94,10 +99,9 @@ def max_unroll(slots: int) -> int:
 
 def kernel_source(cfg: GemmKernel) -> str:
     """The kernel as QPU assembly. Uniforms: bytes of a tile's A pack, B row stride (bytes), C row stride - 64,
-    the task-list table, this program's index in it (-1: its qpu_num), and the bytes of STORE_ROWS
-    rows of C. A table entry is [task list
-    address, task count]; a task is [A pack address, B address (row 0, first column), C address,
-    bias address]."""
+    the bytes of STORE_ROWS rows of C, then the task table (tasks.py). A task is [A pack address, B address
+    (row 0, first column), C address, bias address, the next task's A pack address], the last one
+    to bring that tile's first lines into the L2 (TMU1) while this one runs."""
     s, lines = cfg.slots, []
     emit = lines.append
     acc = ACCUMULATORS[:s]
@@ -106,19 +110,12 @@ def kernel_source(cfg: GemmKernel) -> str:
         mov {RB_A_BYTES}, unif
         mov {RB_B_STRIDE}, unif
         mov {RB_VDW_STRIDE}, unif
-        mov r0, unif
-        mov.setf r1, unif
-        mov {RB_CHUNK_BYTES}, unif
-        mov.ifn r1, qpu_num
-        shl r2, r1, 3
-        add unif_addr, r0, r2
-        mov r0, vdw_setup_1(0)
+        mov {RB_CHUNK_BYTES}, unif""")
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, vdw_setup_1(0)
         add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
         mov r0, {STORE_ROWS * VPM_ROW}
-        mul24 {RB_VPM_BASE}, r1, r0
-        mov {RA_TASK_POINTER}, unif
-        mov {RA_TASKS_LEFT}, unif
-        mov r0, {STORE_ROWS * VDW_ROW}
+        mul24 {RB_VPM_BASE}, r1, r0"""))
+    emit(f"""        mov r0, {STORE_ROWS * VDW_ROW}
         mul24 {RB_VDW_BASE}, r1, r0
         mov {RB_A_STEP}, {cfg.step_bytes}
 :task
@@ -126,16 +123,18 @@ def kernel_source(cfg: GemmKernel) -> str:
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 8
         shl r1, elem_num, 6
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 8
-        mov r2, {RB_B_STRIDE}
         mov r0, unif
         mov r3, unif
         mov {RA_C}, unif
         mov {RA_BIAS}, unif
+        add t1s, unif, r1
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 4
         mov unif_addr, r0
         add t1s, r0, r1
         add r0, r0, r1
         add {RA_A_PREFETCH}, r0, {RB_A_STEP}
         shl r0, elem_num, 2
+        mov r2, {RB_B_STRIDE}
         add r3, r3, r0
         mov {RA_COUNT}, {RB_A_BYTES}""")
     for j in range(0, s, 2):                                   # ra{j} and rb{j} in one instruction
@@ -159,7 +158,8 @@ def kernel_source(cfg: GemmKernel) -> str:
     emit(f"        fadd {acc[-1]}, {acc[-1]}, r1")                         # the last product
     for _ in range(cfg.prefetch):
         emit("        nop; ldtmu0")                                        # the rows beyond K
-    emit("        nop; ldtmu1")                                            # the A lines beyond the pack
+    for _ in range(A_REQUESTS_AHEAD):
+        emit("        nop; ldtmu1")                                        # the next tile's A, and beyond
     for half in range(cfg.halves):
         _emit_store(emit, cfg, acc[half::cfg.halves], half)
     emit(f"""        mov -, vw_wait
@@ -261,14 +261,26 @@ class GemmPlan:
         return [[(i, j) for i in row_tiles[q // g_cols::g_rows] for j in strips[q % g_cols::g_cols]]
                 for q in range(g_rows * g_cols)]
 
+    @property
+    def a_tile_bytes(self) -> int:
+        """Distance between the packs of consecutive row tiles: whole uniforms caches (4 KB) plus a
+        quarter, so that streams of different row tiles that share a slice's direct-mapped uniforms
+        cache (when tiles are dealt round-robin) start in different quarters of it."""
+        stream = 4 * self.rows * self.halves * self.k_pad
+        return -(-stream // LINE_BYTES) * LINE_BYTES
+
     def pack_a(self, a: np.ndarray) -> np.ndarray:
         """A as the uniform stream reads it: per tile of `rows` rows, k-major, each value `halves`
-        times (zeros where padded), then room for the TMU1 prefetch beyond the end."""
+        times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1 prefetch."""
         padded = np.zeros((self.m_pad, self.k_pad), np.float32)
         padded[:self.m, :self.k] = a
         tiles = padded.reshape(self.m_pad // self.rows, self.rows, self.k_pad).transpose(0, 2, 1)
-        stream = np.repeat(tiles, self.halves, axis=2).reshape(-1)
-        return np.concatenate([stream, np.zeros(2 * A_PREFETCH_BYTES // 4, np.float32)])
+        streams = np.repeat(tiles, self.halves, axis=2).reshape(len(tiles), -1)
+        out = np.zeros((len(tiles) * self.a_tile_bytes + 2 * A_PREFETCH_BYTES) // 4, np.float32)
+        words = self.a_tile_bytes // 4
+        for t, stream in enumerate(streams):
+            out[t * words:t * words + len(stream)] = stream
+        return out
 
     def pack_b(self, b: np.ndarray, prefetch: int) -> np.ndarray:
         """B with the columns padded to a whole strip and zero rows beyond K for the prefetch; with
@@ -283,7 +295,7 @@ class GemmPlan:
 
 
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS,
-              rows: int | None = None, unroll: int | None = None) -> GemmPlan:
+              rows: int | None = None, unroll: int | None = None, grid: tuple[int, int] | None = None) -> GemmPlan:
     """The cheapest tiling by a small cost model: per-QPU instruction count, or the SDRAM traffic
     of the A streams and B strips in flight when that is slower (simulator/timing.py's port rate)."""
     from simulator.timing import param
@@ -298,13 +310,13 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS,
             k_pad = -(-k // u) * u
             step_clocks = 4 * (slots + 1 + 2 / u)
             row_tiles, strips = -(-m // r), -(-n // (LANES * halves))
-            grids = [g for g in GRIDS if g[0] * g[1] <= n_qpus and row_tiles >= g[0] and strips >= g[1]]
+            grids = [g for g in ([grid] if grid else GRIDS)
+                     if g[0] * g[1] <= n_qpus and row_tiles >= g[0] and strips >= g[1]]
             for grid in grids or [None]:
                 g_rows, g_cols = grid or (1, min(n_qpus, row_tiles * strips))
                 tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
                 traffic = (g_rows * 4 * slots + g_cols * LINE_BYTES) / port
                 cost = tiles * (k_pad * max(step_clocks, traffic) + 4 * (slots + 60))
-                cost *= 1.0 if grid is None or grid[1] == QPUS_PER_SLICE else 1.02   # prefer slice-aligned
                 plan = GemmPlan(m, n, k, r, u, halves, grid, g_rows * g_cols)
                 if best is None or cost < best[0]:
                     best = (cost, plan)
@@ -313,7 +325,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS,
 
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
-           unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS):
+           unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None):
     """relu6?(a @ b + bias) on the QPUs: (float32 result (M, N), report). weights="float16" stores
     B as float16 (half the traffic; B is rounded to float16 first)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -322,37 +334,30 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     halves = 2 if weights == "float16" else 1
-    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll)
+    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid)
     cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6)
     lists = plan.task_lists()
-    assert all(lists), "every program has at least one tile"
-    blocks = []
+    blocks: list = []
     try:
         packed = _keep(blocks, drv.copy(plan.pack_a(a)))
         b_gpu = _keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
         c_gpu = _keep(blocks, drv.alloc((plan.m_pad, plan.n_pad), np.float32))
         bias_gpu = _keep(blocks, drv.copy(_padded(bias, plan.n_pad))) if bias is not None else None
-        tasks = _keep(blocks, drv.alloc((max(1, sum(map(len, lists))), TASK_WORDS), np.uint32))
-        table = _keep(blocks, drv.alloc((len(lists), 2), np.uint32))
-        row = 0
-        for q, tiles in enumerate(lists):
-            table[q] = [tasks.address + 4 * TASK_WORDS * row, len(tiles)]
-            for i, j in tiles:
-                tasks[row] = [packed.address + 4 * i * plan.k_pad * halves,
-                              b_gpu.address + 4 * j // halves, c_gpu.address + 4 * (i * plan.n_pad + j),
-                              (bias_gpu.address + 4 * j) if bias_gpu is not None else 0]
-                row += 1
-        b_stride, c_stride = 4 * plan.n_pad // halves, 4 * plan.n_pad - 64
-        by_qpu_num = plan.grid is not None and len(lists) == MAX_QPUS
-        uniforms = [[plan.k_pad // plan.unroll * cfg.step_bytes, b_stride, c_stride, table.address,
-                     0xFFFFFFFF if by_qpu_num else q, STORE_ROWS * 4 * plan.n_pad] for q in range(len(lists))]
-        code = drv.program(kernel_program(cfg))
-        blocks.append(code)
-        report = drv.execute(code, uniforms, n_qpus=len(lists), timeout=10.0)
+        task_lists = []
+        for tiles in lists:
+            a_packs = [packed.address + i // plan.rows * plan.a_tile_bytes for i, _ in tiles]
+            task_lists.append([[a_pack, b_gpu.address + 4 * j // halves, c_gpu.address + 4 * (i * plan.n_pad + j),
+                                (bias_gpu.address + 4 * j) if bias_gpu is not None else 0, next_pack]
+                               for (i, j), a_pack, next_pack in zip(tiles, a_packs, a_packs[1:] + a_packs[-1:],
+                                                                    strict=True)])
+        constants = [plan.k_pad // plan.unroll * cfg.step_bytes, 4 * plan.n_pad // halves, 4 * plan.n_pad - 64,
+                     STORE_ROWS * 4 * plan.n_pad]
+        code = _keep(blocks, drv.program(kernel_program(cfg)))
+        report = run_tasks(drv, code, task_lists, TASK_WORDS, constants,
+                           plan.grid is not None and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:
-        for block in blocks:
-            drv.free(block)
+        free_all(drv, blocks)
     return result, report
 
 

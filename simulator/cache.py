@@ -2,11 +2,12 @@
 
 Each TMU has a 4 KB direct-mapped cache of 64-byte lines; the slices share an L2 of 64-byte lines,
 4-way (size not published: policy 32 KB, least recently used replacement). Each slice also has a
-uniforms cache (VC4C's emulator models 4 KB; its organisation is not published: policy, direct-mapped
-like the TMU caches) and a 4 KB 4-way instruction cache (semantics.md §10), both filled through the
-L2. Lines hold copies of memory taken when they were filled. No level sees VDW DMA stores or host
-writes, so a read can return data older than memory, as on the hardware: `line_read` says when
-that happened. The instruction cache keeps tags only: nothing here writes code during a run.
+4 KB 4-way instruction cache (semantics.md §10) and a uniforms cache (VC4C's emulator models 4 KB;
+its organisation is not published: policy, organised like the instruction cache, the other slice
+cache that serves four QPUs' sequential streams; a direct-mapped one would thrash whenever two of
+them ran 4 KB apart), both filled through the L2 and least recently used. Lines hold copies of
+memory taken when they were filled. No level sees VDW DMA stores or host writes, so a read can
+return data older than memory, as on the hardware: `tmu_read` and `slice_read` say when.
 The state is one flat array (`new_caches`) and the read path is in the compilable subset (jit.py).
 """
 
@@ -19,10 +20,10 @@ from .memory import OUTSIDE, read32
 
 LINE_BYTES = 64
 WORDS_PER_LINE = LINE_BYTES // 4
-UNIT_BYTES = 4096                      # a TMU cache (semantics.md §10) or a uniforms cache (policy)
-UNIT_LINES = UNIT_BYTES // LINE_BYTES
-ICACHE_BYTES, ICACHE_WAYS = 4096, 4    # per slice (semantics.md §10)
-ICACHE_SETS = ICACHE_BYTES // LINE_BYTES // ICACHE_WAYS
+TMU_CACHE_BYTES = 4096                 # per TMU, direct-mapped (semantics.md §10)
+TMU_LINES = TMU_CACHE_BYTES // LINE_BYTES
+SLICE_CACHE_BYTES, SLICE_CACHE_WAYS = 4096, 4   # instruction cache (semantics.md §10); uniforms: policy
+SLICE_CACHE_SETS = SLICE_CACHE_BYTES // LINE_BYTES // SLICE_CACHE_WAYS
 L2_WAYS = 4
 L2_BYTES = 32 * 1024                   # policy: "≈32 KB?" in semantics.md §10
 L2_SETS = L2_BYTES // LINE_BYTES // L2_WAYS
@@ -34,25 +35,25 @@ HITS, MISSES = 0, 1                    # columns of the statistics
 
 MAX_SLICES = 4
 MAX_TMUS = 2 * MAX_SLICES              # two per slice
-# The direct-mapped caches are "units": TMU t is unit t, the uniforms cache of slice s is unit
-# UNIFORMS_UNIT + s.
-UNIFORMS_UNIT = MAX_TMUS
-UNITS = MAX_TMUS + MAX_SLICES
+# The set-associative slice caches: the instruction cache of slice s is number s, its uniforms
+# cache UNIFORMS + s.
+ICACHE, UNIFORMS = 0, MAX_SLICES
+SLICE_CACHES = 2 * MAX_SLICES
+SLICE_CACHE_SLOTS = SLICE_CACHE_SETS * SLICE_CACHE_WAYS
 # One flat int64 array holds every cache (flat so that the compiled core passes one argument):
 L2_TAGS = 0                                            # [set * L2_WAYS + way] line address or EMPTY
 L2_USED = L2_TAGS + L2_SETS * L2_WAYS                  # last use of each way, for LRU
 L2_DATA = L2_USED + L2_SETS * L2_WAYS                  # [(set * L2_WAYS + way) * WORDS_PER_LINE + k]
 L2_STATS = L2_DATA + L2_SETS * L2_WAYS * WORDS_PER_LINE    # hits, misses, use clock
-UNIT_STATS = L2_STATS + 3                              # [unit * 2 + HITS/MISSES]
-UNIT_TAGS = UNIT_STATS + 2 * UNITS                     # [unit * UNIT_LINES + index]
-UNIT_READY = UNIT_TAGS + UNITS * UNIT_LINES            # the clock at which a line's fill arrives
-UNIT_DATA = UNIT_READY + UNITS * UNIT_LINES            # [(unit * UNIT_LINES + index) * WORDS_PER_LINE + k]
-ICACHE_SLOTS = ICACHE_SETS * ICACHE_WAYS               # per slice
-ICACHE_TAGS = UNIT_DATA + UNITS * UNIT_LINES * WORDS_PER_LINE  # [slice * ICACHE_SLOTS + set * WAYS + way]
-ICACHE_USED = ICACHE_TAGS + MAX_SLICES * ICACHE_SLOTS
-ICACHE_READY = ICACHE_USED + MAX_SLICES * ICACHE_SLOTS
-ICACHE_STATS = ICACHE_READY + MAX_SLICES * ICACHE_SLOTS    # [slice * 2 + HITS/MISSES], then a use clock
-CACHE_SIZE = ICACHE_STATS + 2 * MAX_SLICES + 1
+TMU_STATS = L2_STATS + 3                               # [tmu * 2 + HITS/MISSES]
+TMU_TAGS = TMU_STATS + 2 * MAX_TMUS                    # [tmu * TMU_LINES + index]
+TMU_DATA = TMU_TAGS + MAX_TMUS * TMU_LINES             # [(tmu * TMU_LINES + index) * WORDS_PER_LINE + k]
+SC_TAGS = TMU_DATA + MAX_TMUS * TMU_LINES * WORDS_PER_LINE   # [cache * SLOTS + set * WAYS + way]
+SC_USED = SC_TAGS + SLICE_CACHES * SLICE_CACHE_SLOTS
+SC_READY = SC_USED + SLICE_CACHES * SLICE_CACHE_SLOTS  # the clock at which a line's fill arrives
+SC_DATA = SC_READY + SLICE_CACHES * SLICE_CACHE_SLOTS  # [(cache * SLOTS + slot) * WORDS_PER_LINE + k]
+SC_STATS = SC_DATA + SLICE_CACHES * SLICE_CACHE_SLOTS * WORDS_PER_LINE   # [cache * 2 + HITS/MISSES], clock
+CACHE_SIZE = SC_STATS + 2 * SLICE_CACHES + 1
 
 
 def new_caches() -> np.ndarray:
@@ -64,64 +65,76 @@ def new_caches() -> np.ndarray:
 def clear(cache: np.ndarray) -> None:
     """What the host does before a run (V3D_L2CACTL and V3D_SLCACTL clears, semantics.md §8.2)."""
     clear_l2(cache)
-    for unit in range(UNITS):
-        clear_unit(cache, unit)
-    for s in range(MAX_SLICES):
-        clear_icache(cache, s)
+    for tmu in range(MAX_TMUS):
+        clear_tmu(cache, tmu)
+    for number in range(SLICE_CACHES):
+        clear_slice_cache(cache, number)
 
 
 def clear_l2(cache: np.ndarray) -> None:
     cache[L2_TAGS:L2_USED] = EMPTY
 
 
-def clear_unit(cache: np.ndarray, unit: int) -> None:
-    """Empty a TMU cache (unit = TMU number) or a uniforms cache (UNIFORMS_UNIT + slice)."""
-    cache[UNIT_TAGS + unit * UNIT_LINES:UNIT_TAGS + (unit + 1) * UNIT_LINES] = EMPTY
+def clear_tmu(cache: np.ndarray, tmu: int) -> None:
+    cache[TMU_TAGS + tmu * TMU_LINES:TMU_TAGS + (tmu + 1) * TMU_LINES] = EMPTY
 
 
-def clear_icache(cache: np.ndarray, s: int) -> None:
-    cache[ICACHE_TAGS + s * ICACHE_SLOTS:ICACHE_TAGS + (s + 1) * ICACHE_SLOTS] = EMPTY
+def clear_slice_cache(cache: np.ndarray, number: int) -> None:
+    """Empty slice cache `number`: ICACHE + slice or UNIFORMS + slice."""
+    cache[SC_TAGS + number * SLICE_CACHE_SLOTS:SC_TAGS + (number + 1) * SLICE_CACHE_SLOTS] = EMPTY
 
 
 def restart_clocks(cache: np.ndarray) -> None:
     """A run's clocks start at 0: fills of lines kept from an earlier run have long arrived."""
-    cache[UNIT_READY:UNIT_READY + UNITS * UNIT_LINES] = 0
-    cache[ICACHE_READY:ICACHE_READY + MAX_SLICES * ICACHE_SLOTS] = 0
+    cache[SC_READY:SC_READY + SLICE_CACHES * SLICE_CACHE_SLOTS] = 0
 
 
 def statistics(cache: np.ndarray, tmus: int) -> dict[str, int]:
-    """Hit and miss counts of the TMU caches, the uniforms caches, the instruction caches (each
-    summed over the slices) and the L2."""
-    units = cache[UNIT_STATS:UNIT_STATS + 2 * UNITS].reshape(UNITS, 2)
-    tmu, uniforms = units[:tmus], units[UNIFORMS_UNIT:]
-    icache = cache[ICACHE_STATS:ICACHE_STATS + 2 * MAX_SLICES].reshape(MAX_SLICES, 2)
+    """Hit and miss counts of the TMU caches, the instruction and uniforms caches (each summed over
+    the slices) and the L2."""
+    tmu = cache[TMU_STATS:TMU_STATS + 2 * tmus].reshape(tmus, 2)
+    slices = cache[SC_STATS:SC_STATS + 2 * SLICE_CACHES].reshape(SLICE_CACHES, 2)
+    icache, uniforms = slices[ICACHE:ICACHE + MAX_SLICES], slices[UNIFORMS:UNIFORMS + MAX_SLICES]
     return {"tmu_hits": int(tmu[:, HITS].sum()), "tmu_misses": int(tmu[:, MISSES].sum()),
             "uniforms_hits": int(uniforms[:, HITS].sum()), "uniforms_misses": int(uniforms[:, MISSES].sum()),
             "icache_hits": int(icache[:, HITS].sum()), "icache_misses": int(icache[:, MISSES].sum()),
             "l2_hits": int(cache[L2_STATS + HITS]), "l2_misses": int(cache[L2_STATS + MISSES])}
 
 
+@jit(inline=True)
+def _find(cache, tags: int, base: int, ways: int, line: int) -> int:
+    """The way (slot base + w) holding `line` in one set, or -1."""
+    for slot in range(base, base + ways):
+        if cache[tags + slot] == line:
+            return slot
+    return -1
+
+
+@jit(inline=True)
+def _victim(cache, tags: int, used: int, base: int, ways: int) -> int:
+    """An empty way of one set, else the least recently used."""
+    victim = base
+    for slot in range(base, base + ways):
+        if cache[tags + slot] == EMPTY:
+            return slot
+        if cache[used + slot] < cache[used + victim]:
+            victim = slot
+    return victim
+
+
 @jit
 def _l2_line(cache, data, line: int) -> tuple[int, int]:
     """(offset of a line's words in `cache`, level): an L2 hit, or filled from memory on a miss;
     offset OUTSIDE if the line is outside the SDRAM."""
-    s = (line // LINE_BYTES) % L2_SETS
+    base = ((line // LINE_BYTES) % L2_SETS) * L2_WAYS
     cache[L2_STATS + 2] += 1
-    for way in range(L2_WAYS):
-        slot = s * L2_WAYS + way
-        if cache[L2_TAGS + slot] == line:
-            cache[L2_STATS + HITS] += 1
-            cache[L2_USED + slot] = cache[L2_STATS + 2]
-            return L2_DATA + slot * WORDS_PER_LINE, L2_HIT
+    slot = _find(cache, L2_TAGS, base, L2_WAYS, line)
+    if slot >= 0:
+        cache[L2_STATS + HITS] += 1
+        cache[L2_USED + slot] = cache[L2_STATS + 2]
+        return L2_DATA + slot * WORDS_PER_LINE, L2_HIT
     cache[L2_STATS + MISSES] += 1
-    victim = s * L2_WAYS
-    for way in range(L2_WAYS):                 # an empty way, else the least recently used
-        slot = s * L2_WAYS + way
-        if cache[L2_TAGS + slot] == EMPTY:
-            victim = slot
-            break
-        if cache[L2_USED + slot] < cache[L2_USED + victim]:
-            victim = slot
+    victim = _victim(cache, L2_TAGS, L2_USED, base, L2_WAYS)
     start = L2_DATA + victim * WORDS_PER_LINE
     for k in range(WORDS_PER_LINE):
         value = read32(data, line + 4 * k)
@@ -134,70 +147,62 @@ def _l2_line(cache, data, line: int) -> tuple[int, int]:
 
 
 @jit
-def line_read(cache, data, unit: int, address: int) -> tuple[int, bool, int]:
-    """The word a TMU or uniforms cache (`unit`) returns for a byte address (low 2 bits ignored),
-    whether it is older than memory (stale), and the level that served it; (OUTSIDE, False,
-    level) outside the SDRAM. A line filled now has its ready clock to be set by the caller."""
+def tmu_read(cache, data, tmu: int, address: int) -> tuple[int, bool, int]:
+    """The word a TMU returns for a byte address (low 2 bits ignored), whether it is older than
+    memory (stale), and the level that served it; (OUTSIDE, False, level) outside the SDRAM."""
     address &= ~3
     line = address - address % LINE_BYTES
-    index = unit * UNIT_LINES + (line // LINE_BYTES) % UNIT_LINES
+    index = tmu * TMU_LINES + (line // LINE_BYTES) % TMU_LINES
     word = (address % LINE_BYTES) // 4
     level = TMU_HIT
-    if cache[UNIT_TAGS + index] == line:
-        cache[UNIT_STATS + 2 * unit + HITS] += 1
+    if cache[TMU_TAGS + index] == line:
+        cache[TMU_STATS + 2 * tmu + HITS] += 1
     else:
-        cache[UNIT_STATS + 2 * unit + MISSES] += 1
+        cache[TMU_STATS + 2 * tmu + MISSES] += 1
         start, level = _l2_line(cache, data, line)
         if start == OUTSIDE:
             return OUTSIDE, False, level
         for k in range(WORDS_PER_LINE):
-            cache[UNIT_DATA + index * WORDS_PER_LINE + k] = cache[start + k]
-        cache[UNIT_TAGS + index] = line
-    value = cache[UNIT_DATA + index * WORDS_PER_LINE + word]
+            cache[TMU_DATA + index * WORDS_PER_LINE + k] = cache[start + k]
+        cache[TMU_TAGS + index] = line
+    value = cache[TMU_DATA + index * WORDS_PER_LINE + word]
     return value, value != read32(data, address), level
 
 
 @jit(inline=True)
-def line_present(cache, unit: int, address: int) -> bool:
+def _slice_set(number: int, line: int) -> int:
+    return number * SLICE_CACHE_SLOTS + ((line // LINE_BYTES) % SLICE_CACHE_SETS) * SLICE_CACHE_WAYS
+
+
+@jit(inline=True)
+def slice_present(cache, number: int, address: int) -> bool:
     line = address - address % LINE_BYTES
-    return cache[UNIT_TAGS + unit * UNIT_LINES + (line // LINE_BYTES) % UNIT_LINES] == line
-
-
-@jit(inline=True)
-def ready_slot(unit: int, address: int) -> int:
-    """Where the ready clock of the line holding `address` in `unit` lives."""
-    return UNIT_READY + unit * UNIT_LINES + (address // LINE_BYTES) % UNIT_LINES
-
-
-@jit(inline=True)
-def icache_find(cache, s: int, line: int) -> int:
-    """The slot of a code line in slice s's instruction cache, or -1."""
-    base = s * ICACHE_SLOTS + ((line // LINE_BYTES) % ICACHE_SETS) * ICACHE_WAYS
-    for slot in range(base, base + ICACHE_WAYS):
-        if cache[ICACHE_TAGS + slot] == line:
-            return slot
-    return -1
+    return _find(cache, SC_TAGS, _slice_set(number, line), SLICE_CACHE_WAYS, line) >= 0
 
 
 @jit
-def icache_fetch(cache, data, s: int, line: int) -> tuple[int, int]:
-    """Look up a code line in slice s's instruction cache: (where its ready clock lives, level:
-    TMU_HIT for a hit, else where the fill came from). Replacement is least recently used."""
-    clock = ICACHE_STATS + 2 * MAX_SLICES
+def slice_read(cache, data, number: int, address: int) -> tuple[int, bool, int, int]:
+    """The word slice cache `number` returns for a byte address, whether it is older than memory,
+    the level that served it (TMU_HIT for a hit in this cache), and where its line's ready clock
+    lives (the caller sets it for a line filled now); OUTSIDE outside the SDRAM."""
+    address &= ~3
+    line = address - address % LINE_BYTES
+    base = _slice_set(number, line)
+    clock = SC_STATS + 2 * SLICE_CACHES
     cache[clock] += 1
-    slot = icache_find(cache, s, line)
+    slot = _find(cache, SC_TAGS, base, SLICE_CACHE_WAYS, line)
+    level = TMU_HIT
     if slot >= 0:
-        cache[ICACHE_STATS + 2 * s + HITS] += 1
-        cache[ICACHE_USED + slot] = cache[clock]
-        return ICACHE_READY + slot, TMU_HIT
-    base = s * ICACHE_SLOTS + ((line // LINE_BYTES) % ICACHE_SETS) * ICACHE_WAYS
-    victim = base
-    for slot in range(base, base + ICACHE_WAYS):     # an empty way, else the least recently used
-        if cache[ICACHE_TAGS + victim] != EMPTY and (cache[ICACHE_TAGS + slot] == EMPTY
-                                                     or cache[ICACHE_USED + slot] < cache[ICACHE_USED + victim]):
-            victim = slot
-    cache[ICACHE_STATS + 2 * s + MISSES] += 1
-    _, level = _l2_line(cache, data, line)
-    cache[ICACHE_TAGS + victim] = line
-    cache[ICACHE_USED + victim] = cache[clock]
-    return ICACHE_READY + victim, level
+        cache[SC_STATS + 2 * number + HITS] += 1
+    else:
+        cache[SC_STATS + 2 * number + MISSES] += 1
+        start, level = _l2_line(cache, data, line)
+        if start == OUTSIDE:
+            return OUTSIDE, False, level, 0
+        slot = _victim(cache, SC_TAGS, SC_USED, base, SLICE_CACHE_WAYS)
+        for k in range(WORDS_PER_LINE):
+            cache[SC_DATA + slot * WORDS_PER_LINE + k] = cache[start + k]
+        cache[SC_TAGS + slot] = line
+    cache[SC_USED + slot] = cache[clock]
+    value = cache[SC_DATA + slot * WORDS_PER_LINE + (address % LINE_BYTES) // 4]
+    return value, value != read32(data, address), level, SC_READY + slot

@@ -17,17 +17,8 @@ from qpuasm import isa
 
 from . import program as P
 from .alu import add_op, mul_op
-from .cache import (
-    FROM_MEMORY,
-    LINE_BYTES,
-    TMU_HIT,
-    UNIFORMS_UNIT,
-    icache_fetch,
-    icache_find,
-    line_present,
-    line_read,
-    ready_slot,
-)
+from .cache import FROM_MEMORY, ICACHE, LINE_BYTES, TMU_HIT, slice_present, slice_read, tmu_read
+from .cache import UNIFORMS as UNIFORMS_CACHE
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
 from .jit import jit
 from .memory import OUTSIDE
@@ -221,26 +212,34 @@ def _fill_delay(qpu, m, params, q: int, level: int) -> int:
 
 
 @jit
-def _uniform(qpu, m, cache, data, params, q: int) -> int:
-    """The next uniform through the slice's uniforms cache (§8.6), OUTSIDE outside the SDRAM. A
-    missing line stalls the QPU until it arrives; entering a line starts the fills of the next
-    P_UNIFORMS_PREFETCH lines."""
-    address = qpu[q, UNIFORMS]
-    unit = UNIFORMS_UNIT + q // QPUS_PER_SLICE
-    value, stale, level = line_read(cache, data, unit, address)
+def _slice_cache_read(qpu, m, cache, data, params, q: int, number: int, address: int, prefetch: int,
+                      reason: int) -> tuple[int, bool]:
+    """A read through a slice's instruction or uniforms cache (`number`): the word and whether it
+    is stale; the QPU waits for a missing line. Entering a line starts, with its own fill if it
+    missed, the fills of the next `prefetch` lines (policy: sequential prefetch, timing.py)."""
+    value, stale, level, ready = slice_read(cache, data, number, address)
     if value == OUTSIDE:
-        return OUTSIDE
+        return OUTSIDE, False
     if level != TMU_HIT:
-        cache[ready_slot(unit, address)] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, level)
-    if level != TMU_HIT or address % LINE_BYTES == 0:      # the prefetch starts with the line's own fill
+        cache[ready] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, level)
+    if level != TMU_HIT or address % LINE_BYTES == 0:
         line = address - address % LINE_BYTES
-        for k in range(1, int(params[P_UNIFORMS_PREFETCH]) + 1):
+        for k in range(1, prefetch + 1):
             ahead = line + k * LINE_BYTES
-            if not line_present(cache, unit, ahead):
-                prefetched, _, ahead_level = line_read(cache, data, unit, ahead)
-                if prefetched != OUTSIDE:
-                    cache[ready_slot(unit, ahead)] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
-    _stall(qpu, q, ST_UNIFORMS, cache[ready_slot(unit, address)])
+            if not slice_present(cache, number, ahead):
+                filled, _, ahead_level, ahead_ready = slice_read(cache, data, number, ahead)
+                if filled != OUTSIDE:
+                    cache[ahead_ready] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
+    _stall(qpu, q, reason, cache[ready])
+    return value, stale
+
+
+@jit
+def _uniform(qpu, m, cache, data, params, q: int) -> int:
+    """The next uniform, through the slice's uniforms cache (§8.6); OUTSIDE outside the SDRAM."""
+    address = qpu[q, UNIFORMS]
+    value, stale = _slice_cache_read(qpu, m, cache, data, params, q, UNIFORMS_CACHE + q // QPUS_PER_SLICE, address,
+                                     int(params[P_UNIFORMS_PREFETCH]), ST_UNIFORMS)
     if stale:
         _report(m, q, qpu[q, PC], R_STALE_UNIFORM, address, 0)
     return value
@@ -249,21 +248,12 @@ def _uniform(qpu, m, cache, data, params, q: int) -> int:
 @jit
 def _fetch(qpu, m, cache, data, params, q: int, pc: int) -> None:
     """Instruction fetch through the slice's instruction cache (§10), looked up when the PC enters
-    another 64-byte line; entering a line starts the fills of the next P_ICACHE_PREFETCH lines."""
+    another 64-byte line."""
     line = pc - pc % LINE_BYTES
-    if line == qpu[q, CODE_LINE]:
-        return
-    qpu[q, CODE_LINE] = line
-    s = q // QPUS_PER_SLICE
-    slot, level = icache_fetch(cache, data, s, line)
-    if level != TMU_HIT:
-        cache[slot] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, level)
-    for k in range(1, int(params[P_ICACHE_PREFETCH]) + 1):  # the prefetch starts with the line's own fill
-        ahead = line + k * LINE_BYTES
-        if icache_find(cache, s, ahead) < 0:
-            ahead_slot, ahead_level = icache_fetch(cache, data, s, ahead)
-            cache[ahead_slot] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
-    _stall(qpu, q, ST_ICACHE, cache[slot])
+    if line != qpu[q, CODE_LINE]:
+        qpu[q, CODE_LINE] = line
+        _slice_cache_read(qpu, m, cache, data, params, q, ICACHE + q // QPUS_PER_SLICE, line,
+                          int(params[P_ICACHE_PREFETCH]), ST_ICACHE)
 
 
 # ---- reads ----------------------------------------------------------------------------------------
@@ -541,7 +531,7 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
     stale_seen = False
     for lane in range(LANES):
         address = m[S_VALUES + lane]            # a byte address; the low 2 bits are ignored
-        value, stale, level = line_read(cache, data, physical, address)
+        value, stale, level = tmu_read(cache, data, physical, address)
         if value == OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR
         latency = max(latency, _fill_delay(qpu, m, params, q, level))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from qpuasm import isa
 
-from .cache import UNIFORMS_UNIT, clear_icache, clear_l2, clear_unit
+from .cache import ICACHE, UNIFORMS, clear_l2, clear_slice_cache, clear_tmu
 from .machine import V3D
 
 R = isa.V3D_REGISTERS
@@ -140,13 +140,13 @@ class V3DRegisters:
     def _clear_slice_caches(self, value: int) -> None:
         for s in range(self.v3d.tmus // 2):
             if isa.SLCACTL_TMU0_CLEAR.get(value) >> s & 1:
-                clear_unit(self.v3d.caches, 2 * s)
+                clear_tmu(self.v3d.caches, 2 * s)
             if isa.SLCACTL_TMU1_CLEAR.get(value) >> s & 1:
-                clear_unit(self.v3d.caches, 2 * s + 1)
+                clear_tmu(self.v3d.caches, 2 * s + 1)
             if isa.SLCACTL_UNIFORMS_CLEAR.get(value) >> s & 1:
-                clear_unit(self.v3d.caches, UNIFORMS_UNIT + s)
+                clear_slice_cache(self.v3d.caches, UNIFORMS + s)
             if isa.SLCACTL_ICACHE_CLEAR.get(value) >> s & 1:
-                clear_icache(self.v3d.caches, s)
+                clear_slice_cache(self.v3d.caches, ICACHE + s)
 
     @staticmethod
     def _counter_index(offset: int, prefix: str) -> int | None:

@@ -97,3 +97,27 @@ def test_nothing_left_allocated(drv):
     before = drv.backend.firmware.allocated_bytes()
     G.gemm(drv, rand(8, 8), rand(8, 8))
     assert drv.backend.firmware.allocated_bytes() == before
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (17, 33, 9), (40, 64, 50)])
+def test_float16_weights(drv, m, n, k):
+    """B stored as float16 and unpacked by r4's 16a/16b unpack as the fmul reads it: the product is
+    that of A and B rounded to float16, within the same round-toward-zero bound."""
+    a, b, bias = rand(m, k), rand(k, n), rand(n)
+    y, _ = G.matmul(drv, a, b, bias, weights="float16")
+    b16 = b.astype(np.float16).astype(np.float32)
+    assert_within_rtz_bound(y, a, b16, bias)
+    assert np.abs(y - (a @ b + bias)).max() > 0          # the weights really were rounded
+
+
+@pytest.mark.parametrize("grid", [(3, 4), (1, 12), (2, 6)])
+def test_grids_of_qpus(drv, grid):
+    """Each grid gives every QPU its own tiles (found through qpu_num) and covers C exactly once."""
+    a, b = rand(60, 20), rand(20, 200)
+    plan = G.GemmPlan(60, 200, 20, rows=5, unroll=4, grid=grid)
+    lists = plan.task_lists()
+    assert len(lists) == 12 and all(lists)
+    tiles = sorted(t for tiles in lists for t in tiles)
+    assert tiles == sorted({(i, j) for i in range(0, 60, 5) for j in range(0, 208, 16)})
+    y, _ = G.matmul(drv, a, b, rows=5, unroll=4, grid=grid)
+    assert_within_rtz_bound(y, a, b)

@@ -59,27 +59,28 @@ def test_more_programs_than_qpus_run_in_batches(regs):
 def test_cache_clears(regs):
     from simulator.cache import (
         EMPTY,
-        ICACHE_SLOTS,
-        ICACHE_TAGS,
         L2_TAGS,
         L2_USED,
-        UNIFORMS_UNIT,
-        UNIT_LINES,
-        UNIT_TAGS,
-        UNITS,
+        SC_TAGS,
+        SLICE_CACHE_SLOTS,
+        SLICE_CACHES,
+        TMU_LINES,
+        TMU_TAGS,
+        UNIFORMS,
     )
     caches = regs.v3d.caches
     caches[L2_TAGS:L2_USED] = 5
-    caches[UNIT_TAGS:UNIT_TAGS + UNITS * UNIT_LINES] = 5
-    caches[ICACHE_TAGS:ICACHE_TAGS + 3 * ICACHE_SLOTS] = 5
+    caches[TMU_TAGS:TMU_TAGS + 6 * TMU_LINES] = 5
+    caches[SC_TAGS:SC_TAGS + SLICE_CACHES * SLICE_CACHE_SLOTS] = 5
     regs.write(R["SLCACTL"], isa.SLCACTL_TMU1_CLEAR.put(0b010))         # TMU1 of slice 1 only
-    tags = caches[UNIT_TAGS:UNIT_TAGS + UNITS * UNIT_LINES].reshape(UNITS, UNIT_LINES)
+    tags = caches[TMU_TAGS:TMU_TAGS + 6 * TMU_LINES].reshape(6, TMU_LINES)
     assert (tags[3] == EMPTY).all() and (tags[[0, 1, 2, 4, 5]] == 5).all()
     assert (caches[L2_TAGS:L2_USED] == 5).all()
     regs.write(R["SLCACTL"], isa.SLCACTL_UNIFORMS_CLEAR.put(0b100) | isa.SLCACTL_ICACHE_CLEAR.put(0b001))
-    assert (tags[UNIFORMS_UNIT + 2] == EMPTY).all() and (tags[UNIFORMS_UNIT:UNIFORMS_UNIT + 2] == 5).all()
-    icache = caches[ICACHE_TAGS:ICACHE_TAGS + 3 * ICACHE_SLOTS].reshape(3, ICACHE_SLOTS)
-    assert (icache[0] == EMPTY).all() and (icache[1:] == 5).all()
+    slices = caches[SC_TAGS:SC_TAGS + SLICE_CACHES * SLICE_CACHE_SLOTS].reshape(SLICE_CACHES, SLICE_CACHE_SLOTS)
+    cleared = {0, UNIFORMS + 2}                                         # icache of slice 0, uniforms of slice 2
+    for number in range(SLICE_CACHES):
+        assert (slices[number] == (EMPTY if number in cleared else 5)).all(), number
     regs.write(R["L2CACTL"], isa.L2CACTL_CLEAR | isa.L2CACTL_ENABLE)
     assert (caches[L2_TAGS:L2_USED] == EMPTY).all() and regs.read(R["L2CACTL"]) == 1
 

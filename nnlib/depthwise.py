@@ -1,0 +1,219 @@
+"""3x3 depthwise convolution on up to 12 QPUs, bias and ReLU6 fused.
+
+NHWC float32. The 16 lanes hold 16 channels, so one input vector x[h, w, c:c + 16] is one 64-byte
+line, read by a TMU. A task is one output row of one 16-channel group: the QPU loads the group's 9
+weight vectors and its bias into registers, then for each output pixel gathers its 9 input vectors
+(alternating TMU0 and TMU1, 8 requests ahead) and sums the products in r0. Four pixels at a time go
+through the QPU's own 4 VPM rows to memory by one VDW store. The input comes already padded (the host
+pads it here; in a chained network the producing layer writes into a zero-bordered buffer), so the
+kernel has no edge cases. The layer is memory-bound: a pixel needs 9 fmul + 9 fadd for 64 bytes
+out and 64 (stride 1) or 256 (stride 2) bytes in, and the QPUs outrun the DMA and SDRAM rates
+(performance.md §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import qpuasm
+from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+
+from . import reference
+from .tasks import deal, free_all, run_tasks, table_prologue
+
+LANES = 16
+MAX_QPUS = 12
+TAPS = 9
+PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
+AHEAD = 8                                     # TMU requests in flight (4 per TMU, semantics.md §8.2)
+TASK_WORDS = 4                                # [input (row, group) address, weights, bias, output address]
+VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
+VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
+
+# Registers: input tap bases ra0..ra8, weights rb0..rb8, the pixel column offsets rb9..rb12.
+RA_BASE = [f"ra{t}" for t in range(TAPS)]
+RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
+RB_COLUMN = [f"rb{9 + p}" for p in range(PIXELS)]
+RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_X, RA_W = "ra31", "ra30", "ra29", "ra28", "ra27", "ra26"
+RB_BIAS, RB_ROW_BYTES, RB_PIXEL_BYTES, RB_ITERATIONS = "rb31", "rb30", "rb29", "rb27"
+RA_STEP = "ra25"
+RB_VPM_SETUP, RB_VDW_SETUP, RB_VDW_STRIDE, RB_OUT_STEP, RB_CHANNEL_BYTES = "rb26", "rb25", "rb24", "rb23", "rb22"
+
+
+@dataclass(frozen=True)
+class DepthwiseKernel:
+    stride: int = 1
+    relu6: bool = True
+
+    def source(self) -> str:
+        return kernel_source(self)
+
+
+def kernel_source(cfg: DepthwiseKernel) -> str:
+    """Uniforms: input row bytes, C * 4, input pixel step (stride * C * 4), iterations per row, the
+    VDW stride (C * 4 - 64), input and output steps per iteration, then the task table (tasks.py). A task: [address of the top-left
+    input pixel of the row's window + 64 * group, weights (3, 3, C) + 64 * group, bias + 64 * group,
+    output row address + 64 * group]."""
+    lines: list[str] = []
+    emit = lines.append
+    emit(f"""
+        mov {RB_ROW_BYTES}, unif
+        mov {RB_CHANNEL_BYTES}, unif
+        mov {RB_PIXEL_BYTES}, unif
+        mov {RB_ITERATIONS}, unif
+        mov {RB_VDW_STRIDE}, unif
+        mov {RA_STEP}, unif
+        mov {RB_OUT_STEP}, unif""")
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {PIXELS * VPM_ROW}
+        mul24 r2, r1, r0
+        mov r0, {vpm_setup(0, 1, h32(0))}"""))
+    emit(f"""        add {RB_VPM_SETUP}, r0, r2
+        mov r0, {PIXELS * VDW_ROW}
+        mul24 r2, r1, r0
+        mov r0, {vdw_setup_0(PIXELS, 16, dma_h32(0, 0))}
+        add {RB_VDW_SETUP}, r0, r2
+        mov r0, vdw_setup_1(0)
+        add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
+        mov r3, 6.0
+:task
+        mov unif_addr, {RA_TASK_POINTER}
+        shl r2, elem_num, 2
+        mov r0, 8
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
+        mov {RA_X}, unif
+        mov {RA_W}, unif
+        add t0s, unif, r2
+        mov {RA_OUT}, unif
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0""")
+    # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1, four in flight; the
+    # bias, requested above by TMU0.
+    emit(f"        add r1, {RA_W}, r2")
+    for t in range(TAPS):
+        if t:
+            emit(f"        add r1, r1, {RB_CHANNEL_BYTES}")
+        emit("        mov t1s, r1")
+        if t >= 3:
+            emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t - 3]}, r4")
+    for t in range(TAPS - 3, TAPS):
+        emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t]}, r4")
+    emit(f"        nop; ldtmu0\n        mov {RB_BIAS}, r4")
+    # Tap bases: x + kh * row bytes + kw * C * 4 + 4 * lane.
+    emit(f"        add r1, {RA_X}, r2")
+    for t in range(TAPS):
+        kh, kw = divmod(t, 3)
+        if kw == 0 and kh > 0:
+            emit(f"        add r1, r0, {RB_ROW_BYTES}")
+        if kw == 0:
+            emit("        mov r0, r1")
+        else:
+            emit(f"        add r1, r1, {RB_CHANNEL_BYTES}")
+        emit(f"        mov {RA_BASE[t]}, r1")
+    for p in range(PIXELS):                                            # column offsets of the 4 pixels
+        emit(f"        mov r1, {p}\n        mul24 {RB_COLUMN[p]}, r1, {RB_PIXEL_BYTES}")
+    emit(f"""        mov {RA_COUNT}, {RB_ITERATIONS}
+:pixels
+        mov -, vw_wait
+        sub.setf {RA_COUNT}, {RA_COUNT}, 1
+        mov vw_setup, {RB_VPM_SETUP}""")
+    loads = [(p, t) for p in range(PIXELS) for t in range(TAPS)]      # load n on TMU n % 2
+
+    def request(n: int) -> str:
+        p, t = loads[n]
+        return f"add t{n % 2}s, {RA_BASE[t]}, {RB_COLUMN[p]}"
+    for n in range(AHEAD):
+        emit(f"        {request(n)}")
+    # Load n: one instruction multiplies it (popped into r4 by the one before) and adds the previous
+    # product, another requests load n + AHEAD (a TMU write and an ldtmu never share one, rule 14).
+    body = [f"mov r0, {RB_BIAS}; nop; ldtmu0"]
+    for n, (p, t) in enumerate(loads):
+        add = "fadd r0, r0, r1" if t else "nop"
+        pop = f"; ldtmu{(n + 1) % 2}" if n + 1 < len(loads) else ""
+        body.append(f"{add}; fmul r1, r4, {RB_WEIGHT[t]}{pop}")
+        if n + AHEAD < len(loads):
+            body.append(request(n + AHEAD))
+        if t == TAPS - 1:
+            body.append("fadd r0, r0, r1")
+            body += ["fmax r0, r0, 0", "fmin vpm, r0, r3"] if cfg.relu6 else ["mov vpm, r0"]
+            if p + 1 < PIXELS:
+                body.append(f"mov r0, {RB_BIAS}")
+    body += [f"add {RB_COLUMN[p]}, {RB_COLUMN[p]}, {RA_STEP}" for p in range(PIXELS)]
+    body += [f"mov vw_setup, {RB_VDW_SETUP}", f"mov vw_setup, {RB_VDW_STRIDE}",
+             f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
+    body.insert(len(body) - 3, "brr.anynz -, r:pixels")
+    lines += [f"        {line}" for line in body]
+    emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
+        brr.anynz -, r:task
+        nop
+        nop
+        nop
+        mov -, vw_wait
+        mov irq, 1
+        nop; nop; thrend
+        nop
+        nop""")
+    return "\n".join(lines) + "\n"
+
+
+_PROGRAMS: dict[DepthwiseKernel, qpuasm.Program] = {}
+
+
+def kernel_program(cfg: DepthwiseKernel) -> qpuasm.Program:
+    if cfg not in _PROGRAMS:
+        _PROGRAMS[cfg] = qpuasm.assemble(cfg.source(), filename=f"<depthwise {cfg}>")
+    return _PROGRAMS[cfg]
+
+
+def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "tf_same",
+                   relu6: bool = True, n_qpus: int = MAX_QPUS):
+    """3x3 depthwise convolution of x (H, W, C) by w (3, 3, C), + bias, ReLU6: (result, report)."""
+    x = np.asarray(x, np.float32)
+    w = np.asarray(w, np.float32)
+    if x.ndim != 3 or w.shape != (3, 3, x.shape[2]):
+        raise ValueError(f"conv_depthwise: x {x.shape} (H, W, C) and w {w.shape} (3, 3, C) do not match")
+    if stride not in (1, 2):
+        raise ValueError(f"stride {stride}: 1 or 2")
+    height, width, channels = x.shape
+    top, bottom, left, right = reference.pad_amounts(height, width, stride, padding)
+    out_h = (height + top + bottom - 3) // stride + 1
+    out_w = (width + left + right - 3) // stride + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"conv_depthwise: {x.shape} with padding {padding!r} leaves no output")
+    c_pad = -(-channels // LANES) * LANES
+    w_pad = -(-out_w // PIXELS) * PIXELS                     # whole loop iterations; the rest is cropped
+    in_w = max(width + left + right, (w_pad - 1) * stride + 3)
+    padded = np.zeros((height + top + bottom, in_w, c_pad), np.float32)
+    padded[top:top + height, left:left + width, :channels] = x
+    weights = np.zeros((3, 3, c_pad), np.float32)
+    weights[:, :, :channels] = w
+    biases = np.zeros(c_pad, np.float32)
+    if bias is not None:
+        biases[:channels] = np.asarray(bias, np.float32).reshape(-1)
+    cfg = DepthwiseKernel(stride, relu6)
+    blocks: list = []
+    try:
+        x_gpu = drv.copy(padded)
+        blocks.append(x_gpu)
+        w_gpu = drv.copy(weights)
+        blocks.append(w_gpu)
+        b_gpu = drv.copy(biases)
+        blocks.append(b_gpu)
+        y_gpu = drv.alloc((out_h, w_pad, c_pad), np.float32)
+        blocks.append(y_gpu)
+        row_bytes, channel_bytes = in_w * c_pad * 4, c_pad * 4
+        items = [[x_gpu.address + oh * stride * row_bytes + 64 * g, w_gpu.address + 64 * g, b_gpu.address + 64 * g,
+                  y_gpu.address + oh * w_pad * channel_bytes + 64 * g]
+                 for oh in range(out_h) for g in range(c_pad // LANES)]
+        constants = [row_bytes, channel_bytes, stride * channel_bytes, w_pad // PIXELS, channel_bytes - 64,
+                     PIXELS * stride * channel_bytes, PIXELS * channel_bytes]
+        code = drv.program(kernel_program(cfg))
+        blocks.append(code)
+        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, constants, False, blocks)
+        result = np.array(y_gpu[:, :out_w, :channels])
+    finally:
+        free_all(drv, blocks)
+    return result, report
+
+
+__all__ = ["DepthwiseKernel", "conv_depthwise", "kernel_program"]

@@ -1,0 +1,61 @@
+"""Task lists: how every kernel of nnlib hands out its work to the QPUs.
+
+The host cuts a layer into tasks (a tile, an output row, ...) of a few words each and gives every
+program a list; a table holds one [list address, task count] entry per program. A program finds its
+entry by an index in its uniforms, or by its qpu_num when the index is -1 (kernels that want a
+particular QPU on particular work: the four QPUs of a slice share its uniforms cache). The same
+code then runs alone or, later, behind other kernels in one submission.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+USE_QPU_NUMBER = 0xFFFFFFFF
+
+
+def table_prologue(task_pointer: str, tasks_left: str, between: str = "nop\nnop") -> str:
+    """Assembly: read [table address, index] from the uniforms, leave the index in r1, and load
+    this program's [task pointer, task count]. `between` (at least two instructions, no uniform
+    reads, r1 kept) fills the wait after the uniforms address is written (semantics.md §8.6)."""
+    return f"""
+        mov r0, unif
+        mov.setf r1, unif
+        mov.ifn r1, qpu_num
+        shl r2, r1, 3
+        add unif_addr, r0, r2
+{between}
+        mov {task_pointer}, unif
+        mov {tasks_left}, unif
+"""
+
+
+def run_tasks(drv, code, lists: list[list[list[int]]], words: int, constants: list[int], by_qpu_num: bool,
+              blocks: list):
+    """Write the task lists and their table, run one program per list with uniforms `constants`
+    + [table, index], and return the report. The buffers go into `blocks` for the caller to free."""
+    if not all(lists):
+        raise ValueError("every program needs at least one task")
+    tasks = drv.alloc((sum(map(len, lists)), words), np.uint32)
+    blocks.append(tasks)
+    table = drv.alloc((len(lists), 2), np.uint32)
+    blocks.append(table)
+    row = 0
+    for q, items in enumerate(lists):
+        table[q] = [tasks.address + 4 * words * row, len(items)]
+        for item in items:
+            tasks[row] = item
+            row += 1
+    uniforms = [list(constants) + [table.address, USE_QPU_NUMBER if by_qpu_num else q] for q in range(len(lists))]
+    return drv.execute(code, uniforms, n_qpus=len(lists), timeout=10.0)
+
+
+def deal(items: list, programs: int) -> list[list]:
+    """Items round-robin over at most `programs` programs (fewer when there are fewer items)."""
+    count = max(1, min(programs, len(items)))
+    return [items[q::count] for q in range(count)]
+
+
+def free_all(drv, blocks: list) -> None:
+    for block in blocks:
+        drv.free(block)

@@ -1,0 +1,63 @@
+"""The depthwise kernel on the simulator (12 QPUs, strict mode) against nnlib.reference.
+
+Error bound: each output is bias + 9 products summed in order, every fmul and fadd rounded toward
+zero (relative error below u = 2^-23 each): |y - exact| <= 11 u (|b| + sum |x w|) before ReLU6,
+which only shrinks differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driver import Driver
+from nnlib import reference as ref
+from nnlib.depthwise import conv_depthwise
+
+U = 2.0 ** -23
+RNG = np.random.default_rng(5)
+
+
+@pytest.fixture(scope="module")
+def drv():
+    with Driver(backend="sim") as d:
+        yield d
+
+
+def rand(*shape) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def assert_within_bound(y, x, w, bias, stride, padding, relu6):
+    exact = ref.conv_depthwise(x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), stride,
+                               padding, relu6=False)
+    scale = ref.conv_depthwise(np.abs(x).astype(np.float64), np.abs(w).astype(np.float64),
+                               np.abs(bias).astype(np.float64), stride, padding, relu6=False)
+    if relu6:
+        exact = np.minimum(np.maximum(exact, 0), 6)
+    assert y.shape == exact.shape and y.dtype == np.float32
+    excess = np.abs(y - exact) - 11 * U * scale
+    assert excess.max() <= 1e-30, f"worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), y.shape)}"
+
+
+@pytest.mark.parametrize("h, w, c, stride, padding", [
+    (1, 1, 1, 1, "same"), (5, 7, 3, 1, "tf_same"), (6, 6, 17, 2, "tf_same"), (7, 5, 16, 2, "same"),
+    (9, 4, 33, 1, (0, 1, 2, 0)), (8, 9, 15, 2, (1, 1, 1, 1))])
+def test_small_shapes(drv, h, w, c, stride, padding):
+    x, wt, bias = rand(h, w, c) * 2, rand(3, 3, c), rand(c)
+    y, report = conv_depthwise(drv, x, wt, bias, stride, padding, relu6=True)
+    assert_within_bound(y, x, wt, bias, stride, padding, True)
+    assert report.modeled and report.instructions > 0
+
+
+def test_without_relu6_and_bias(drv):
+    x, wt = rand(6, 5, 20) * 4, rand(3, 3, 20)
+    y, _ = conv_depthwise(drv, x, wt, None, 1, "same", relu6=False)
+    assert y.min() < 0 and y.max() > 6
+    assert_within_bound(y, x, wt, np.zeros(20, np.float32), 1, "same", False)
+
+
+def test_bad_arguments(drv):
+    with pytest.raises(ValueError, match="do not match"):
+        conv_depthwise(drv, rand(4, 4, 3), rand(3, 3, 4))
+    with pytest.raises(ValueError, match="stride 3"):
+        conv_depthwise(drv, rand(4, 4, 3), rand(3, 3, 3), stride=3)
