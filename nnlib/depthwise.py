@@ -54,8 +54,8 @@ class DepthwiseKernel:
 def kernel_source(cfg: DepthwiseKernel) -> str:
     """Uniforms: input row bytes, C * 4, input pixel step (stride * C * 4), iterations per row, the
     VDW stride (C * 4 - 64), input and output steps per iteration, then the task table (tasks.py).
-    A task: [address of the top-left input pixel of the row's window + 64 * group, weights (3, 3, C) + 64 * group, bias + 64 * group,
-    output row address + 64 * group]."""
+    A task: [address of the top-left input pixel of the row's window + 64 * group, weights (3, 3, C)
+    + 64 * group, bias + 64 * group, output row address + 64 * group]."""
     lines: list[str] = []
     emit = lines.append
     emit(f"""
