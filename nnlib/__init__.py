@@ -4,11 +4,15 @@
     y, report = nnlib.gemm(drv, a, b)                       # report.seconds(): modeled Pi Zero time
     y, report = nnlib.conv_pointwise(drv, x, w, bias)       # 1x1 conv, bias and ReLU6 fused
     y, report = nnlib.conv_depthwise(drv, x, w, bias, stride=2)   # 3x3 depthwise, TF SAME padding
+    y, report = nnlib.conv2d(drv, x, w, bias, stride=2)     # 3x3 full conv (MobileNet's first layer)
+    y, report = nnlib.global_avg_pool(drv, x)               # (H, W, C) -> (C,)
     nnlib.reference.conv_depthwise(x, w, bias, stride=2)    # numpy references of every op
 """
 
 from . import reference
+from .conv import conv2d
 from .depthwise import conv_depthwise
 from .matmul import conv_pointwise, fully_connected, gemm
+from .pool import global_avg_pool
 
-__all__ = ["conv_depthwise", "conv_pointwise", "fully_connected", "gemm", "reference"]
+__all__ = ["conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm", "global_avg_pool", "reference"]

@@ -63,7 +63,7 @@ def conv_pointwise(x, w, bias=None, relu6: bool = True) -> np.ndarray:
     return _finish(x @ w, bias, relu6)
 
 
-def _windows(x: np.ndarray, stride: int, padding: Padding, kernel: int = 3) -> np.ndarray:
+def windows(x: np.ndarray, stride: int, padding: Padding, kernel: int = 3) -> np.ndarray:
     """(H_out, W_out, kernel, kernel, C) views of the zero-padded input."""
     top, bottom, left, right = pad_amounts(x.shape[0], x.shape[1], stride, padding, kernel)
     padded = np.pad(x, ((top, bottom), (left, right), (0, 0)))
@@ -77,14 +77,14 @@ def _windows(x: np.ndarray, stride: int, padding: Padding, kernel: int = 3) -> n
 def conv_depthwise(x, w, bias=None, stride: int = 1, padding: Padding = "tf_same", relu6: bool = True) -> np.ndarray:
     """3x3 depthwise convolution: x (H, W, C), w (3, 3, C)."""
     x, w = np.asarray(x, np.float32), np.asarray(w, np.float32)
-    y = np.einsum("hwijc,ijc->hwc", _windows(x, stride, padding), w, dtype=np.float32)
+    y = np.einsum("hwijc,ijc->hwc", windows(x, stride, padding), w, dtype=np.float32)
     return _finish(y, bias, relu6)
 
 
 def conv2d(x, w, bias=None, stride: int = 1, padding: Padding = "tf_same", relu6: bool = True) -> np.ndarray:
     """3x3 full convolution: x (H, W, Cin), w (3, 3, Cin, Cout)."""
     x, w = np.asarray(x, np.float32), np.asarray(w, np.float32)
-    y = np.einsum("hwijc,ijcd->hwd", _windows(x, stride, padding), w, dtype=np.float32)
+    y = np.einsum("hwijc,ijcd->hwd", windows(x, stride, padding), w, dtype=np.float32)
     return _finish(y, bias, relu6)
 
 
@@ -99,5 +99,5 @@ def fully_connected(x, w, bias=None) -> np.ndarray:
     return _finish(np.asarray(x, np.float32).reshape(-1) @ np.asarray(w, np.float32), bias, False)
 
 
-__all__ = ["conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm", "global_avg_pool",
+__all__ = ["conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm", "global_avg_pool", "windows",
            "pad_amounts", "relu6"]

@@ -1,0 +1,129 @@
+"""Global average pooling on up to 12 QPUs: x (H, W, C) -> (C,), the mean over the H x W pixels.
+
+The 16 lanes hold 16 channels; a task is one 16-channel group. The QPU gathers the group's vector of
+every pixel (one 64-byte line each, alternating TMU0 and TMU1, 8 in flight), sums them in pixel
+order in r0, scales by 1/(H W) (a float uniform) and stores the 16 means through its own VPM row by
+one VDW store. The code is specialised by the pixel count (straight-line, up to MAX_PIXELS).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+import qpuasm
+from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+
+from .tasks import deal, free_all, run_tasks, table_prologue
+
+LANES = 16
+MAX_QPUS = 12
+MAX_PIXELS = 512
+AHEAD = 8
+TASK_WORDS = 2                                 # [input + 64 * group, output + 64 * group]
+VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
+VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
+RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT = "ra31", "ra30", "ra29"
+RB_PIXEL_BYTES, RB_SCALE, RB_VPM_SETUP, RB_VDW_SETUP = "rb31", "rb30", "rb29", "rb28"
+
+
+@dataclass(frozen=True)
+class PoolKernel:
+    pixels: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pixels <= MAX_PIXELS:
+            raise ValueError(f"global_avg_pool: {self.pixels} pixels; 1 to {MAX_PIXELS}")
+
+    def source(self) -> str:
+        return kernel_source(self)
+
+
+def kernel_source(cfg: PoolKernel) -> str:
+    """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py)."""
+    lines = [f"""
+        mov {RB_PIXEL_BYTES}, unif
+        mov {RB_SCALE}, unif"""]
+    emit = lines.append
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {VPM_ROW}
+        mul24 r2, r1, r0"""))
+    emit(f"""        mov r0, {vpm_setup(1, 1, h32(0))}
+        add {RB_VPM_SETUP}, r0, r2
+        mov r0, {VDW_ROW}
+        mul24 r2, r1, r0
+        mov r0, {vdw_setup_0(1, 16, dma_h32(0, 0))}
+        add {RB_VDW_SETUP}, r0, r2
+:task
+        mov unif_addr, {RA_TASK_POINTER}
+        shl r2, elem_num, 2
+        mov r0, {4 * TASK_WORDS}
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
+        add r3, unif, r2
+        mov {RA_OUT}, unif
+        mov r0, 0""")
+    requests = [f"add r3, r3, {RB_PIXEL_BYTES}; mov t{n % 2}s, r3" for n in range(cfg.pixels)]
+    for n in range(min(AHEAD, cfg.pixels)):
+        emit(f"        {requests[n]}")
+    emit("        nop; ldtmu0")
+    for n in range(cfg.pixels):                   # r4 holds pixel n; pop n + 1 as it is added
+        pop = f"; nop; ldtmu{(n + 1) % 2}" if n + 1 < cfg.pixels else ""
+        emit(f"        fadd r0, r0, r4{pop}")
+        if n + AHEAD < cfg.pixels:
+            emit(f"        {requests[n + AHEAD]}")
+    emit(f"""        nop; fmul r0, r0, {RB_SCALE}
+        mov vw_setup, {RB_VPM_SETUP}
+        mov vpm, r0
+        mov vw_setup, {RB_VDW_SETUP}
+        mov vw_addr, {RA_OUT}
+        mov -, vw_wait
+        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
+        brr.anynz -, r:task
+        nop
+        nop
+        nop
+        mov irq, 1
+        nop; nop; thrend
+        nop
+        nop""")
+    return "\n".join(lines) + "\n"
+
+
+_PROGRAMS: dict[PoolKernel, qpuasm.Program] = {}
+
+
+def kernel_program(cfg: PoolKernel) -> qpuasm.Program:
+    if cfg not in _PROGRAMS:
+        _PROGRAMS[cfg] = qpuasm.assemble(cfg.source(), filename=f"<pool {cfg}>")
+    return _PROGRAMS[cfg]
+
+
+def global_avg_pool(drv, x, n_qpus: int = MAX_QPUS):
+    """The mean of x (H, W, C) over H and W: (float32 (C,), report)."""
+    x = np.asarray(x, np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"global_avg_pool: x {x.shape} is not (H, W, C)")
+    height, width, channels = x.shape
+    cfg = PoolKernel(height * width)
+    c_pad = -(-channels // LANES) * LANES
+    padded = np.zeros((height * width, c_pad), np.float32)
+    padded[:, :channels] = x.reshape(-1, channels)
+    scale = struct.unpack("<I", struct.pack("<f", 1.0 / cfg.pixels))[0]
+    blocks: list = []
+    try:
+        x_gpu = drv.copy(padded)
+        blocks.append(x_gpu)
+        y_gpu = drv.alloc(c_pad, np.float32)
+        blocks.append(y_gpu)
+        items = [[x_gpu.address + 64 * g, y_gpu.address + 64 * g] for g in range(c_pad // LANES)]
+        code = drv.program(kernel_program(cfg))
+        blocks.append(code)
+        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, [4 * c_pad, scale], False, blocks)
+        result = np.array(y_gpu[:channels])
+    finally:
+        free_all(drv, blocks)
+    return result, report
+
+
+__all__ = ["PoolKernel", "global_avg_pool", "kernel_program"]
