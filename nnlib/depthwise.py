@@ -21,7 +21,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
-from .tasks import deal, free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -148,12 +148,9 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         nop
         nop
         nop
-        mov -, vw_wait
-        mov irq, 1
-        nop; nop; thrend
-        nop
-        nop""")
-    return "\n".join(lines) + "\n"
+""")
+    emit(EPILOGUE)
+    return "\n".join(lines)
 
 
 _PROGRAMS: dict[DepthwiseKernel, qpuasm.Program] = {}
@@ -165,6 +162,78 @@ def kernel_program(cfg: DepthwiseKernel) -> qpuasm.Program:
     return _PROGRAMS[cfg]
 
 
+@dataclass(frozen=True)
+class DepthwisePlan:
+    """The sizes of one layer as the kernel sees them: the padded input (in_h x in_w x c_pad, the
+    image at (top, left)), the output (out_h x out_w, computed w_pad wide: whole loop iterations)."""
+
+    height: int
+    width: int
+    channels: int
+    stride: int
+    padding: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, shape: tuple[int, int, int], stride: int, padding: reference.Padding) -> DepthwisePlan:
+        if stride not in (1, 2):
+            raise ValueError(f"stride {stride}: 1 or 2")
+        height, width, channels = shape
+        plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding))
+        if plan.out_h < 1 or plan.out_w < 1:
+            raise ValueError(f"conv_depthwise: {shape} with padding {padding!r} leaves no output")
+        return plan
+
+    @property
+    def out_h(self) -> int:
+        return (self.height + self.padding[0] + self.padding[1] - 3) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.width + self.padding[2] + self.padding[3] - 3) // self.stride + 1
+
+    @property
+    def c_pad(self) -> int:
+        return -(-self.channels // LANES) * LANES
+
+    @property
+    def w_pad(self) -> int:
+        return -(-self.out_w // PIXELS) * PIXELS
+
+    @property
+    def in_h(self) -> int:
+        return self.height + self.padding[0] + self.padding[1]
+
+    @property
+    def in_w(self) -> int:
+        return max(self.width + self.padding[2] + self.padding[3], (self.w_pad - 1) * self.stride + 3)
+
+    def constants(self) -> list[int]:
+        row_bytes, channel_bytes = self.in_w * self.c_pad * 4, self.c_pad * 4
+        return [row_bytes, channel_bytes, self.stride * channel_bytes, self.w_pad // PIXELS, channel_bytes - 64,
+                PIXELS * self.stride * channel_bytes, PIXELS * channel_bytes]
+
+    def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int) -> list[list[int]]:
+        """One per output row and channel group: x is the padded input's address, y the output's
+        first pixel, rows y_row_bytes apart (pixels c_pad * 4 apart within a row)."""
+        row_bytes = self.in_w * self.c_pad * 4
+        return [[x + oh * self.stride * row_bytes + 64 * g, w + 64 * g, bias + 64 * g, y + oh * y_row_bytes + 64 * g]
+                for oh in range(self.out_h) for g in range(self.c_pad // LANES)]
+
+    def pad_input(self, x: np.ndarray) -> np.ndarray:
+        top, _, left, _ = self.padding
+        padded = np.zeros((self.in_h, self.in_w, self.c_pad), np.float32)
+        padded[top:top + self.height, left:left + self.width, :self.channels] = x
+        return padded
+
+    def pad_weights(self, w, bias) -> tuple[np.ndarray, np.ndarray]:
+        weights = np.zeros((3, 3, self.c_pad), np.float32)
+        weights[:, :, :self.channels] = w
+        biases = np.zeros(self.c_pad, np.float32)
+        if bias is not None:
+            biases[:self.channels] = np.asarray(bias, np.float32).reshape(-1)
+        return weights, biases
+
+
 def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "tf_same",
                    relu6: bool = True, n_qpus: int = MAX_QPUS):
     """3x3 depthwise convolution of x (H, W, C) by w (3, 3, C), + bias, ReLU6: (result, report)."""
@@ -172,48 +241,22 @@ def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Pad
     w = np.asarray(w, np.float32)
     if x.ndim != 3 or w.shape != (3, 3, x.shape[2]):
         raise ValueError(f"conv_depthwise: x {x.shape} (H, W, C) and w {w.shape} (3, 3, C) do not match")
-    if stride not in (1, 2):
-        raise ValueError(f"stride {stride}: 1 or 2")
-    height, width, channels = x.shape
-    top, bottom, left, right = reference.pad_amounts(height, width, stride, padding)
-    out_h = (height + top + bottom - 3) // stride + 1
-    out_w = (width + left + right - 3) // stride + 1
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"conv_depthwise: {x.shape} with padding {padding!r} leaves no output")
-    c_pad = -(-channels // LANES) * LANES
-    w_pad = -(-out_w // PIXELS) * PIXELS                     # whole loop iterations; the rest is cropped
-    in_w = max(width + left + right, (w_pad - 1) * stride + 3)
-    padded = np.zeros((height + top + bottom, in_w, c_pad), np.float32)
-    padded[top:top + height, left:left + width, :channels] = x
-    weights = np.zeros((3, 3, c_pad), np.float32)
-    weights[:, :, :channels] = w
-    biases = np.zeros(c_pad, np.float32)
-    if bias is not None:
-        biases[:channels] = np.asarray(bias, np.float32).reshape(-1)
-    cfg = DepthwiseKernel(stride, relu6)
+    plan = DepthwisePlan.of(x.shape, stride, padding)
+    weights, biases = plan.pad_weights(w, bias)
     blocks: list = []
     try:
-        x_gpu = drv.copy(padded)
-        blocks.append(x_gpu)
-        w_gpu = drv.copy(weights)
-        blocks.append(w_gpu)
-        b_gpu = drv.copy(biases)
-        blocks.append(b_gpu)
-        y_gpu = drv.alloc((out_h, w_pad, c_pad), np.float32)
+        x_gpu, w_gpu, b_gpu = (drv.copy(array) for array in (plan.pad_input(x), weights, biases))
+        blocks += [x_gpu, w_gpu, b_gpu]
+        y_gpu = drv.alloc((plan.out_h, plan.w_pad, plan.c_pad), np.float32)
         blocks.append(y_gpu)
-        row_bytes, channel_bytes = in_w * c_pad * 4, c_pad * 4
-        items = [[x_gpu.address + oh * stride * row_bytes + 64 * g, w_gpu.address + 64 * g, b_gpu.address + 64 * g,
-                  y_gpu.address + oh * w_pad * channel_bytes + 64 * g]
-                 for oh in range(out_h) for g in range(c_pad // LANES)]
-        constants = [row_bytes, channel_bytes, stride * channel_bytes, w_pad // PIXELS, channel_bytes - 64,
-                     PIXELS * stride * channel_bytes, PIXELS * channel_bytes]
-        code = drv.program(kernel_program(cfg))
+        items = plan.tasks(x_gpu.address, w_gpu.address, b_gpu.address, y_gpu.address, plan.w_pad * plan.c_pad * 4)
+        code = drv.program(kernel_program(DepthwiseKernel(stride, relu6)))
         blocks.append(code)
-        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, constants, False, blocks)
-        result = np.array(y_gpu[:, :out_w, :channels])
+        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, plan.constants(), False, blocks)
+        result = np.array(y_gpu[:, :plan.out_w, :plan.channels])
     finally:
         free_all(drv, blocks)
     return result, report
 
 
-__all__ = ["DepthwiseKernel", "conv_depthwise", "kernel_program"]
+__all__ = ["DepthwiseKernel", "DepthwisePlan", "conv_depthwise", "kernel_program"]

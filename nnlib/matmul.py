@@ -32,7 +32,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
-from .tasks import free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -168,11 +168,9 @@ def kernel_source(cfg: GemmKernel) -> str:
         nop
         nop
         nop
-        mov irq, 1
-        nop; nop; thrend
-        nop
-        nop""")
-    return "\n".join(lines) + "\n"
+""")
+    emit(EPILOGUE)
+    return "\n".join(lines)
 
 
 def _emit_store(emit, cfg: GemmKernel, accumulators: list[str], half: int) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
-from .tasks import deal, free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -83,11 +83,9 @@ def kernel_source(cfg: PoolKernel) -> str:
         nop
         nop
         nop
-        mov irq, 1
-        nop; nop; thrend
-        nop
-        nop""")
-    return "\n".join(lines) + "\n"
+""")
+    emit(EPILOGUE)
+    return "\n".join(lines)
 
 
 _PROGRAMS: dict[PoolKernel, qpuasm.Program] = {}

@@ -12,12 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 USE_QPU_NUMBER = 0xFFFFFFFF
+END_LABEL = "done"
+# Every kernel ends here: its DMA stores finished, the host interrupt raised, the program ended. A
+# chain (chain.py) cuts this off and puts a barrier or the next kernel in its place.
+EPILOGUE = f""":{END_LABEL}
+        mov -, vw_wait
+        mov irq, 1
+        nop; nop; thrend
+        nop
+        nop
+"""
 
 
 def table_prologue(task_pointer: str, tasks_left: str, between: str = "nop\nnop") -> str:
     """Assembly: read [table address, index] from the uniforms, leave the index in r1, and load
-    this program's [task pointer, task count]. `between` (at least two instructions, no uniform
-    reads, r1 kept) fills the wait after the uniforms address is written (semantics.md §8.6)."""
+    this program's [task pointer, task count], going to the end (END_LABEL) if it has none.
+    `between` (at least two instructions, no uniform reads, r1 kept) fills the wait after the
+    uniforms address is written (semantics.md §8.6)."""
     return f"""
         mov r0, unif
         mov.setf r1, unif
@@ -26,7 +37,11 @@ def table_prologue(task_pointer: str, tasks_left: str, between: str = "nop\nnop"
         add unif_addr, r0, r2
 {between}
         mov {task_pointer}, unif
-        mov {tasks_left}, unif
+        mov.setf {tasks_left}, unif
+        brr.allz -, r:{END_LABEL}
+        nop
+        nop
+        nop
 """
 
 
@@ -34,9 +49,7 @@ def run_tasks(drv, code, lists: list[list[list[int]]], words: int, constants: li
               blocks: list):
     """Write the task lists and their table, run one program per list with uniforms `constants`
     + [table, index], and return the report. The buffers go into `blocks` for the caller to free."""
-    if not all(lists):
-        raise ValueError("every program needs at least one task")
-    tasks = drv.alloc((sum(map(len, lists)), words), np.uint32)
+    tasks = drv.alloc((max(1, sum(map(len, lists))), words), np.uint32)
     blocks.append(tasks)
     table = drv.alloc((len(lists), 2), np.uint32)
     blocks.append(table)

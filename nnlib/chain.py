@@ -1,0 +1,111 @@
+"""Kernels chained in one submission: one program on all 12 QPUs runs kernel after kernel, with an
+all-QPU barrier between them and no host work in between.
+
+Each kernel of nnlib is a segment: its code reads its constants and task table from the uniform
+stream (tasks.py), so in a chain a two-instruction header points the stream at the segment's own
+parameter block ([constants..., table, -1]: tasks found by qpu_num) and the code follows, its labels
+renamed so that segments do not clash and its epilogue cut off. The barrier: every QPU waits for its
+own VDW stores (vw_wait), then QPU 0 collects the other 11 on semaphore 0 and releases them on
+semaphore 1 (semantics.md §8.7). A segment may read what an earlier one wrote only through lines no
+cache holds from before (the simulator's strict mode checks it): VDW stores bypass the TMU and L2
+caches (performance.md §4 "Cache coherency"), so each layer writes a buffer nothing has read yet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+import qpuasm
+
+from .tasks import END_LABEL, EPILOGUE, USE_QPU_NUMBER, deal, free_all
+
+QPUS = 12
+ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
+
+
+@dataclass
+class Segment:
+    """One kernel of a chain: its standalone source (ending with tasks.EPILOGUE), its constant
+    uniforms, its tasks (dealt round-robin over the QPUs) and their size in words."""
+
+    source: str
+    constants: list[int]
+    items: list[list[int]]
+    words: int
+
+
+def barrier(prefix: str) -> str:
+    others = QPUS - 1
+    return (f"""        mov -, vw_wait
+        mov.setf -, qpu_num
+        brr.allz -, r:{prefix}master
+        nop
+        nop
+        nop
+        mov -, srel({ARRIVE})
+        mov -, sacq({LEAVE})
+        brr -, r:{prefix}after
+        nop
+        nop
+        nop
+:{prefix}master
+""" + f"        mov -, sacq({ARRIVE})\n" * others + f"        mov -, srel({LEAVE})\n" * others + f":{prefix}after\n")
+
+
+def _body(source: str, prefix: str) -> str:
+    """A kernel's code without its epilogue, its labels prefixed (its end label stays, renamed)."""
+    if not source.endswith(EPILOGUE):
+        raise ValueError("a chained kernel's source must end with tasks.EPILOGUE")
+    body = source[:-len(EPILOGUE)] + f":{END_LABEL}\n"
+    names = set(re.findall(r"^\s*:([A-Za-z_]\w*)", body, flags=re.M))
+    if not names:
+        return body
+    return re.sub(r":(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b",
+                  lambda m: f":{prefix}{m.group(1)}", body)
+
+
+def chain_source(segments: list[Segment], parameter_blocks: list[int]) -> str:
+    parts = []
+    for i, (segment, block) in enumerate(zip(segments, parameter_blocks, strict=True)):
+        parts.append(f"""        mov r0, {block}
+        mov unif_addr, r0
+        nop
+        nop
+""")
+        parts.append(_body(segment.source, f"s{i}_"))
+        parts.append(barrier(f"b{i}_") if i + 1 < len(segments) else "        mov -, vw_wait\n")
+    return "".join(parts) + EPILOGUE.split("\n", 1)[1]
+
+
+def run_chain(drv, segments: list[Segment], timeout: float = 10.0):
+    """Run the segments in order in one submission on all 12 QPUs; returns the report."""
+    blocks: list = []
+    try:
+        parameter_blocks = []
+        for segment in segments:
+            lists = deal(segment.items, QPUS) + [[] for _ in range(QPUS - min(QPUS, len(segment.items)))]
+            tasks = drv.alloc((max(1, len(segment.items)), segment.words), np.uint32)
+            blocks.append(tasks)
+            table = drv.alloc((QPUS, 2), np.uint32)
+            blocks.append(table)
+            row = 0
+            for q, items in enumerate(lists):
+                table[q] = [tasks.address + 4 * segment.words * row, len(items)]
+                for item in items:
+                    tasks[row] = item
+                    row += 1
+            params = drv.copy(np.array(list(segment.constants) + [table.address, USE_QPU_NUMBER], np.uint32))
+            blocks.append(params)
+            parameter_blocks.append(params.address)
+        program = qpuasm.assemble(chain_source(segments, parameter_blocks), filename="<chain>")
+        code = drv.program(program)
+        blocks.append(code)
+        return drv.execute(code, None, n_qpus=QPUS, timeout=timeout)
+    finally:
+        free_all(drv, blocks)
+
+
+__all__ = ["Segment", "barrier", "chain_source", "run_chain"]
