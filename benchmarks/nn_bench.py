@@ -1,11 +1,4 @@
-"""NN kernels in the timing model at 250 MHz (Pi Zero): SGEMM, MobileNet v1's pointwise, depthwise and FC layers.
-
-For the kernels with weights, float32 and float16 weights side by side: modeled time, GFLOPS and %
-of the 24 GFLOPS peak. Depthwise layers are memory-bound, so they show GB/s and the ratio to their
-DMA-bound time: input bytes at the SDRAM line-fill rate plus output bytes at the VDW rate (the two
-paths the kernel uses, simulator/timing.py). Every row also gives the QPU instructions and the
-simulator's wall time. Layer shapes come from ../shared/reference/mobilenet_v1_layers.txt when
-present. Times are modeled, not measured; see BENCHMARKS.md for what the model leaves out.
+"""NN kernels in the timing model at 250 MHz (Pi Zero): the table of nnlib/bench.py, also `vc4 bench`.
 
     .venv/bin/python benchmarks/nn_bench.py [--only sgemm|pointwise|depthwise|fc] [--quick]
 """
@@ -13,101 +6,14 @@ present. Times are modeled, not measured; see BENCHMARKS.md for what the model l
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from driver import Driver  # noqa: E402
-from nnlib import depthwise as D  # noqa: E402
-from nnlib import matmul as G  # noqa: E402
-from simulator.timing import param  # noqa: E402
-
-PEAK_GFLOPS = 24.0          # 12 QPUs x 16 lanes x 2 flops / 4 clocks x 250 MHz (performance.md §2)
-LAYERS = ROOT.parent / "shared" / "reference" / "mobilenet_v1_layers.txt"
-
-
-def mobilenet_layers(kind: str) -> list[tuple]:
-    """Distinct (name, ...) shapes of MobileNet v1's layers of one kind."""
-    if not LAYERS.exists():
-        return []
-    text = LAYERS.read_text().split("== MobileNet v2")[0]
-    pattern = {"pw": r"pw1x1/s1\s+(\d+)@\s*(\d+) ->\s+(\d+)@", "dw": r"dw3x3/s(\d)\s+(\d+)@\s*(\d+) ->"}[kind]
-    seen, shapes = set(), []
-    for match in re.findall(pattern, text):
-        if match in seen:
-            continue
-        seen.add(match)
-        if kind == "pw":
-            cin, size, cout = map(int, match)
-            shapes.append((f"pw {cin}->{cout} @{size}", size * size, cin, cout))
-        else:
-            stride, channels, size = map(int, match)
-            shapes.append((f"dw s{stride} {channels} @{size}", size, channels, stride))
-    return shapes
-
-
-def gemm_row(drv, name: str, m: int, k: int, n: int, fused: bool, rng) -> str:
-    a = rng.standard_normal((m, k)).astype(np.float32)
-    b = rng.standard_normal((k, n)).astype(np.float32)
-    bias = np.zeros(n, np.float32) if fused else None
-    cells, instructions, wall = [], 0, 0.0
-    for weights in ("float32", "float16"):
-        start = time.perf_counter()
-        _, report = G.matmul(drv, a, b, bias, relu6=fused, weights=weights)
-        wall += time.perf_counter() - start
-        gflops = 2 * m * n * k / report.seconds() / 1e9
-        cells.append(f"{report.seconds() * 1e3:>9.3f} {gflops:>6.2f} {gflops / PEAK_GFLOPS:>4.0%}")
-        instructions = report.instructions
-    return f"{name:<26} {cells[0]}   {cells[1]} {instructions:>12,} {wall:>6.1f}"
-
-
-def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) -> str:
-    x = rng.standard_normal((size, size, channels)).astype(np.float32)
-    w = rng.standard_normal((3, 3, channels)).astype(np.float32)
-    start = time.perf_counter()
-    y, report = D.conv_depthwise(drv, x, w, np.zeros(channels, np.float32), stride)
-    wall = time.perf_counter() - start
-    bytes_in, bytes_out = x.nbytes, y.nbytes
-    clock = param("clock_hz")
-    bound = (bytes_in / param("memory_bytes_per_clock") + bytes_out / param("vdw_bytes_per_clock")) / clock
-    seconds = report.seconds()
-    return (f"{name:<26} {seconds * 1e3:>9.3f} {(bytes_in + bytes_out) / seconds / 1e9:>6.2f} GB/s "
-            f"{seconds / bound:>5.2f}x of {bound * 1e3:.3f} ms {report.instructions:>12,} {wall:>6.1f}")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("sgemm", "pointwise", "depthwise", "fc"))
-    parser.add_argument("--quick", action="store_true", help="skip SGEMM 1024^3 (30 s of simulation)")
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    print(f"{'kernel':<26} {'--- float32 weights ---':>21}   {'--- float16 weights ---':>21}")
-    print(f"{'':<26} {'ms':>9} {'GFLOPS':>6} {'peak':>4}   {'ms':>9} {'GFLOPS':>6} {'peak':>4} "
-          f"{'instructions':>12} {'wall s':>6}")
-    with Driver(backend="sim") as drv:
-        if args.only in (None, "sgemm"):
-            shapes = [("sgemm 96x363 x 363x3072", 96, 363, 3072)]
-            if not args.quick:
-                shapes.append(("sgemm 1024^3", 1024, 1024, 1024))
-            for name, m, k, n in shapes:
-                print(gemm_row(drv, name, m, k, n, False, rng), flush=True)
-        if args.only in (None, "pointwise"):
-            for name, m, k, n in mobilenet_layers("pw"):
-                print(gemm_row(drv, name, m, k, n, True, rng), flush=True)
-        if args.only in (None, "fc") and LAYERS.exists():
-            print(gemm_row(drv, "fc 1024->1001", 1, 1024, 1001, False, rng), flush=True)
-        if args.only in (None, "depthwise"):
-            print(f"\n{'depthwise (memory-bound)':<26} {'ms':>9} {'rate':>11} {'vs DMA-bound time':>21}")
-            for name, size, channels, stride in mobilenet_layers("dw"):
-                print(depthwise_row(drv, name, size, channels, stride, rng), flush=True)
-    return 0
-
+from nnlib import bench  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench.add_arguments(parser)
+    sys.exit(bench.run(parser.parse_args()))

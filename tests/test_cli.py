@@ -147,3 +147,16 @@ def test_info_without_a_pi_explains():
         pytest.skip("this machine has /dev/vcio")
     assert result.returncode == 1
     assert result.stderr.startswith("vc4 info: error: no /dev/vcio") and "backend='sim'" in result.stderr
+
+
+def test_bench_prints_the_fc_row_float32_and_float16():
+    from nnlib.bench import LAYERS
+    if not LAYERS.exists():
+        pytest.skip(f"{LAYERS} (MobileNet's layer table) is not here")
+    result = vc4("bench", "--only", "fc")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("fc 1024->1001"))
+    cells = row.split()
+    fp32_ms, fp16_ms = float(cells[2]), float(cells[5])
+    # The FC layer streams 4 MB of weights: float16 weights take about half the time.
+    assert 0.4 < fp16_ms / fp32_ms < 0.6
