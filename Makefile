@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/asm_speed.py
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/gpu_fft_timing.py
+	$(BIN)/python benchmarks/nn_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,8 +3,8 @@ pointwise, depthwise and FC layers at 250 MHz (Pi Zero), modeled on the simulato
 
 For the kernels with weights, float32 and float16 weights side by side: time, GFLOPS and % of the
 24 GFLOPS peak. Depthwise layers are memory-bound, so they show GB/s and the ratio to their
-DMA-bound time: input bytes at the SDRAM line-fill rate plus output bytes at the VDW rate (the two
-paths the kernel uses, simulator/timing.py). Every row also gives the QPU instructions and the wall
+DMA-bound time: the input at the VDR rate and the output at the VDW rate, both engines at once
+(performance.md §4, simulator/timing.py). Every row also gives the QPU instructions and the wall
 time of the run (the simulator's, on the simulator). Layer shapes come from
 ../shared/reference/mobilenet_v1_layers.txt when present.
 """
@@ -71,7 +71,10 @@ def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) ->
     wall = time.perf_counter() - start
     bytes_in, bytes_out = x.nbytes, y.nbytes
     clock = param("clock_hz")
-    bound = (bytes_in / param("memory_bytes_per_clock") + bytes_out / param("vdw_bytes_per_clock")) / clock
+    # The DMA-bound time: the VPM DMA engines moving the layer in (VDR) and out (VDW) at their
+    # published rates, both at once (performance.md §4). The kernel reads through the TMUs instead;
+    # this is the yardstick the issue sets.
+    bound = max(bytes_in / param("vdr_bytes_per_clock"), bytes_out / param("vdw_bytes_per_clock")) / clock
     seconds = report.seconds()
     return (f"{name:<26} {seconds * 1e3:>9.3f} {(bytes_in + bytes_out) / seconds / 1e9:>6.2f} GB/s "
             f"{seconds / bound:>5.2f}x of {bound * 1e3:.3f} ms {report.instructions:>12,} {wall:>6.1f}")

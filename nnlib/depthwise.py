@@ -28,7 +28,8 @@ MAX_QPUS = 12
 TAPS = 9
 PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
 AHEAD = 8                                     # TMU requests in flight (4 per TMU, semantics.md §8.2)
-TASK_WORDS = 4                                # [input (row, group) address, weights, bias, output address]
+TASK_WORDS = 5                                # [input, weights, bias, output address, output rows]
+TASKS_PER_QPU = 3                             # tasks per QPU the row interleave aims at
 VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
 VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 
@@ -40,6 +41,7 @@ RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_X, RA_W = "ra31", "ra30", "
 RB_BIAS, RB_ROW_BYTES, RB_PIXEL_BYTES, RB_ITERATIONS = "rb31", "rb30", "rb29", "rb27"
 RA_STEP = "ra25"
 RB_VPM_SETUP, RB_VDW_SETUP, RB_VDW_STRIDE, RB_OUT_STEP, RB_CHANNEL_BYTES = "rb26", "rb25", "rb24", "rb23", "rb22"
+RA_ROWS, RB_ROW_STEP, RB_OUT_GAP = "ra24", "rb28", "rb21"
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ class DepthwiseKernel:
 
 def kernel_source(cfg: DepthwiseKernel) -> str:
     """Uniforms: input row bytes, C * 4, input pixel step (stride * C * 4), iterations per row, the
-    VDW stride (C * 4 - 64), input and output steps per iteration, then the task table (tasks.py).
-    A task: [address of the top-left input pixel of the row's window + 64 * group, weights (3, 3, C)
-    + 64 * group, bias + 64 * group, output row address + 64 * group]."""
+    VDW stride (C * 4 - 64), input and output steps per iteration, input step per output row, the
+    output's gap between rows, then the task table (tasks.py). A task: [address of the top-left
+    input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 * group, bias + 64 *
+    group, output row address + 64 * group, output rows]."""
     lines: list[str] = []
     emit = lines.append
     emit(f"""
@@ -65,7 +68,9 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov {RB_ITERATIONS}, unif
         mov {RB_VDW_STRIDE}, unif
         mov {RA_STEP}, unif
-        mov {RB_OUT_STEP}, unif""")
+        mov {RB_OUT_STEP}, unif
+        mov {RB_ROW_STEP}, unif
+        mov {RB_OUT_GAP}, unif""")
     emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {PIXELS * VPM_ROW}
         mul24 r2, r1, r0
         mov r0, {vpm_setup(0, 1, h32(0))}"""))
@@ -86,6 +91,9 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov {RA_W}, unif
         add t0s, unif, r2
         mov {RA_OUT}, unif
+        mov {RA_ROWS}, unif
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
+        mov r0, 4
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0""")
     # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1, four in flight; the
     # bias, requested above by TMU0.
@@ -110,6 +118,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         else:
             emit(f"        add r1, r1, {RB_CHANNEL_BYTES}")
         emit(f"        mov {RA_BASE[t]}, r1")
+    emit(":row")
     for p in range(PIXELS):                                            # column offsets of the 4 pixels
         emit(f"        mov r1, {p}\n        mul24 {RB_COLUMN[p]}, r1, {RB_PIXEL_BYTES}")
     emit(f"""        mov {RA_COUNT}, {RB_ITERATIONS}
@@ -143,6 +152,14 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
              f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
     body.insert(len(body) - 3, "brr.anynz -, r:pixels")
     lines += [f"        {line}" for line in body]
+    # The task's next output row: the taps move down, the output skips the rows of other tasks.
+    emit(f"        sub.setf {RA_ROWS}, {RA_ROWS}, 1")
+    emit(f"        add {RA_OUT}, {RA_OUT}, {RB_OUT_GAP}")
+    for t in range(TAPS - 3):
+        emit(f"        add {RA_BASE[t]}, {RA_BASE[t]}, {RB_ROW_STEP}")
+    emit("        brr.anynz -, r:row")
+    for t in range(TAPS - 3, TAPS):
+        emit(f"        add {RA_BASE[t]}, {RA_BASE[t]}, {RB_ROW_STEP}")
     emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:task
         nop
@@ -164,7 +181,7 @@ def kernel_program(cfg: DepthwiseKernel) -> qpuasm.Program:
 
 @dataclass(frozen=True)
 class DepthwisePlan:
-    """The sizes of one layer as the kernel sees them: the padded input (in_h x in_w x c_pad, the
+    """The sizes of one layer as the kernel sees them: the padded input (in_h x in_w x pitch, the
     image at (top, left)), the output (out_h x out_w, computed w_pad wide: whole loop iterations)."""
 
     height: int
@@ -196,6 +213,14 @@ class DepthwisePlan:
         return -(-self.channels // LANES) * LANES
 
     @property
+    def pitch(self) -> int:
+        """Floats from one input pixel to the next: c_pad, plus a group when that would be an even
+        number of 64-byte lines, so that the lines of one group at successive pixels spread over
+        the TMU cache's and the L2's sets (at C = 1024 they would fall into 2 of the L2's 128)."""
+        groups = self.c_pad // LANES
+        return self.c_pad + (LANES if groups % 2 == 0 else 0)
+
+    @property
     def w_pad(self) -> int:
         return -(-self.out_w // PIXELS) * PIXELS
 
@@ -207,26 +232,38 @@ class DepthwisePlan:
     def in_w(self) -> int:
         return max(self.width + self.padding[2] + self.padding[3], (self.w_pad - 1) * self.stride + 3)
 
-    def constants(self) -> list[int]:
-        row_bytes, channel_bytes = self.in_w * self.c_pad * 4, self.c_pad * 4
-        return [row_bytes, channel_bytes, self.stride * channel_bytes, self.w_pad // PIXELS, channel_bytes - 64,
-                PIXELS * self.stride * channel_bytes, PIXELS * channel_bytes]
+    def interleave(self, qpus: int) -> int:
+        """F: a task takes every F-th output row of one channel group, so that the QPUs working at
+        the same time take neighbouring rows (which share input lines in the L2) while each loads
+        its weights once per task; F gives about TASKS_PER_QPU tasks per QPU."""
+        groups = self.c_pad // LANES
+        return max(1, min(self.out_h, -(-TASKS_PER_QPU * qpus // groups)))
 
-    def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int) -> list[list[int]]:
-        """One per output row and channel group: x is the padded input's address, y the output's
-        first pixel, rows y_row_bytes apart (pixels c_pad * 4 apart within a row)."""
-        row_bytes = self.in_w * self.c_pad * 4
-        return [[x + oh * self.stride * row_bytes + 64 * g, w + 64 * g, bias + 64 * g, y + oh * y_row_bytes + 64 * g]
-                for oh in range(self.out_h) for g in range(self.c_pad // LANES)]
+    def constants(self, y_row_bytes: int, qpus: int = MAX_QPUS, out_pitch: int | None = None) -> list[int]:
+        """The uniforms before the task table, for output rows y_row_bytes apart and output pixels
+        out_pitch floats apart (c_pad by default)."""
+        row_bytes, pitch_bytes, every = self.in_w * self.pitch * 4, self.pitch * 4, self.interleave(qpus)
+        out_bytes = 4 * (out_pitch or self.c_pad)
+        return [row_bytes, pitch_bytes, self.stride * pitch_bytes, self.w_pad // PIXELS, out_bytes - 64,
+                PIXELS * self.stride * pitch_bytes, PIXELS * out_bytes, every * self.stride * row_bytes,
+                every * y_row_bytes - self.w_pad * out_bytes]
+
+    def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int, qpus: int = MAX_QPUS) -> list[list[int]]:
+        """[first input row, weights, bias, first output row, rows] of each task: x is the padded
+        input's address, y the output's first pixel, rows y_row_bytes apart (pixels c_pad * 4 apart)."""
+        row_bytes, groups, every = self.in_w * self.pitch * 4, self.c_pad // LANES, self.interleave(qpus)
+        return [[x + first * self.stride * row_bytes + 64 * g, w + 64 * g, bias + 64 * g,
+                 y + first * y_row_bytes + 64 * g, len(range(first, self.out_h, every))]
+                for g in range(groups) for first in range(every)]
 
     def pad_input(self, x: np.ndarray) -> np.ndarray:
         top, _, left, _ = self.padding
-        padded = np.zeros((self.in_h, self.in_w, self.c_pad), np.float32)
+        padded = np.zeros((self.in_h, self.in_w, self.pitch), np.float32)
         padded[top:top + self.height, left:left + self.width, :self.channels] = x
         return padded
 
     def pad_weights(self, w, bias) -> tuple[np.ndarray, np.ndarray]:
-        weights = np.zeros((3, 3, self.c_pad), np.float32)
+        weights = np.zeros((3, 3, self.pitch), np.float32)
         weights[:, :, :self.channels] = w
         biases = np.zeros(self.c_pad, np.float32)
         if bias is not None:
@@ -249,10 +286,12 @@ def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Pad
         blocks += [x_gpu, w_gpu, b_gpu]
         y_gpu = drv.alloc((plan.out_h, plan.w_pad, plan.c_pad), np.float32)
         blocks.append(y_gpu)
-        items = plan.tasks(x_gpu.address, w_gpu.address, b_gpu.address, y_gpu.address, plan.w_pad * plan.c_pad * 4)
+        y_row_bytes = plan.w_pad * plan.c_pad * 4
+        items = plan.tasks(x_gpu.address, w_gpu.address, b_gpu.address, y_gpu.address, y_row_bytes, n_qpus)
         code = drv.program(kernel_program(DepthwiseKernel(stride, relu6)))
         blocks.append(code)
-        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, plan.constants(), False, blocks)
+        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, plan.constants(y_row_bytes, n_qpus), False,
+                           blocks)
         result = np.array(y_gpu[:, :plan.out_w, :plan.channels])
     finally:
         free_all(drv, blocks)
