@@ -14,8 +14,8 @@ Memory traffic decides the rest (performance.md §4: SDRAM is far slower than th
   which the three slices share through the L2. A QPU finds its task list by qpu_num.
 - The uniform stream would stall on every line that comes from SDRAM; so once per loop iteration
   a TMU1 request touches the 16 lines of A the next iteration reads, bringing them into the L2.
-- With float16 weights, one 32-bit word of B holds the columns j and j + 16: regfile... r4 unpack
-  (16a, 16b, semantics.md §5.5) turns each half into float32 as the fmul reads it, so one TMU load
+- With float16 weights, one 32-bit word of B holds the columns j and j + 16: the r4 unpack
+  (16a, 16b, semantics.md §5.2) turns each half into float32 as the fmul reads it, so one TMU load
   feeds two accumulators and B's traffic halves.
 
 Bias (one per column) and ReLU6 are fused into the store, which goes through each QPU's own VPM rows
