@@ -15,6 +15,7 @@ import numpy as np
 
 from qpuasm import isa
 
+from . import alu
 from . import program as P
 from .alu import add_op, mul_op
 from .cache import FROM_MEMORY, ICACHE, LINE_BYTES, TMU_HIT, slice_present, slice_read, tmu_read
@@ -66,11 +67,17 @@ PENDING_VALUES = PENDING + 2 * PENDING_SLOTS
 FIFO_CAPACITY = 16            # room beyond the hardware's 8 so that non-strict runs can go on
 FIFO_VALUES = PENDING_VALUES + PENDING_SLOTS * LANES
 FIFO_READY = FIFO_VALUES + 2 * FIFO_CAPACITY * LANES
-QPU_SIZE = FIFO_READY + 2 * FIFO_CAPACITY
+# Vectors of 16 lanes used within one instruction: what raddr_a/b read, the unpacked operands, the
+# two results and carries, the write conditions, the values and bit masks to write, and the
+# constants zero, one and the element numbers (set by machine.py), which reads and conditions
+# point to instead of filling a vector.
+VECTORS = FIFO_READY + 2 * FIFO_CAPACITY
+(S_A, S_B, S_AA, S_AB, S_MA, S_MB, S_ADD_OUT, S_ADD_C, S_MUL_OUT, S_MUL_C, S_COND_ADD, S_COND_MUL, S_VALUES,
+ S_MASKS, S_TMP, S_TMP2, S_ZERO, S_ONES, S_ELEMENT) = range(VECTORS, VECTORS + 19 * LANES, LANES)
+QPU_SIZE = VECTORS + 19 * LANES
 #
-# machine[k]: the V3D-wide state and the core's answer to its caller, the semaphores, the events
-# (what strict mode raises and non-strict mode warns: qpu, pc, report code, arg, arg2 each) and
-# scratch vectors used within one instruction.
+# machine[k]: the V3D-wide state and the core's answer to its caller, the semaphores and the events
+# (what strict mode raises and non-strict mode warns: qpu, pc, report code, arg, arg2 each).
 (G_MUTEX_OWNER, G_HOST_INTERRUPTS, G_DMA_FREE, _G_DMA_FREE1, G_EXECUTED, G_RNG, G_SEEDED, G_STRICT, G_EVENTS,
  G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_MEMORY_FREE, G_SFU_FREE) = range(17)
 NO_OWNER = -1
@@ -79,10 +86,7 @@ EVENTS = SEMAPHORES + isa.SEMAPHORE_COUNT
 EVENT_FIELDS = 5
 EVENT_CAPACITY = 64
 EVENT_DRAIN = EVENT_CAPACITY - 24        # one instruction adds at most a few
-SCRATCH = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
-(S_A, S_B, S_AA, S_AB, S_MA, S_MB, S_ADD_OUT, S_ADD_C, S_MUL_OUT, S_MUL_C, S_COND_ADD, S_COND_MUL, S_VALUES,
- S_MASKS, S_TMP, S_TMP2) = range(SCRATCH, SCRATCH + 16 * LANES, LANES)
-MACHINE_SIZE = SCRATCH + 16 * LANES
+MACHINE_SIZE = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
 # Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
 (P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY,
  P_MEMORY_RATE, P_ICACHE_PREFETCH, P_UNIFORMS_PREFETCH) = range(12)
@@ -245,7 +249,7 @@ def _uniform(qpu, m, cache, data, params, q: int) -> int:
     return value
 
 
-@jit
+@jit(inline=True)
 def _fetch(qpu, m, cache, data, params, q: int, pc: int) -> None:
     """Instruction fetch through the slice's instruction cache (§10), looked up when the PC enters
     another 64-byte line."""
@@ -259,75 +263,68 @@ def _fetch(qpu, m, cache, data, params, q: int, pc: int) -> None:
 # ---- reads ----------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def _read(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, out: int) -> bool:
-    """One read through raddr_a (file 0) or raddr_b (1) into m[out:out + 16], with its side
-    effects; False on an error."""
+def _read(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, out: int) -> int:
+    """One read through raddr_a (file 0) or raddr_b (1), with its side effects: where in qpu[q] its
+    16 lanes are (a register's own row, a constant vector, or `out`, filled here); -1 on an error."""
     if addr < isa.REGFILE_SIZE:
-        start = REGS + (file * isa.REGFILE_SIZE + addr) * LANES
-        for i in range(LANES):
-            m[out + i] = qpu[q, start + i]
-        return True
+        return REGS + (file * isa.REGFILE_SIZE + addr) * LANES
+    if addr == isa.NOP_ADDR or addr == isa.ADDR_MUTEX:
+        return S_ZERO                           # the mutex was acquired by the caller before the read
     value = 0
     if addr == isa.ADDR_UNIFORM:
         value = _uniform(qpu, m, cache, data, params, q)
         if value == OUTSIDE:
             _fail(m, q, qpu[q, PC], E_MEMORY, qpu[q, UNIFORMS], 4)
-            return False
+            return -1
         qpu[q, UNIFORMS] += 4
     elif addr == isa.ADDR_VPM:
         _stall(qpu, q, ST_VPM, qpu[q, VPM_READY])
         if qpu[q, VPM_READS_LEFT] <= 0:
             _fail(m, q, qpu[q, PC], E_VPM_READ_EMPTY, 0, 0)
-            return False
+            return -1
         if size_reserved(qpu[q, VPM_READ]):
             _fail(m, q, qpu[q, PC], E_VPM_SIZE, qpu[q, VPM_READ], 0)
-            return False
+            return -1
         qpu[q, VPM_READS_LEFT] -= 1
-        read_vector(vpm, qpu[q, VPM_READ], m, out)
+        read_vector(vpm, qpu[q, VPM_READ], qpu[q], out)
         qpu[q, VPM_READ] = generic_advanced(qpu[q, VPM_READ])
-        return True
+        return out
     elif addr == isa.ADDR_VPM_SETUP:            # vr_busy / vw_busy: is this QPU's DMA still running?
         value = 1 if qpu[q, CYCLE] < qpu[q, DMA_DONE + file] else 0
     elif addr == isa.ADDR_VPM_DMA:              # vr_wait / vw_wait: stall until it is done
         _stall(qpu, q, ST_DMA, qpu[q, DMA_DONE + file])
-    elif addr == isa.ADDR_MUTEX or addr == isa.NOP_ADDR:
-        value = 0                               # the mutex was acquired by the caller before the read
+        return S_ZERO
     elif file == 1:
         value = q                               # QPU number (B), and the default of unmapped reads (§10)
     else:
-        for i in range(LANES):                  # element number (A), and the default of unmapped reads
-            m[out + i] = i
-        return True
+        return S_ELEMENT                        # element number (A), and the default of unmapped reads
     for i in range(LANES):
-        m[out + i] = value
-    return True
+        qpu[q, out + i] = value
+    return out
 
 
 @jit(inline=True)
-def _operand(qpu, m, q: int, mux: int, float_op: bool, pm: int, unpack_code: int, dst: int) -> None:
-    """The value an input mux delivers: regfile A (unpacked when pm = 0), B, or an accumulator
-    (r4 unpacked when pm = 1) (§5.1, §5.2)."""
+def _operand(qpu, q: int, mux: int, float_op: bool, pm: int, unpack_code: int, a: int, b: int, dst: int) -> int:
+    """Where the value an input mux delivers is: what raddr_a read (`a`, unpacked into `dst` when
+    pm = 0), what raddr_b read (`b`), or an accumulator (r4 unpacked into `dst` when pm = 1)
+    (§5.1, §5.2)."""
     if mux == isa.MUX_A:
         if pm == 0 and unpack_code:
             for i in range(LANES):
-                m[dst + i] = unpack(unpack_code, m[S_A + i], float_op)
-        else:
-            for i in range(LANES):
-                m[dst + i] = m[S_A + i]
-    elif mux == isa.MUX_B:
+                qpu[q, dst + i] = unpack(unpack_code, qpu[q, a + i], float_op)
+            return dst
+        return a
+    if mux == isa.MUX_B:
+        return b
+    start = REGS + (ACC + mux) * LANES
+    if mux == isa.MUX_R4 and pm and unpack_code:
         for i in range(LANES):
-            m[dst + i] = m[S_B + i]
-    else:
-        start = REGS + (ACC + mux) * LANES
-        if mux == isa.MUX_R4 and pm and unpack_code:
-            for i in range(LANES):
-                m[dst + i] = unpack_r4(unpack_code, qpu[q, start + i])
-        else:
-            for i in range(LANES):
-                m[dst + i] = qpu[q, start + i]
+            qpu[q, dst + i] = unpack_r4(unpack_code, qpu[q, start + i])
+        return dst
+    return start
 
 
-@jit
+@jit(inline=True)
 def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
     """Strict-mode checks on what an ALU instruction reads (qpu-isa.md §16, semantics.md §6)."""
     pc = qpu[q, PC]
@@ -365,20 +362,21 @@ def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
 # ---- flags and conditions -------------------------------------------------------------------------
 
 @jit(inline=True)
-def _condition(qpu, m, q: int, cond: int, dst: int) -> None:
-    """Per-lane write condition (1/0 in m[dst:dst + 16]) against the flags before this
-    instruction (§6.1)."""
-    if cond == isa.COND_NEVER or cond == isa.COND_ALWAYS:
-        for i in range(LANES):
-            m[dst + i] = 1 if cond == isa.COND_ALWAYS else 0
-        return
+def _condition(qpu, m, q: int, cond: int, dst: int) -> int:
+    """Where the per-lane write condition (1/0) against the flags before this instruction is: the
+    constant ones or zeros, or `dst`, filled here (§6.1)."""
+    if cond == isa.COND_ALWAYS:
+        return S_ONES
+    if cond == isa.COND_NEVER:
+        return S_ZERO
     flag = (cond - 2) >> 1                     # ifz/ifnz -> Z, ifn/ifnn -> N, ifc/ifcc -> C
     if flag == C:
         _carry_check(qpu, m, q)
     want = 1 if cond % 2 == 0 else 0
     start = FLAGS + flag * LANES
     for i in range(LANES):
-        m[dst + i] = 1 if qpu[q, start + i] == want else 0
+        qpu[q, dst + i] = 1 if qpu[q, start + i] == want else 0
+    return dst
 
 
 @jit
@@ -390,42 +388,57 @@ def _carry_check(qpu, m, q: int) -> None:
 
 
 @jit(inline=True)
-def _set_flags(qpu, m, q: int, out: int, carry: int, cond: int, from_mul: bool) -> None:
+def _set_flags(qpu, q: int, out: int, carry: int, cond: int, from_mul: bool) -> None:
     """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
     for i in range(LANES):
-        if m[cond + i]:
-            value = m[out + i]
+        if qpu[q, cond + i]:
+            value = qpu[q, out + i]
             qpu[q, FLAGS + Z * LANES + i] = 1 if value == 0 else 0
             qpu[q, FLAGS + N * LANES + i] = value >> 31
-            qpu[q, FLAGS + C * LANES + i] = m[carry + i]
+            qpu[q, FLAGS + C * LANES + i] = qpu[q, carry + i]
             qpu[q, FLAGS + C_FROM_MUL * LANES + i] = 1 if from_mul else 0
 
 
 # ---- writes ---------------------------------------------------------------------------------------
 
-@jit
-def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int) -> bool:
-    """Write m[S_VALUES] (the bits in m[S_MASKS]) to a regfile or I/O address, lane by lane under
-    m[cond]; False on an error."""
-    pc = qpu[q, PC]
+@jit(inline=True)
+def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int,
+           masked: bool) -> bool:
+    """Write the 16 lanes at qpu[q, src] (only the bits in S_MASKS if `masked`) to a regfile or I/O
+    address, lane by lane under the condition at qpu[q, cond]; False on an error."""
     if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
         row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
         qpu[q, LAST_WRITE + row] = qpu[q, INSTRUCTIONS]
         start = REGS + row * LANES
-        for i in range(LANES):
-            if m[cond + i]:
-                mask = m[S_MASKS + i]
-                qpu[q, start + i] = (qpu[q, start + i] & ~mask & MASK) | (m[S_VALUES + i] & mask)
+        if masked:
+            for i in range(LANES):
+                if qpu[q, cond + i]:
+                    mask = qpu[q, S_MASKS + i]
+                    qpu[q, start + i] = (qpu[q, start + i] & ~mask & MASK) | (qpu[q, src + i] & mask)
+        elif cond == S_ONES:
+            for i in range(LANES):
+                qpu[q, start + i] = qpu[q, src + i]
+        else:
+            for i in range(LANES):
+                if qpu[q, cond + i]:
+                    qpu[q, start + i] = qpu[q, src + i]
         return True
-    value = m[S_VALUES]                         # I/O registers take lane 0 unless said otherwise
+    return _write_io(qpu, m, vpm, cache, data, params, q, file, addr, cond, src)
+
+
+@jit
+def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int) -> bool:
+    """_write to an I/O address."""
+    pc = qpu[q, PC]
+    value = qpu[q, src]                         # I/O registers take lane 0 unless said otherwise
     if addr == isa.ADDR_R5:
         # §11: A-space keeps lane 4q of each quad, B-space replicates lane 0.
         qpu[q, LAST_WRITE + ACC + isa.MUX_R5] = qpu[q, INSTRUCTIONS]
         start = REGS + (ACC + isa.MUX_R5) * LANES
         for i in range(LANES):
             source = (i & ~3) if file == 0 else 0
-            if m[cond + source]:
-                qpu[q, start + i] = m[S_VALUES + source]
+            if qpu[q, cond + source]:
+                qpu[q, start + i] = qpu[q, src + source]
         return True
     if addr == isa.ADDR_HOST_INT:
         if value:                               # writing 0 does nothing (qpu-isa.md §16 rule 28)
@@ -439,7 +452,7 @@ def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond:
     if addr == isa.ADDR_VPM:
         if size_reserved(qpu[q, VPM_WRITE]):
             return _fail(m, q, pc, E_VPM_SIZE, qpu[q, VPM_WRITE], 0) != ERROR
-        write_vector(vpm, qpu[q, VPM_WRITE], m, S_VALUES)
+        write_vector(vpm, qpu[q, VPM_WRITE], qpu[q], src)
         qpu[q, VPM_WRITE] = generic_advanced(qpu[q, VPM_WRITE])
         return True
     if addr == isa.ADDR_VPM_SETUP:
@@ -474,10 +487,10 @@ def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond:
         if lanes < 0:
             return _fail(m, q, pc, E_PENDING_FULL, 0, 0) != ERROR
         for i in range(LANES):
-            qpu[q, lanes + i] = sfu(addr - isa.ADDR_SFU_FIRST, m[S_VALUES + i])
+            qpu[q, lanes + i] = sfu(addr - isa.ADDR_SFU_FIRST, qpu[q, src + i])
         return True
     if isa.ADDR_TMU_FIRST <= addr <= isa.ADDR_TMU_LAST:
-        return _tmu_request(qpu, m, cache, data, params, q, addr)
+        return _tmu_request(qpu, m, cache, data, params, q, addr, src)
     if addr == isa.ADDR_TMU_NOSWAP:
         qpu[q, NOSWAP] = 1 if value != 0 else 0  # only lane 0 counts (semantics.md §6.2)
         return True
@@ -511,8 +524,8 @@ def _vpm_setup(qpu, m, params, q: int, file: int, value: int) -> bool:
 
 
 @jit
-def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
-    """A write to a TMU S register: a direct lookup of the address in each lane of m[S_VALUES] (§8.2)."""
+def _tmu_request(qpu, m, cache, data, params, q: int, addr: int, src: int) -> bool:
+    """A write to a TMU S register: a direct lookup of the address in each lane at qpu[q, src] (§8.2)."""
     pc = qpu[q, PC]
     tmu = (addr - isa.ADDR_TMU_FIRST) // 4
     if (addr - isa.ADDR_TMU_FIRST) % 4:
@@ -530,7 +543,7 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
     latency = 0
     stale_seen = False
     for lane in range(LANES):
-        address = m[S_VALUES + lane]            # a byte address; the low 2 bits are ignored
+        address = qpu[q, src + lane]            # a byte address; the low 2 bits are ignored
         value, stale, level = tmu_read(cache, data, physical, address)
         if value == OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR
@@ -544,49 +557,111 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int) -> bool:
     return True
 
 
-@jit
-def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_add: int, op_mul: int) -> bool:
-    """Both ALU results (m[S_ADD_OUT], m[S_MUL_OUT]) to their destinations, packed as pm and pack
-    say (§5.3, §5.4), under the conditions m[S_COND_ADD], m[S_COND_MUL]."""
+@jit(inline=True)
+def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_add: int, op_mul: int,
+                   add_out: int, mul_out: int, add_c: int, mul_c: int, add_a: int, add_b: int, cond_add: int,
+                   cond_mul: int) -> bool:
+    """Both ALU results (at add_out, mul_out) to their destinations, packed as pm and pack say
+    (§5.3, §5.4), under the conditions at cond_add, cond_mul."""
     ws, pm, pack = prog[row, C_WS], prog[row, C_PM], prog[row, C_PACK]
     packed_unit = 0 if ws == 0 else 1          # pm = 0: the regfile-A pack applies to the unit writing A
     for unit in range(2):
         addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
-        cond = S_COND_ADD if unit == 0 else S_COND_MUL
-        if addr == isa.NOP_ADDR:
+        cond = cond_add if unit == 0 else cond_mul
+        if addr == isa.NOP_ADDR or cond == S_ZERO:
             continue
-        any_lane = False
-        for i in range(LANES):
-            any_lane = any_lane or m[cond + i] != 0
+        any_lane = cond == S_ONES
+        for i in range(0 if any_lane else LANES):
+            any_lane = any_lane or qpu[q, cond + i] != 0
         if not any_lane:
             continue
-        out = S_ADD_OUT if unit == 0 else S_MUL_OUT
-        carry = S_ADD_C if unit == 0 else S_MUL_C
+        out = add_out if unit == 0 else mul_out
+        src, masked = out, False
         if pm and unit == 1 and pack:
             for i in range(LANES):
-                m[S_VALUES + i], m[S_MASKS + i] = pack_mul(pack, m[out + i])
+                qpu[q, S_VALUES + i], qpu[q, S_MASKS + i] = pack_mul(pack, qpu[q, out + i])
+            src, masked = S_VALUES, True
         elif not pm and unit == packed_unit and pack:
             if addr >= isa.REGFILE_SIZE:
                 _report(m, q, qpu[q, PC], R_PACK_OUTSIDE_A, addr, 0)
             float_result = ADD_FLOAT_RESULT[op_add] if unit == 0 else MUL_FLOAT_RESULT[op_mul]
             saturation = ADD_SATURATION[op_add] if unit == 0 else OTHER_OP
+            carry = add_c if unit == 0 else mul_c
             for i in range(LANES):
-                a = m[S_AA + i] if unit == 0 else 0
-                b = m[S_AB + i] if unit == 0 else 0
-                m[S_VALUES + i], m[S_MASKS + i] = pack_a(pack, m[out + i], float_result, saturation, a, b,
-                                                         m[carry + i])
-        else:
-            for i in range(LANES):
-                m[S_VALUES + i] = m[out + i]
-                m[S_MASKS + i] = MASK
-        if not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, cond):
+                a = qpu[q, add_a + i] if unit == 0 else 0
+                b = qpu[q, add_b + i] if unit == 0 else 0
+                qpu[q, S_VALUES + i], qpu[q, S_MASKS + i] = pack_a(pack, qpu[q, out + i], float_result, saturation,
+                                                                   a, b, qpu[q, carry + i])
+            src, masked = S_VALUES, True
+        if not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, cond, src, masked):
             return False
     return True
 
 
 # ---- instructions ---------------------------------------------------------------------------------
 
+@jit(inline=True)
+def _add_lanes(qpu, q: int, code: int, a: int, b: int) -> None:
+    for i in range(LANES):
+        qpu[q, S_ADD_OUT + i], qpu[q, S_ADD_C + i] = add_op(code, qpu[q, a + i], qpu[q, b + i])
+
+
 @jit
+def _add_vector(qpu, q: int, code: int, a: int, b: int) -> None:
+    """The ADD ALU on 16 lanes into S_ADD_OUT, S_ADD_C. The common ops each get a loop of their
+    own, in which add_op with a constant code compiles to that op alone."""
+    if code == alu.FADD:
+        _add_lanes(qpu, q, alu.FADD, a, b)
+    elif code == alu.FSUB:
+        _add_lanes(qpu, q, alu.FSUB, a, b)
+    elif code == alu.ADD:
+        _add_lanes(qpu, q, alu.ADD, a, b)
+    elif code == alu.SUB:
+        _add_lanes(qpu, q, alu.SUB, a, b)
+    elif code == alu.OR:
+        _add_lanes(qpu, q, alu.OR, a, b)
+    elif code == alu.AND:
+        _add_lanes(qpu, q, alu.AND, a, b)
+    elif code == alu.SHL:
+        _add_lanes(qpu, q, alu.SHL, a, b)
+    elif code == alu.SHR:
+        _add_lanes(qpu, q, alu.SHR, a, b)
+    elif code == alu.ASR:
+        _add_lanes(qpu, q, alu.ASR, a, b)
+    elif code == alu.FMAX:
+        _add_lanes(qpu, q, alu.FMAX, a, b)
+    elif code == alu.FMIN:
+        _add_lanes(qpu, q, alu.FMIN, a, b)
+    elif code == alu.ITOF:
+        _add_lanes(qpu, q, alu.ITOF, a, b)
+    elif code == alu.FTOI:
+        _add_lanes(qpu, q, alu.FTOI, a, b)
+    else:
+        _add_lanes(qpu, q, code, a, b)
+
+
+@jit(inline=True)
+def _mul_lanes(qpu, q: int, code: int, a: int, b: int) -> None:
+    for i in range(LANES):
+        qpu[q, S_MUL_OUT + i], qpu[q, S_MUL_C + i] = mul_op(code, qpu[q, a + i], qpu[q, b + i])
+
+
+@jit
+def _mul_vector(qpu, q: int, code: int, a: int, b: int) -> None:
+    """The MUL ALU on 16 lanes into S_MUL_OUT, S_MUL_C (common ops as in _add_vector)."""
+    if (code == alu.V8MIN or code == alu.V8MAX) and a == b:
+        for i in range(LANES):                  # the MUL ALU's mov: v8min/v8max of x and x is x, C clear
+            qpu[q, S_MUL_OUT + i] = qpu[q, a + i]
+            qpu[q, S_MUL_C + i] = 0
+    elif code == alu.FMUL:
+        _mul_lanes(qpu, q, alu.FMUL, a, b)
+    elif code == alu.MUL24:
+        _mul_lanes(qpu, q, alu.MUL24, a, b)
+    else:
+        _mul_lanes(qpu, q, code, a, b)
+
+
+@jit(inline=True)
 def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     pc = qpu[q, PC]
     sig = prog[row, C_SIG]
@@ -601,75 +676,74 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
             qpu[q, WAITING] = ST_MUTEX
             return BLOCKED
         m[G_MUTEX_OWNER] = q
-    if not _read(qpu, m, vpm, cache, data, params, q, 0, raddr_a, S_A):
+    a = _read(qpu, m, vpm, cache, data, params, q, 0, raddr_a, S_A)
+    if a < 0:
         return ERROR
     if small_imm:
+        b = S_B
         for i in range(LANES):
-            m[S_B + i] = SMALL_IMM_BITS[raddr_b]
+            qpu[q, S_B + i] = SMALL_IMM_BITS[raddr_b]
     elif raddr_b == isa.ADDR_UNIFORM and raddr_a == isa.ADDR_UNIFORM:
-        for i in range(LANES):                  # policy: one uniform per instruction (Linux, qpu-isa.md §20)
-            m[S_B + i] = m[S_A + i]
-    elif not _read(qpu, m, vpm, cache, data, params, q, 1, raddr_b, S_B):
-        return ERROR
+        b = a                                   # policy: one uniform per instruction (Linux, qpu-isa.md §20)
+    else:
+        b = _read(qpu, m, vpm, cache, data, params, q, 1, raddr_b, S_B)
+        if b < 0:
+            return ERROR
     _check_reads(qpu, m, q, prog, row, small_imm)
     pm, unpack_code = prog[row, C_PM], prog[row, C_UNPACK]
     # A nop unit reads nothing and gives 0 (with C clear) in every lane.
+    add_a, add_b, add_out, add_c = S_ZERO, S_ZERO, S_ZERO, S_ZERO
     if op_add != 0:
-        _operand(qpu, m, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AA)
+        add_a = _operand(qpu, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, a, b, S_AA)
+        add_b = add_a
         if not ADD_UNARY[op_add]:
-            _operand(qpu, m, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, S_AB)
+            add_b = _operand(qpu, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, a, b, S_AB)
         if op_add == FTOI:
             for i in range(LANES):
-                x = m[S_AA + i]
+                x = qpu[q, add_a + i]
                 if 127 + 31 <= exponent(x) < EXP_SPECIAL and (x & MAGNITUDE) != MEASURED_FTOI_OVERFLOW:
                     # ftoi of |x| >= 2^31 other than the measured ±2^97 (semantics.md §4.1)
                     _report(m, q, pc, R_FTOI, 0, 0)
                     break
-        for i in range(LANES):
-            m[S_ADD_OUT + i], m[S_ADD_C + i] = add_op(op_add, m[S_AA + i], m[S_AB + i])
-    else:
-        for i in range(LANES):
-            m[S_ADD_OUT + i] = 0
-            m[S_ADD_C + i] = 0
+        _add_vector(qpu, q, op_add, add_a, add_b)
+        add_out, add_c = S_ADD_OUT, S_ADD_C
+    mul_out, mul_c = S_ZERO, S_ZERO
     if op_mul != 0:
-        _operand(qpu, m, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MA)
-        _operand(qpu, m, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, S_MB)
-        for i in range(LANES):
-            m[S_MUL_OUT + i], m[S_MUL_C + i] = mul_op(op_mul, m[S_MA + i], m[S_MB + i])
-    else:
-        for i in range(LANES):
-            m[S_MUL_OUT + i] = 0
-            m[S_MUL_C + i] = 0
-    if small_imm and raddr_b >= isa.SMALL_IMM_ROTATE_BASE:
-        _rotate(qpu, m, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
-    _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
-    _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+        mul_a = _operand(qpu, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, a, b, S_MA)
+        mul_b = _operand(qpu, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, a, b, S_MB)
+        _mul_vector(qpu, q, op_mul, mul_a, mul_b)
+        mul_out, mul_c = S_MUL_OUT, S_MUL_C
+        if small_imm and raddr_b >= isa.SMALL_IMM_ROTATE_BASE:
+            _rotate(qpu, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
+    cond_add = _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
+    cond_mul = _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
     if prog[row, C_SF]:
         if op_add != 0:                         # §6.2: flags from ADD unless its op is nop
-            _set_flags(qpu, m, q, S_ADD_OUT, S_ADD_C, S_COND_ADD, False)
+            _set_flags(qpu, q, add_out, add_c, cond_add, False)
         else:
-            _set_flags(qpu, m, q, S_MUL_OUT, S_MUL_C, S_COND_MUL, True)
-    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, op_add, op_mul):
+            _set_flags(qpu, q, mul_out, mul_c, cond_mul, True)
+    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, op_add, op_mul, add_out, mul_out, add_c,
+                          mul_c, add_a, add_b, cond_add, cond_mul):
         return ERROR
     return _signal(qpu, m, q, sig)
 
 
 @jit(inline=True)
-def _rotate(qpu, m, q: int, amount: int, mul_a: int, mul_b: int) -> None:
+def _rotate(qpu, q: int, amount: int, mul_a: int, mul_b: int) -> None:
     """§9: the MUL result rotates up by n (r5 lane 0 bits 3..0 for code 48); a full 16-lane
     rotation only when both MUL operands are r0..r3, else within each quad."""
     n = (qpu[q, REGS + (ACC + isa.MUX_R5) * LANES] & 15) if amount == 0 else amount
     full = mul_a < 4 and mul_b < 4
     for i in range(LANES):
         source = (i - n) % LANES if full else (i & ~3) | ((i - n) & 3)
-        m[S_TMP + i] = m[S_MUL_OUT + source]
-        m[S_TMP2 + i] = m[S_MUL_C + source]
+        qpu[q, S_TMP + i] = qpu[q, S_MUL_OUT + source]
+        qpu[q, S_TMP2 + i] = qpu[q, S_MUL_C + source]
     for i in range(LANES):
-        m[S_MUL_OUT + i] = m[S_TMP + i]
-        m[S_MUL_C + i] = m[S_TMP2 + i]
+        qpu[q, S_MUL_OUT + i] = qpu[q, S_TMP + i]
+        qpu[q, S_MUL_C + i] = qpu[q, S_TMP2 + i]
 
 
-@jit
+@jit(inline=True)
 def _signal(qpu, m, q: int, sig: int) -> int:
     pc = qpu[q, PC]
     if sig == isa.SIG_NONE or sig == isa.SIG_SMALL_IMM:
@@ -714,17 +788,15 @@ def _load_immediate(qpu, m, vpm, cache, data, params, q: int, prog, row: int, se
             v &= MASK
         else:
             v = imm
-        m[S_ADD_OUT + i] = v
-        m[S_MUL_OUT + i] = v
-        m[S_ADD_C + i] = 0
-        m[S_MUL_C + i] = 0
-    cond_add = prog[row, C_COND_ADD]
-    _condition(qpu, m, q, cond_add, S_COND_ADD)
-    _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+        qpu[q, S_ADD_OUT + i] = v
+    cond_add = _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
+    cond_mul = _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
     if prog[row, C_SF]:
-        _set_flags(qpu, m, q, S_ADD_OUT, S_ADD_C, S_COND_ADD if cond_add != isa.COND_NEVER else S_COND_MUL, False)
+        _set_flags(qpu, q, S_ADD_OUT, S_ZERO, cond_add if prog[row, C_COND_ADD] != isa.COND_NEVER else cond_mul,
+                   False)
     # The moves are `or` (ADD) and `v8min` (MUL): neither saturates nor gives a float.
-    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, MOV_ADD, MOV_MUL):
+    if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, MOV_ADD, MOV_MUL, S_ADD_OUT, S_ADD_OUT,
+                          S_ZERO, S_ZERO, S_ZERO, S_ZERO, cond_add, cond_mul):
         return ERROR
     return EXECUTED
 
@@ -774,17 +846,15 @@ def _branch(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     qpu[q, BRANCH_TARGET] = target & MASK
     qpu[q, BRANCH_COUNTDOWN] = isa.BRANCH_DELAY_SLOTS + 1
     for i in range(LANES):
-        m[S_VALUES + i] = link
-        m[S_MASKS + i] = MASK
-        m[S_TMP + i] = 1
-        m[S_TMP2 + i] = 0
+        qpu[q, S_VALUES + i] = link
     ws = prog[row, C_WS]
     for unit in range(2):
         addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
-        if addr != isa.NOP_ADDR and not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, S_TMP):
+        if addr != isa.NOP_ADDR and not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, S_ONES,
+                                               S_VALUES, False):
             return ERROR
     if prog[row, C_RADDR_A] & 1:
-        _set_flags(qpu, m, q, S_VALUES, S_TMP2, S_TMP, False)
+        _set_flags(qpu, q, S_VALUES, S_ZERO, S_ONES, False)
     return EXECUTED
 
 

@@ -8,7 +8,7 @@ those of ../shared/reference/semantics.md §4.1 and §5 (measured on hardware un
 
 from __future__ import annotations
 
-from .jit import bit_length, bits_from_double, double_from_bits, jit
+from .jit import bit_length, bits_from_double, double_from_float_bits, jit
 
 SIGN = 0x80000000
 MAGNITUDE = 0x7FFFFFFF
@@ -48,12 +48,6 @@ def _pack(sign: int, exp: int, significand: int) -> int:
 
 
 @jit
-def _to_double(x: int) -> float:
-    """A float32 pattern with exponent 1..254 as the equal double."""
-    return double_from_bits((x & SIGN) << 32 | (exponent(x) + DOUBLE_BIAS_SHIFT) << 52 | (x & MANTISSA_MASK) << 29)
-
-
-@jit
 def _truncate_double(value: float) -> int:
     """An exact double result (normal, or zero) truncated toward zero to a float32 pattern with
     the rules of _pack (zero -> +0, overflow -> ±Inf, below the normal range -> +0)."""
@@ -86,6 +80,10 @@ def _normalise_truncate(sign: int, exp: int, value: int, point: int) -> int:
 def fadd(a: int, b: int) -> int:
     """fadd: flush inputs, exponent-255 operands give ±Inf (b's sign wins), correctly rounded
     toward zero, zero results are +0 (§4.1, measured)."""
+    ea, eb = exponent(a), exponent(b)
+    if 0 < ea < EXP_SPECIAL and 0 < eb < EXP_SPECIAL and abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP:
+        # the common case first: two normal operands whose sum is exact in a double
+        return _truncate_double(double_from_float_bits(a) + double_from_float_bits(b))
     if exponent(b) == EXP_SPECIAL:
         return (b & SIGN) | POS_INF
     if exponent(a) == EXP_SPECIAL:
@@ -98,9 +96,7 @@ def fadd(a: int, b: int) -> int:
         return a
     if (a & MAGNITUDE) < (b & MAGNITUDE):
         a, b = b, a
-    ea, eb = exponent(a), exponent(b)
-    if ea - eb <= EXACT_SUM_EXPONENT_GAP:
-        return _truncate_double(_to_double(a) + _to_double(b))
+    ea, eb = exponent(a), exponent(b)         # a gap beyond EXACT_SUM_EXPONENT_GAP here
     ma = ((a & MANTISSA_MASK) | HIDDEN) << EXTRA
     mb_full = ((b & MANTISSA_MASK) | HIDDEN) << EXTRA
     shift = ea - eb
@@ -129,15 +125,14 @@ def fmul(a: int, b: int) -> int:
     """fmul: a flushed-zero operand gives +0 even against Inf/NaN; exponent-255 operands give ±Inf
     with the XOR of the signs (§4.1, measured). Rounding of inexact products is not covered by any
     measurement; policy: correctly rounded toward zero, like fadd (semantics.md §4.1)."""
+    if 0 < exponent(a) < EXP_SPECIAL and 0 < exponent(b) < EXP_SPECIAL:
+        # The product's 48 significant bits are exact in a double; truncating them is the policy.
+        return _truncate_double(double_from_float_bits(a) * double_from_float_bits(b))
     a = flush(a)
     b = flush(b)
     if a == 0 or b == 0:
         return 0
-    sign = (a ^ b) & SIGN
-    if exponent(a) == EXP_SPECIAL or exponent(b) == EXP_SPECIAL:
-        return sign | POS_INF
-    # The product's 48 significant bits are exact in a double; truncating them is the policy.
-    return _truncate_double(_to_double(a) * _to_double(b))
+    return ((a ^ b) & SIGN) | POS_INF           # one operand has exponent 255, neither is zero
 
 
 @jit

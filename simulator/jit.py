@@ -61,9 +61,9 @@ def bit_length(x: int) -> int:
     return int(x).bit_length()
 
 
-def double_from_bits(bits: int) -> float:
-    """The IEEE double whose 64-bit pattern is `bits` (an int64, or any int taken modulo 2^64)."""
-    return struct.unpack("<d", struct.pack("<Q", int(bits) & 0xFFFFFFFFFFFFFFFF))[0]
+def double_from_float_bits(bits: int) -> float:
+    """The float32 whose pattern is the low 32 bits of `bits`, as a double (exactly)."""
+    return struct.unpack("<f", struct.pack("<I", int(bits) & 0xFFFFFFFF))[0]
 
 
 def bits_from_double(value: float) -> int:
@@ -72,6 +72,7 @@ def bits_from_double(value: float) -> int:
 
 
 if njit is not None:
+    import numpy as np
     from numba import types
     from numba.cpython.unsafe.numbers import leading_zeros, viewer
     from numba.extending import overload
@@ -80,9 +81,9 @@ if njit is not None:
     def _bit_length_compiled(x):
         return lambda x: 64 - leading_zeros(x)
 
-    @overload(double_from_bits, jit_options={"cache": True})
-    def _double_from_bits_compiled(bits):
-        return lambda bits: viewer(bits, types.float64)
+    @overload(double_from_float_bits, jit_options={"cache": True})
+    def _double_from_float_bits_compiled(bits):
+        return lambda bits: np.float64(viewer(np.uint32(bits & 0xFFFFFFFF), types.float32))
 
     @overload(bits_from_double, jit_options={"cache": True})
     def _bits_from_double_compiled(value):

@@ -195,6 +195,8 @@ class V3D:
         qpu[:, core.WAITING_SINCE] = -1
         qpu[:, core.LAST_WRITE:core.LAST_WRITE + core.REG_ROWS] = -1
         qpu[:, core.CODE_LINE] = -1
+        qpu[:, core.S_ONES:core.S_ONES + core.LANES] = 1
+        qpu[:, core.S_ELEMENT:core.S_ELEMENT + core.LANES] = np.arange(core.LANES)
         restart_clocks(self.caches)
         m = self.machine
         interrupts = m[core.G_HOST_INTERRUPTS]
