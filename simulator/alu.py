@@ -28,13 +28,13 @@ FMUL, MUL24, V8MULD, V8MIN, V8MAX, MUL_V8ADDS, MUL_V8SUBS = (
 V8ADDS, V8SUBS, V8MULD_OP, V8MIN_OP, V8MAX_OP = 0, 1, 2, 3, 4     # byte-wise ops of _bytes
 
 
-@jit
+@jit(inline=True)
 def _signed(x: int) -> int:
     return x - (1 << 32) if x & 0x80000000 else x
 
 
-@jit
-def _positive(result: int) -> int:
+@jit(inline=True)
+def positive(result: int) -> int:
     """C for fadd/fsub/itof: the result is positive and non-zero (+Inf counts)."""
     return 1 if result != 0 and not result & fp.SIGN else 0
 
@@ -64,10 +64,10 @@ def add_op(code: int, a: int, b: int) -> tuple[int, int]:
     """The ADD ALU (§4.1-§4.3). Reserved codes are refused by the caller."""
     if code == FADD:
         r = fp.fadd(a, b)
-        return r, _positive(r)
+        return r, positive(r)
     if code == FSUB:
         r = fp.fsub(a, b)
-        return r, _positive(r)
+        return r, positive(r)
     if code == FMIN:
         return fp.fmin(a, b)
     if code == FMAX:

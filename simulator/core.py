@@ -173,6 +173,13 @@ def _fail(m, q: int, pc: int, code: int, arg: int, arg2: int) -> int:
 
 
 @jit(inline=True)
+def _lanes(qpu, q: int, at: int):
+    """The 16 lanes at qpu[q, at] as a view: a loop over it indexes from 0, which compiles to
+    plain loads and stores (an index that may be negative costs a check at every access)."""
+    return qpu[q, at:at + LANES]
+
+
+@jit(inline=True)
 def _stall(qpu, q: int, reason: int, until: float) -> None:
     """Advance a QPU's clock to `until` (if later), counting the wait under `reason`."""
     until = int(until)
@@ -298,8 +305,9 @@ def _read(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, out: i
         value = q                               # QPU number (B), and the default of unmapped reads (§10)
     else:
         return S_ELEMENT                        # element number (A), and the default of unmapped reads
+    vector = _lanes(qpu, q, out)
     for i in range(LANES):
-        qpu[q, out + i] = value
+        vector[i] = value
     return out
 
 
@@ -310,16 +318,18 @@ def _operand(qpu, q: int, mux: int, float_op: bool, pm: int, unpack_code: int, a
     (§5.1, §5.2)."""
     if mux == isa.MUX_A:
         if pm == 0 and unpack_code:
+            source, out = _lanes(qpu, q, a), _lanes(qpu, q, dst)
             for i in range(LANES):
-                qpu[q, dst + i] = unpack(unpack_code, qpu[q, a + i], float_op)
+                out[i] = unpack(unpack_code, source[i], float_op)
             return dst
         return a
     if mux == isa.MUX_B:
         return b
     start = REGS + (ACC + mux) * LANES
     if mux == isa.MUX_R4 and pm and unpack_code:
+        source, out = _lanes(qpu, q, start), _lanes(qpu, q, dst)
         for i in range(LANES):
-            qpu[q, dst + i] = unpack_r4(unpack_code, qpu[q, start + i])
+            out[i] = unpack_r4(unpack_code, source[i])
         return dst
     return start
 
@@ -373,9 +383,9 @@ def _condition(qpu, m, q: int, cond: int, dst: int) -> int:
     if flag == C:
         _carry_check(qpu, m, q)
     want = 1 if cond % 2 == 0 else 0
-    start = FLAGS + flag * LANES
+    flags, out = _lanes(qpu, q, FLAGS + flag * LANES), _lanes(qpu, q, dst)
     for i in range(LANES):
-        qpu[q, dst + i] = 1 if qpu[q, start + i] == want else 0
+        out[i] = 1 if flags[i] == want else 0
     return dst
 
 
@@ -390,12 +400,13 @@ def _carry_check(qpu, m, q: int) -> None:
 @jit(inline=True)
 def _set_flags(qpu, q: int, out: int, carry: int, cond: int, from_mul: bool) -> None:
     """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
+    where, values, carries = _lanes(qpu, q, cond), _lanes(qpu, q, out), _lanes(qpu, q, carry)
     for i in range(LANES):
-        if qpu[q, cond + i]:
-            value = qpu[q, out + i]
+        if where[i]:
+            value = values[i]
             qpu[q, FLAGS + Z * LANES + i] = 1 if value == 0 else 0
             qpu[q, FLAGS + N * LANES + i] = value >> 31
-            qpu[q, FLAGS + C * LANES + i] = qpu[q, carry + i]
+            qpu[q, FLAGS + C * LANES + i] = carries[i]
             qpu[q, FLAGS + C_FROM_MUL * LANES + i] = 1 if from_mul else 0
 
 
@@ -409,19 +420,19 @@ def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond:
     if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
         row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
         qpu[q, LAST_WRITE + row] = qpu[q, INSTRUCTIONS]
-        start = REGS + row * LANES
+        register, values, where = _lanes(qpu, q, REGS + row * LANES), _lanes(qpu, q, src), _lanes(qpu, q, cond)
         if masked:
+            masks = _lanes(qpu, q, S_MASKS)
             for i in range(LANES):
-                if qpu[q, cond + i]:
-                    mask = qpu[q, S_MASKS + i]
-                    qpu[q, start + i] = (qpu[q, start + i] & ~mask & MASK) | (qpu[q, src + i] & mask)
+                if where[i]:
+                    register[i] = (register[i] & ~masks[i] & MASK) | (values[i] & masks[i])
         elif cond == S_ONES:
             for i in range(LANES):
-                qpu[q, start + i] = qpu[q, src + i]
+                register[i] = values[i]
         else:
             for i in range(LANES):
-                if qpu[q, cond + i]:
-                    qpu[q, start + i] = qpu[q, src + i]
+                if where[i]:
+                    register[i] = values[i]
         return True
     return _write_io(qpu, m, vpm, cache, data, params, q, file, addr, cond, src)
 
@@ -602,8 +613,9 @@ def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_
 
 @jit(inline=True)
 def _add_lanes(qpu, q: int, code: int, a: int, b: int) -> None:
+    x, y, out, carry = _lanes(qpu, q, a), _lanes(qpu, q, b), _lanes(qpu, q, S_ADD_OUT), _lanes(qpu, q, S_ADD_C)
     for i in range(LANES):
-        qpu[q, S_ADD_OUT + i], qpu[q, S_ADD_C + i] = add_op(code, qpu[q, a + i], qpu[q, b + i])
+        out[i], carry[i] = add_op(code, x[i], y[i])
 
 
 @jit
@@ -642,16 +654,18 @@ def _add_vector(qpu, q: int, code: int, a: int, b: int) -> None:
 
 @jit(inline=True)
 def _mul_lanes(qpu, q: int, code: int, a: int, b: int) -> None:
+    x, y, out, carry = _lanes(qpu, q, a), _lanes(qpu, q, b), _lanes(qpu, q, S_MUL_OUT), _lanes(qpu, q, S_MUL_C)
     for i in range(LANES):
-        qpu[q, S_MUL_OUT + i], qpu[q, S_MUL_C + i] = mul_op(code, qpu[q, a + i], qpu[q, b + i])
+        out[i], carry[i] = mul_op(code, x[i], y[i])
 
 
 @jit
 def _mul_vector(qpu, q: int, code: int, a: int, b: int) -> None:
     """The MUL ALU on 16 lanes into S_MUL_OUT, S_MUL_C (common ops as in _add_vector)."""
     if (code == alu.V8MIN or code == alu.V8MAX) and a == b:
+        source = _lanes(qpu, q, a)
         for i in range(LANES):                  # the MUL ALU's mov: v8min/v8max of x and x is x, C clear
-            qpu[q, S_MUL_OUT + i] = qpu[q, a + i]
+            qpu[q, S_MUL_OUT + i] = source[i]
             qpu[q, S_MUL_C + i] = 0
     elif code == alu.FMUL:
         _mul_lanes(qpu, q, alu.FMUL, a, b)
@@ -763,8 +777,9 @@ def _signal(qpu, m, q: int, sig: int) -> int:
         lanes = _reserve_pending(qpu, q, 1, KIND_TMU)      # §3: r4 is readable by the next instruction
         if lanes < 0:
             return _fail(m, q, pc, E_PENDING_FULL, 0, 0)
+        source, out = _lanes(qpu, q, FIFO_VALUES + entry * LANES), _lanes(qpu, q, lanes)
         for i in range(LANES):
-            qpu[q, lanes + i] = qpu[q, FIFO_VALUES + entry * LANES + i]
+            out[i] = source[i]
         return EXECUTED
     if sig == SIG_THREND:
         qpu[q, END_COUNTDOWN] = isa.THREND_DELAY_SLOTS

@@ -25,12 +25,12 @@ DOUBLE_BIAS_SHIFT = 1023 - 127
 EXACT_SUM_EXPONENT_GAP = 53 - 25
 
 
-@jit
+@jit(inline=True)
 def exponent(x: int) -> int:
     return (x >> MANTISSA_BITS) & 0xFF
 
 
-@jit
+@jit(inline=True)
 def flush(x: int) -> int:
     """§4.1: an input with exponent 0 (zero or denormal) reads as +0."""
     return 0 if exponent(x) == 0 else x
@@ -47,18 +47,15 @@ def _pack(sign: int, exp: int, significand: int) -> int:
     return sign | (exp << MANTISSA_BITS) | (significand & MANTISSA_MASK)
 
 
-@jit
+@jit(inline=True)
 def _truncate_double(value: float) -> int:
     """An exact double result (normal, or zero) truncated toward zero to a float32 pattern with
     the rules of _pack (zero -> +0, overflow -> ±Inf, below the normal range -> +0)."""
     bits = bits_from_double(value)
-    exp = ((bits >> 52) & 0x7FF) - DOUBLE_BIAS_SHIFT
-    if value == 0 or exp <= 0:
-        return 0
-    sign = SIGN if bits < 0 else 0
-    if exp >= EXP_SPECIAL:
-        return sign | POS_INF
-    return sign | (exp << MANTISSA_BITS) | ((bits >> 29) & MANTISSA_MASK)
+    exp = ((bits >> 52) & 0x7FF) - DOUBLE_BIAS_SHIFT          # zero has exp -DOUBLE_BIAS_SHIFT
+    sign = (bits >> 32) & SIGN
+    finite = sign | (exp << MANTISSA_BITS) | ((bits >> 29) & MANTISSA_MASK)
+    return 0 if exp <= 0 else (sign | POS_INF if exp >= EXP_SPECIAL else finite)
 
 
 @jit
@@ -76,14 +73,20 @@ def _normalise_truncate(sign: int, exp: int, value: int, point: int) -> int:
     return _pack(sign, exp, significand)
 
 
-@jit
+@jit(inline=True)
 def fadd(a: int, b: int) -> int:
     """fadd: flush inputs, exponent-255 operands give ±Inf (b's sign wins), correctly rounded
     toward zero, zero results are +0 (§4.1, measured)."""
     ea, eb = exponent(a), exponent(b)
     if 0 < ea < EXP_SPECIAL and 0 < eb < EXP_SPECIAL and abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP:
-        # the common case first: two normal operands whose sum is exact in a double
+        # the common case, compiled in place: two normal operands whose sum is exact in a double
         return _truncate_double(double_from_float_bits(a) + double_from_float_bits(b))
+    return _fadd_other(a, b)
+
+
+@jit
+def _fadd_other(a: int, b: int) -> int:
+    """fadd where an operand is zero, denormal, Inf or NaN, or the exponents are far apart."""
     if exponent(b) == EXP_SPECIAL:
         return (b & SIGN) | POS_INF
     if exponent(a) == EXP_SPECIAL:
@@ -114,13 +117,13 @@ def fadd(a: int, b: int) -> int:
     return _normalise_truncate(a & SIGN, ea, total, MANTISSA_BITS + EXTRA)
 
 
-@jit
+@jit(inline=True)
 def fsub(a: int, b: int) -> int:
     """fsub = fadd with b's sign flipped; an exponent-255 b gives ±Inf of the opposite sign (§4.1)."""
     return fadd(a, b ^ SIGN)
 
 
-@jit
+@jit(inline=True)
 def fmul(a: int, b: int) -> int:
     """fmul: a flushed-zero operand gives +0 even against Inf/NaN; exponent-255 operands give ±Inf
     with the XOR of the signs (§4.1, measured). Rounding of inexact products is not covered by any
@@ -128,6 +131,12 @@ def fmul(a: int, b: int) -> int:
     if 0 < exponent(a) < EXP_SPECIAL and 0 < exponent(b) < EXP_SPECIAL:
         # The product's 48 significant bits are exact in a double; truncating them is the policy.
         return _truncate_double(double_from_float_bits(a) * double_from_float_bits(b))
+    return _fmul_other(a, b)
+
+
+@jit
+def _fmul_other(a: int, b: int) -> int:
+    """fmul where an operand is zero, denormal, Inf or NaN."""
     a = flush(a)
     b = flush(b)
     if a == 0 or b == 0:
