@@ -1,8 +1,5 @@
-"""The depthwise kernel on the simulator (12 QPUs, strict mode) against nnlib.reference.
-
-Error bound: each output is bias + 9 products summed in order, every fmul and fadd rounded toward
-zero (relative error below u = 2^-23 each): |y - exact| <= 11 u (|b| + sum |x w|) before ReLU6,
-which only shrinks differences."""
+"""The depthwise kernel on the simulator (12 QPUs, strict mode) against nnlib.reference, within the
+round-toward-zero bound of tests/nn_bounds.py."""
 
 from __future__ import annotations
 
@@ -10,10 +7,10 @@ import numpy as np
 import pytest
 
 from driver import Driver
-from nnlib import reference as ref
 from nnlib.depthwise import conv_depthwise
 
-U = 2.0 ** -23
+from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
+
 RNG = np.random.default_rng(5)
 
 
@@ -25,18 +22,6 @@ def drv():
 
 def rand(*shape) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def assert_within_bound(y, x, w, bias, stride, padding, relu6):
-    exact = ref.conv_depthwise(x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64), stride,
-                               padding, relu6=False)
-    scale = ref.conv_depthwise(np.abs(x).astype(np.float64), np.abs(w).astype(np.float64),
-                               np.abs(bias).astype(np.float64), stride, padding, relu6=False)
-    if relu6:
-        exact = np.minimum(np.maximum(exact, 0), 6)
-    assert y.shape == exact.shape and y.dtype == np.float32
-    excess = np.abs(y - exact) - 11 * U * scale
-    assert excess.max() <= 1e-30, f"worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), y.shape)}"
 
 
 @pytest.mark.parametrize("h, w, c, stride, padding", [

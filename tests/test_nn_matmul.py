@@ -1,9 +1,5 @@
-"""The GEMM-based kernels on the simulator (12 QPUs, strict mode) against nnlib.reference.
-
-Error bound: the QPU rounds every fmul and fadd toward zero, each with a relative error below
-u = 2^-23, and sums K products in order, so |y - exact| <= (K + 1) * u * (|A| @ |B|) (the standard
-bound for recursive summation with one more rounding for the product), plus the same for the bias
-addition. The reference is computed in float64 for the comparison."""
+"""The GEMM-based kernels on the simulator (12 QPUs, strict mode) against nnlib.reference, within
+the round-toward-zero bounds of tests/nn_bounds.py."""
 
 from __future__ import annotations
 
@@ -14,7 +10,8 @@ from driver import Driver
 from nnlib import matmul as G
 from nnlib import reference as ref
 
-U = 2.0 ** -23
+from .nn_bounds import assert_gemm_within_bound as assert_within_rtz_bound
+
 RNG = np.random.default_rng(11)
 
 
@@ -26,16 +23,6 @@ def drv():
 
 def rand(*shape) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def assert_within_rtz_bound(y, a, b, bias=None):
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    exact = a64 @ b64 + (0 if bias is None else bias.astype(np.float64))
-    scale = np.abs(a64) @ np.abs(b64) + (0 if bias is None else np.abs(bias.astype(np.float64)))
-    bound = (a.shape[1] + 2) * U * scale + 1e-30
-    assert y.dtype == np.float32
-    excess = np.abs(y - exact) - bound
-    assert excess.max() <= 0, f"worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), y.shape)}"
 
 
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (15, 17, 3), (17, 15, 16), (24, 16, 5), (25, 33, 40), (49, 1, 7)])
