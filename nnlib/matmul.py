@@ -47,6 +47,11 @@ TASK_WORDS = 5                            # [A pack address, B address, C addres
 # QPU grids (rows x columns) in which every slice reads one A stream: a direct-mapped uniforms cache
 # shared by two streams thrashes as soon as they drift into the same lines (simulator/cache.py).
 GRIDS = ((3, 4), (1, 12))
+# The cost model overrates grids of several QPU rows (their slices drift apart over B's strips):
+# measured in `vc4 bench`, 3x4 beat 1x12 where 1x12 leaves QPUs idle (pw 128->256 @28: 59 % vs
+# 45 %) but lost where the model put them within ~10 % (pw 256->512 @14: 54 % vs 66 %, SGEMM 1024^3:
+# 62 % vs 72 %, modeled 14 % cheaper). So a multi-row grid must be modeled 20 % cheaper to be chosen.
+MULTI_ROW_GRID_HANDICAP = 1.2
 
 STORE_ROWS = 4                            # VPM rows of each QPU's own store buffer: rows 4q..4q+3
 # Registers besides the accumulators (ra0..ra24, rb0..rb24).
@@ -312,16 +317,20 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS,
             k_pad = -(-k // u) * u
             step_clocks = 4 * (slots + 1 + 2 / u)
             row_tiles, strips = -(-m // r), -(-n // (LANES * halves))
-            grids = [g for g in ([grid] if grid else GRIDS)
-                     if g[0] * g[1] <= n_qpus and row_tiles >= g[0] and strips >= g[1]]
-            for grid in grids or [None]:
-                g_rows, g_cols = grid or (1, min(n_qpus, row_tiles * strips))
+            # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
+            # slices stream all of B each (measured: fp16 pw 512->1024 @7, 74 % -> 44 %).
+            grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
+                     and row_tiles >= (g[0] if grid or g[0] == 1 else 2 * g[0])]
+            for candidate in grids or [None]:
+                g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
                 tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
                 traffic = (g_rows * 4 * slots + g_cols * LINE_BYTES) / port
                 cost = tiles * (k_pad * max(step_clocks, traffic) + 4 * (slots + 60))
+                if g_rows > 1:
+                    cost *= MULTI_ROW_GRID_HANDICAP
                 stores = row_tiles * strips * halves * -(-r // STORE_ROWS) * chunk_clocks
                 key = (max(cost, stores), cost)           # ties on the store bound: the faster QPUs
-                plan = GemmPlan(m, n, k, r, u, halves, grid, g_rows * g_cols)
+                plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols)
                 if best is None or key < best[0]:
                     best = (key, plan)
     assert best is not None
