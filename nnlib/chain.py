@@ -14,6 +14,7 @@ caches (performance.md §4 "Cache coherency"), so each layer writes a buffer not
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,14 @@ ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
 @dataclass
 class Segment:
     """One kernel of a chain: its standalone source (ending with tasks.EPILOGUE), its constant
-    uniforms, its tasks (dealt round-robin over the QPUs) and their size in words."""
+    uniforms, its tasks and their size in words, and the cost of a task for dealing them over the
+    QPUs (tasks.deal; None: round-robin)."""
 
     source: str
     constants: list[int]
     items: list[list[int]]
     words: int
+    cost: Callable[[list[int]], float] | None = None
 
 
 def barrier(prefix: str) -> str:
@@ -86,7 +89,7 @@ def run_chain(drv, segments: list[Segment], timeout: float = 10.0):
     try:
         parameter_blocks = []
         for segment in segments:
-            lists = deal(segment.items, QPUS) + [[] for _ in range(QPUS - min(QPUS, len(segment.items)))]
+            lists = deal(segment.items, QPUS, segment.cost) + [[] for _ in range(QPUS - min(QPUS, len(segment.items)))]
             tasks = drv.alloc((max(1, len(segment.items)), segment.words), np.uint32)
             blocks.append(tasks)
             table = drv.alloc((QPUS, 2), np.uint32)

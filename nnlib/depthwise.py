@@ -1,18 +1,21 @@
 """3x3 depthwise convolution on up to 12 QPUs, bias and ReLU6 fused.
 
 NHWC float32. The 16 lanes hold 16 channels, so one input vector x[h, w, c:c + 16] is one 64-byte
-line, read by a TMU. A task is one output row of one 16-channel group: the QPU loads the group's 9
-weight vectors and its bias into registers, then for each output pixel gathers its 9 input vectors
-(alternating TMU0 and TMU1, 8 requests ahead) and sums the products in r0. Four pixels at a time go
-through the QPU's own 4 VPM rows to memory by one VDW store. The input comes already padded (the host
-pads it here; in a chained network the producing layer writes into a zero-bordered buffer), so the
-kernel has no edge cases. The layer is memory-bound: a pixel needs 9 fmul + 9 fadd for 64 bytes
-out and 64 (stride 1) or 256 (stride 2) bytes in, and the QPUs outrun the DMA and SDRAM rates
-(performance.md §4).
+line, read by a TMU. A task is every F-th output row of one 16-channel group: the QPU loads the
+group's 9 weight vectors and its bias into registers, then walks each row 4 output pixels at a time.
+An iteration loads each input vector of its window once (3 rows of 6 columns at stride 1, of 9 at
+stride 2) and adds every vector's products to the sums of the pixels it touches; the sums go
+through the QPU's own 4 VPM rows to memory by one VDW store. The TMU requests run 4 per TMU ahead of
+use, across iterations, so the memory latency of one window hides behind the arithmetic of the one
+before. The input comes already padded (the host pads it here; in a chained network the producing
+layer writes into a zero-bordered buffer), so the kernel has no edge cases. The layer is
+memory-bound: a pixel needs 9 fmul + 9 fadd for 64 bytes out and 64 (stride 1) or 256 (stride 2)
+bytes in, and the QPUs outrun the DMA and SDRAM rates (performance.md §4).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,21 +30,58 @@ LANES = 16
 MAX_QPUS = 12
 TAPS = 9
 PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
-AHEAD = 8                                     # TMU requests in flight (4 per TMU, semantics.md §8.2)
+TMU_DEPTH = 4                                 # requests in flight per TMU (more is unreliable, semantics.md §8.2)
 TASK_WORDS = 5                                # [input, weights, bias, output address, output rows]
-TASKS_PER_QPU = 3                             # tasks per QPU the row interleave aims at
 VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
 VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 
-# Registers: input tap bases ra0..ra8, weights rb0..rb8, the pixel column offsets rb9..rb12.
-RA_BASE = [f"ra{t}" for t in range(TAPS)]
+# Regfile A: the pixel sums, the bias, the input row pointers, the task's state and the constants.
+# Regfile B: the weights, the column offsets and the per-iteration steps. A product instruction
+# then reads a sum from A and a weight from B, one read port each.
+RA_SUM = [f"ra{p}" for p in range(PIXELS)]
+RA_BIAS = "ra4"
+RA_ROW = ["ra5", "ra6", "ra7"]
+RA_ROW_START, RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_ROWS = "ra8", "ra9", "ra10", "ra11", "ra12", "ra13"
+RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra17", "ra18"
+RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
 RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
-RB_COLUMN = [f"rb{9 + p}" for p in range(PIXELS)]
-RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_X, RA_W = "ra31", "ra30", "ra29", "ra28", "ra27", "ra26"
-RB_BIAS, RB_ROW_BYTES, RB_PIXEL_BYTES, RB_ITERATIONS = "rb31", "rb30", "rb29", "rb27"
-RA_STEP = "ra25"
-RB_VPM_SETUP, RB_VDW_SETUP, RB_VDW_STRIDE, RB_OUT_STEP, RB_CHANNEL_BYTES = "rb26", "rb25", "rb24", "rb23", "rb22"
-RA_ROWS, RB_ROW_STEP, RB_OUT_GAP = "ra24", "rb28", "rb21"
+RB_STEP, RB_OUT_STEP = "rb30", "rb31"
+
+
+def window_columns(stride: int) -> int:
+    """Input columns under one iteration's PIXELS output pixels."""
+    return (PIXELS - 1) * stride + 3
+
+
+def rb_column(c: int) -> str:
+    """The register holding c input pixels' bytes (columns of this and the next iteration)."""
+    return f"rb{TAPS + c}"
+
+
+@dataclass(frozen=True)
+class Load:
+    row: int                                  # kh: input row of the window
+    column: int                               # input column of the window
+    products: tuple[tuple[int, int], ...]     # (output pixel, kw) of each product, in issue order
+
+
+def load_order(stride: int) -> list[Load]:
+    """The window's input vectors in the order the kernel loads them, each with the pixels it feeds.
+    Greedy, so that no two products in a row add to the same sum (a regfile value written by one
+    instruction is not readable by the next, qpu-isa.md §16 rule 1)."""
+    remaining = [(kh, c) for kh in range(3) for c in range(window_columns(stride))]
+    order: list[Load] = []
+    last = None
+    while remaining:
+        candidates = [(kh, c, sorted(((p, c - p * stride) for p in range(PIXELS) if 0 <= c - p * stride < 3),
+                                     reverse=True)) for kh, c in remaining]
+        kh, c, feeds = next((x for x in candidates if any(p != last for p, _ in x[2])), candidates[0])
+        while feeds[0][0] == last and len(feeds) > 1:
+            feeds = feeds[1:] + feeds[:1]
+        remaining.remove((kh, c))
+        order.append(Load(kh, c, tuple(feeds)))
+        last = feeds[-1][0]
+    return order
 
 
 @dataclass(frozen=True)
@@ -53,114 +93,182 @@ class DepthwiseKernel:
         return kernel_source(self)
 
 
+class _Requests:
+    """The TMU requests of one row, in load order across iterations: load n of an iteration goes to
+    TMU n % 2, at most TMU_DEPTH outstanding on each."""
+
+    def __init__(self, order: list[Load], stride: int):
+        self.order, self.stride = order, stride
+        self.outstanding: deque[tuple[int, int]] = deque()    # (iteration, load) requested, not popped
+        self.next = (0, 0)
+
+    def tmu(self, n: int) -> int:
+        return n % 2
+
+    def issue(self, last_iteration: int) -> list[str]:
+        """Requests while a TMU slot is free, up to the end of iteration `last_iteration`."""
+        lines = []
+        while self.next[0] <= last_iteration:
+            iteration, n = self.next
+            tmu = self.tmu(n)
+            if sum(self.tmu(m) == tmu for _, m in self.outstanding) >= TMU_DEPTH:
+                break
+            load = self.order[n]
+            column = load.column + iteration * PIXELS * self.stride
+            lines.append(f"add t{tmu}s, {RA_ROW[load.row]}, {rb_column(column)}")
+            self.outstanding.append(self.next)
+            self.next = (iteration, n + 1) if n + 1 < len(self.order) else (iteration + 1, 0)
+        return lines
+
+    def pop(self, n: int) -> str:
+        assert self.outstanding.popleft() == (0, n), "a load is popped before it is requested"
+        return f"ldtmu{self.tmu(n)}"
+
+    def next_iteration(self) -> None:
+        """Renumber: the next iteration's requests become this one's."""
+        assert all(i == 1 for i, _ in self.outstanding) and self.next[0] == 1
+        self.outstanding = deque((0, n) for _, n in self.outstanding)
+        self.next = (0, self.next[1])
+
+
+def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool) -> list[str]:
+    """One iteration: load 0 already popped into r4; the products, ReLU6, the VPM writes and the
+    VDW store. With `more` it also requests the next iteration's first loads."""
+    lines: list[str] = []
+    started: set[int] = set()
+    pending = written = None                  # the pixel whose product is in r1; whose sum was just written
+    for n, load in enumerate(order):
+        for j, (p, kw) in enumerate(load.products):
+            add = "nop"
+            if pending is not None:
+                if written == pending:
+                    lines.append("nop")
+                add = (f"fadd {RA_SUM[pending]}, {RA_SUM[pending]}, r1" if pending in started
+                       else f"fadd {RA_SUM[pending]}, r1, {RA_BIAS}")
+                started.add(pending)
+            pop = f"; {requests.pop(n + 1)}" if j + 1 == len(load.products) and n + 1 < len(order) else ""
+            lines.append(f"{add}; fmul r1, r4, {RB_WEIGHT[3 * load.row + kw]}{pop}")
+            written, pending = pending, p
+        issued = requests.issue(1 if more else 0)
+        lines += issued
+        if issued:
+            written = None
+    if written == pending:
+        lines.append("nop")
+    lines.append(f"fadd {RA_SUM[pending]}, {RA_SUM[pending]}, r1")
+    lines += ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
+    for p in range(PIXELS):
+        lines += [f"fmax r2, {RA_SUM[p]}, 0", "fmin vpm, r2, r3"] if cfg.relu6 else [f"mov vpm, {RA_SUM[p]}"]
+    lines += [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}",
+              f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
+    return lines
+
+
 def kernel_source(cfg: DepthwiseKernel) -> str:
-    """Uniforms: input row bytes, C * 4, input pixel step (stride * C * 4), iterations per row, the
-    VDW stride (C * 4 - 64), input and output steps per iteration, input step per output row, the
-    output's gap between rows, then the task table (tasks.py). A task: [address of the top-left
-    input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 * group, bias + 64 *
-    group, output row address + 64 * group, output rows]."""
+    """Uniforms: input row bytes, input pixel bytes, iterations per row - 1, the VDW stride (output
+    pixel bytes - 64), the input and output steps per iteration, the input step per output row of a
+    task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
+    of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
+    group, bias + 64 * group, output row address + 64 * group, output rows]."""
+    order = load_order(cfg.stride)
+    columns = window_columns(cfg.stride) + PIXELS * cfg.stride
     lines: list[str] = []
     emit = lines.append
     emit(f"""
-        mov {RB_ROW_BYTES}, unif
-        mov {RB_CHANNEL_BYTES}, unif
-        mov {RB_PIXEL_BYTES}, unif
-        mov {RB_ITERATIONS}, unif
-        mov {RB_VDW_STRIDE}, unif
-        mov {RA_STEP}, unif
+        mov {RA_ROW_BYTES}, unif
+        mov {RA_PIXEL_BYTES}, unif
+        mov {RA_ITERATIONS}, unif
+        mov {RA_VDW_STRIDE}, unif
+        mov {RB_STEP}, unif
         mov {RB_OUT_STEP}, unif
-        mov {RB_ROW_STEP}, unif
-        mov {RB_OUT_GAP}, unif""")
+        mov {RA_ROW_STEP}, unif
+        mov {RA_OUT_GAP}, unif""")
     emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {PIXELS * VPM_ROW}
         mul24 r2, r1, r0
         mov r0, {vpm_setup(0, 1, h32(0))}"""))
-    emit(f"""        add {RB_VPM_SETUP}, r0, r2
+    emit(f"""        add {RA_VPM_SETUP}, r0, r2
         mov r0, {PIXELS * VDW_ROW}
         mul24 r2, r1, r0
         mov r0, {vdw_setup_0(PIXELS, 16, dma_h32(0, 0))}
-        add {RB_VDW_SETUP}, r0, r2
+        add {RA_VDW_SETUP}, r0, r2
         mov r0, vdw_setup_1(0)
-        add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
-        mov r3, 6.0
+        add {RA_VDW_STRIDE}, {RA_VDW_STRIDE}, r0
+        mov r0, {RA_PIXEL_BYTES}
+        mov r1, 0""")
+    for c in range(columns):                                          # the column offsets c * pixel bytes
+        emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
+    emit(f"""        mov r3, 6.0
 :task
         mov unif_addr, {RA_TASK_POINTER}
         shl r2, elem_num, 2
         mov r0, 8
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
-        mov {RA_X}, unif
+        mov {RA_ROW_START}, unif
         mov {RA_W}, unif
         add t0s, unif, r2
         mov {RA_OUT}, unif
         mov {RA_ROWS}, unif
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
         mov r0, 4
-        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0""")
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
+        mov r0, {RA_PIXEL_BYTES}""")
     # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1, four in flight; the
     # bias, requested above by TMU0.
     emit(f"        add r1, {RA_W}, r2")
     for t in range(TAPS):
         if t:
-            emit(f"        add r1, r1, {RB_CHANNEL_BYTES}")
+            emit("        add r1, r1, r0")
         emit("        mov t1s, r1")
         if t >= 3:
             emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t - 3]}, r4")
     for t in range(TAPS - 3, TAPS):
         emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t]}, r4")
-    emit(f"        nop; ldtmu0\n        mov {RB_BIAS}, r4")
-    # Tap bases: x + kh * row bytes + kw * C * 4 + 4 * lane.
-    emit(f"        add r1, {RA_X}, r2")
-    for t in range(TAPS):
-        kh, kw = divmod(t, 3)
-        if kw == 0 and kh > 0:
-            emit(f"        add r1, r0, {RB_ROW_BYTES}")
-        if kw == 0:
-            emit("        mov r0, r1")
-        else:
-            emit(f"        add r1, r1, {RB_CHANNEL_BYTES}")
-        emit(f"        mov {RA_BASE[t]}, r1")
-    emit(":row")
-    for p in range(PIXELS):                                            # column offsets of the 4 pixels
-        emit(f"        mov r1, {p}\n        mul24 {RB_COLUMN[p]}, r1, {RB_PIXEL_BYTES}")
-    emit(f"""        mov {RA_COUNT}, {RB_ITERATIONS}
-:pixels
-        mov -, vw_wait
-        sub.setf {RA_COUNT}, {RA_COUNT}, 1
-        mov vw_setup, {RB_VPM_SETUP}""")
-    loads = [(p, t) for p in range(PIXELS) for t in range(TAPS)]      # load n on TMU n % 2
-
-    def request(n: int) -> str:
-        p, t = loads[n]
-        return f"add t{n % 2}s, {RA_BASE[t]}, {RB_COLUMN[p]}"
-    for n in range(AHEAD):
-        emit(f"        {request(n)}")
-    # Load n: one instruction multiplies it (popped into r4 by the one before) and adds the previous
-    # product, another requests load n + AHEAD (a TMU write and an ldtmu never share one, rule 14).
-    body = [f"mov r0, {RB_BIAS}; nop; ldtmu0"]
-    for n, (p, t) in enumerate(loads):
-        add = "fadd r0, r0, r1" if t else "nop"
-        pop = f"; ldtmu{(n + 1) % 2}" if n + 1 < len(loads) else ""
-        body.append(f"{add}; fmul r1, r4, {RB_WEIGHT[t]}{pop}")
-        if n + AHEAD < len(loads):
-            body.append(request(n + AHEAD))
-        if t == TAPS - 1:
-            body.append("fadd r0, r0, r1")
-            body += ["fmax r0, r0, 0", "fmin vpm, r0, r3"] if cfg.relu6 else ["mov vpm, r0"]
-            if p + 1 < PIXELS:
-                body.append(f"mov r0, {RB_BIAS}")
-    body += [f"add {RB_COLUMN[p]}, {RB_COLUMN[p]}, {RA_STEP}" for p in range(PIXELS)]
-    body += [f"mov vw_setup, {RB_VDW_SETUP}", f"mov vw_setup, {RB_VDW_STRIDE}",
-             f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
-    body.insert(len(body) - 3, "brr.anynz -, r:pixels")
+    emit(f"""        nop; ldtmu0
+        mov {RA_BIAS}, r4
+        mov r1, {RA_ROW_START}
+        add {RA_ROW_START}, r1, r2
+:row
+        mov r0, {RA_ROW_BYTES}
+        mov r1, {RA_ROW_START}
+        add r1, r1, r0; mov {RA_ROW[0]}, r1
+        add r1, r1, r0; mov {RA_ROW[1]}, r1
+        mov {RA_ROW[2]}, r1
+        mov.setf {RA_COUNT}, {RA_ITERATIONS}""")
+    # The row's first requests; then the loop over all iterations but the last, which also requests
+    # the next iteration's first loads, and the last.
+    requests = _Requests(order, cfg.stride)
+    first = requests.issue(0)
+    ahead = len(first)
+    prologue = first[:-2] + ["brr.allz -, r:last"] + first[-2:] + [f"nop; {requests.pop(0)}"]
+    lines += [f"        {line}" for line in prologue]
+    emit(":pixels")
+    requests = _Requests(order, cfg.stride)
+    requests.issue(0)
+    requests.pop(0)
+    body = _body(cfg, order, requests, True)
+    requests.next_iteration()
+    assert len(requests.outstanding) == ahead, "the loop must leave the requests as the row's start does"
+    rows = [f"add {RA_ROW[kh]}, {RA_ROW[kh]}, {RB_STEP}" for kh in range(3)]
+    body += [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1", "brr.anynz -, r:pixels", rows[0], rows[1],
+             f"{rows[2]}; nop; {requests.pop(0)}"]
     lines += [f"        {line}" for line in body]
-    # The task's next output row: the taps move down, the output skips the rows of other tasks.
-    emit(f"        sub.setf {RA_ROWS}, {RA_ROWS}, 1")
-    emit(f"        add {RA_OUT}, {RA_OUT}, {RB_OUT_GAP}")
-    for t in range(TAPS - 3):
-        emit(f"        add {RA_BASE[t]}, {RA_BASE[t]}, {RB_ROW_STEP}")
-    emit("        brr.anynz -, r:row")
-    for t in range(TAPS - 3, TAPS):
-        emit(f"        add {RA_BASE[t]}, {RA_BASE[t]}, {RB_ROW_STEP}")
-    emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
+    emit(":last")
+    requests = _Requests(order, cfg.stride)
+    requests.issue(0)
+    requests.pop(0)
+    lines += [f"        {line}" for line in _body(cfg, order, requests, False)]
+    assert not requests.outstanding
+    # The task's next output row: the window moves down F rows, the output skips the rows of other
+    # tasks.
+    emit(f"""        sub.setf {RA_ROWS}, {RA_ROWS}, 1
+        mov r0, {RA_ROW_STEP}
+        add {RA_ROW_START}, {RA_ROW_START}, r0
+        mov r0, {RA_OUT_GAP}
+        brr.anynz -, r:row
+        add {RA_OUT}, {RA_OUT}, r0
+        nop
+        nop
+        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:task
         nop
         nop
@@ -233,20 +341,18 @@ class DepthwisePlan:
         return max(self.width + self.padding[2] + self.padding[3], (self.w_pad - 1) * self.stride + 3)
 
     def interleave(self, qpus: int) -> int:
-        """F: a task takes every F-th output row of one channel group, so that the QPUs working at
-        the same time take neighbouring rows (which share input lines in the L2) while each loads
-        its weights once per task; F gives about TASKS_PER_QPU tasks per QPU."""
-        groups = self.c_pad // LANES
-        return max(1, min(self.out_h, -(-TASKS_PER_QPU * qpus // groups)))
+        """F: a task takes every F-th output row of one channel group. F = the QPU count spreads a
+        group's rows over all QPUs, so that they work on neighbouring rows at the same time (their
+        windows share input lines in the L2); dealing by cost (task_cost) balances the rest."""
+        return max(1, min(self.out_h, qpus))
 
     def constants(self, y_row_bytes: int, qpus: int = MAX_QPUS, out_pitch: int | None = None) -> list[int]:
         """The uniforms before the task table, for output rows y_row_bytes apart and output pixels
         out_pitch floats apart (c_pad by default)."""
         row_bytes, pitch_bytes, every = self.in_w * self.pitch * 4, self.pitch * 4, self.interleave(qpus)
         out_bytes = 4 * (out_pitch or self.c_pad)
-        return [row_bytes, pitch_bytes, self.stride * pitch_bytes, self.w_pad // PIXELS, out_bytes - 64,
-                PIXELS * self.stride * pitch_bytes, PIXELS * out_bytes, every * self.stride * row_bytes,
-                every * y_row_bytes - self.w_pad * out_bytes]
+        return [row_bytes, pitch_bytes, self.w_pad // PIXELS - 1, out_bytes - 64, PIXELS * self.stride * pitch_bytes,
+                PIXELS * out_bytes, every * self.stride * row_bytes, every * y_row_bytes - self.w_pad * out_bytes]
 
     def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int, qpus: int = MAX_QPUS) -> list[list[int]]:
         """[first input row, weights, bias, first output row, rows] of each task: x is the padded
@@ -255,6 +361,11 @@ class DepthwisePlan:
         return [[x + first * self.stride * row_bytes + 64 * g, w + 64 * g, bias + 64 * g,
                  y + first * y_row_bytes + 64 * g, len(range(first, self.out_h, every))]
                 for g in range(groups) for first in range(every)]
+
+    def task_cost(self, task: list[int]) -> float:
+        """A task's work in loop iterations, for dealing: each row also waits for its first loads
+        about as long as an iteration takes, each task for its weights about twice that."""
+        return task[4] * (self.w_pad // PIXELS + 1) + 2
 
     def pad_input(self, x: np.ndarray) -> np.ndarray:
         top, _, left, _ = self.padding
@@ -290,8 +401,8 @@ def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Pad
         items = plan.tasks(x_gpu.address, w_gpu.address, b_gpu.address, y_gpu.address, y_row_bytes, n_qpus)
         code = drv.program(kernel_program(DepthwiseKernel(stride, relu6)))
         blocks.append(code)
-        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, plan.constants(y_row_bytes, n_qpus), False,
-                           blocks)
+        report = run_tasks(drv, code, deal(items, n_qpus, plan.task_cost), TASK_WORDS,
+                           plan.constants(y_row_bytes, n_qpus), False, blocks)
         result = np.array(y_gpu[:, :plan.out_w, :plan.channels])
     finally:
         free_all(drv, blocks)

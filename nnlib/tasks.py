@@ -63,10 +63,19 @@ def run_tasks(drv, code, lists: list[list[list[int]]], words: int, constants: li
     return drv.execute(code, uniforms, n_qpus=len(lists), timeout=10.0)
 
 
-def deal(items: list, programs: int) -> list[list]:
-    """Items round-robin over at most `programs` programs (fewer when there are fewer items)."""
+def deal(items: list, programs: int, cost=None) -> list[list]:
+    """Items over at most `programs` programs (fewer when there are fewer items), in order, each to
+    the program with the least work so far (by `cost(item)`; round-robin when all cost the same)."""
     count = max(1, min(programs, len(items)))
-    return [items[q::count] for q in range(count)]
+    if cost is None:
+        return [items[q::count] for q in range(count)]
+    lists: list[list] = [[] for _ in range(count)]
+    work = [0.0] * count
+    for item in items:
+        q = min(range(count), key=work.__getitem__)
+        lists[q].append(item)
+        work[q] += cost(item)
+    return lists
 
 
 def free_all(drv, blocks: list) -> None:

@@ -38,11 +38,11 @@ def depthwise_pair(drv, x, w1, b1, w2, b2, blocks):
         chain.Segment(depthwise.DepthwiseKernel(1, True).source(),
                       first.constants(row_bytes, out_pitch=second.pitch),
                       first.tasks(x_gpu.address, w1_gpu.address, b1_gpu.address, inside, row_bytes),
-                      depthwise.TASK_WORDS),
+                      depthwise.TASK_WORDS, first.task_cost),
         chain.Segment(depthwise.DepthwiseKernel(2, True).source(),
                       second.constants(second.w_pad * second.c_pad * 4),
                       second.tasks(mid.address, w2_gpu.address, b2_gpu.address, y_gpu.address,
-                                   second.w_pad * second.c_pad * 4), depthwise.TASK_WORDS)]
+                                   second.w_pad * second.c_pad * 4), depthwise.TASK_WORDS, second.task_cost)]
     return segments, y_gpu, second
 
 

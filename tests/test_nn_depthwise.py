@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from driver import Driver
-from nnlib.depthwise import conv_depthwise
+from nnlib.depthwise import PIXELS, conv_depthwise, load_order, window_columns
+from nnlib.tasks import deal
 
 from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
 
@@ -46,3 +47,33 @@ def test_bad_arguments(drv):
         conv_depthwise(drv, rand(4, 4, 3), rand(3, 3, 4))
     with pytest.raises(ValueError, match="stride 3"):
         conv_depthwise(drv, rand(4, 4, 3), rand(3, 3, 3), stride=3)
+
+
+@pytest.mark.parametrize("h, w, c, stride, qpus", [(10, 23, 40, 1, 3), (13, 30, 24, 2, 1), (16, 16, 32, 1, 12)])
+def test_long_rows_on_few_qpus(drv, h, w, c, stride, qpus):
+    """Rows of several iterations (the loop that requests the next iteration's loads) and tasks of
+    several rows."""
+    x, wt, bias = rand(h, w, c), rand(3, 3, c), rand(c)
+    y, report = conv_depthwise(drv, x, wt, bias, stride, "same", relu6=False, n_qpus=qpus)
+    assert_within_bound(y, x, wt, bias, stride, "same", False)
+    assert len(report.per_qpu) == qpus
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_load_order_feeds_every_product_once(stride):
+    """Every (pixel, tap) product of an iteration comes from exactly one load, and no two products
+    in a row add to the same sum (rule 1: a regfile write is not readable by the next instruction)."""
+    order = load_order(stride)
+    products = [(p, 3 * load.row + kw) for load in order for p, kw in load.products]
+    assert sorted(products) == [(p, t) for p in range(PIXELS) for t in range(9)]
+    for load in order:
+        for p, kw in load.products:
+            assert load.column == p * stride + kw
+    assert len({(load.row, load.column) for load in order}) == len(order) == 3 * window_columns(stride)
+
+
+def test_deal_balances_by_cost():
+    items = [[5], [1], [1], [1], [1], [1]]
+    lists = deal(items, 2, cost=lambda item: item[0])
+    assert lists == [[[5]], [[1]] * 5]
+    assert deal(items, 4) == [items[0::4], items[1::4], items[2::4], items[3::4]]
