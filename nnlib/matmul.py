@@ -18,8 +18,13 @@ Memory traffic decides the rest (performance.md §4: SDRAM is far slower than th
   (16a, 16b, semantics.md §5.2) turns each half into float32 as the fmul reads it, so one TMU load
   feeds two accumulators and B's traffic halves.
 
-Bias (one per column) and ReLU6 are fused into the store, which goes through each QPU's own VPM rows
-and VDW DMA stores, which no TMU of this run has cached.
+The bias (one per column) is where a tile's accumulators start; ReLU6 is fused into the store, which
+goes through each QPU's own VPM rows and VDW DMA stores, which no TMU of this run has cached. One VDW
+engine serves all 12 QPUs, and stores issued by all of them at the end of every tile queue for it
+while the QPUs wait: so, with tiles of up to 24 accumulators, two sets take turns (`overlap`): one
+computes a tile while the other, the tile before, goes out a chunk at a time between the phases of
+the k-loop. Larger tiles (up to 50 accumulators, which small M with large K and N needs so that B
+is read once) store at the tile's end.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from .tasks import EPILOGUE, free_all, run_tasks, table_prologue
 LANES = 16
 MAX_QPUS = 12
 QPUS_PER_SLICE = 4
-ACCUMULATORS = [f"r{f}{j}" for j in range(25) for f in "ab"]    # ra0, rb0, ra1, ...: pairs init together
-MAX_ACCUMULATORS = len(ACCUMULATORS)
+ACCUMULATORS = [f"r{f}{j}" for j in range(25) for f in "ab"]    # ra0, rb0, ra1, ...: pairs move together
+MAX_SLOTS = 24                            # per set when two sets take turns (ra24, rb24 then hold ReLU6's bounds)
 LINE_BYTES = 64
 A_PREFETCH_BYTES = LANES * LINE_BYTES     # one TMU1 request touches 16 lines
 UNIFORMS_CACHE_BYTES = 4096               # per slice (semantics.md §8.6: VC4C's emulator models 4 KB)
@@ -53,32 +58,45 @@ GRIDS = ((3, 4), (1, 12))
 # 62 % vs 72 %, modeled 14 % cheaper). So a multi-row grid must be modeled 20 % cheaper to be chosen.
 MULTI_ROW_GRID_HANDICAP = 1.2
 
-STORE_ROWS = 4                            # VPM rows of each QPU's own store buffer: rows 4q..4q+3
-# Registers besides the accumulators (ra0..ra24, rb0..rb24).
-RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_BIAS = (f"ra{j}" for j in range(25, 32))
-RB_CHUNK_BYTES, RB_A_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
+# Each QPU owns STORE_ROWS rows of the VPM's 64 (semantics.md §8.3): 12 x 5 = 60. Every VDW store
+# costs the engine its latency, so the largest chunk that fits is the cheapest per row.
+STORE_ROWS = 5
+# Registers besides the accumulators (ra0..ra24, rb0..rb24). With two sets, ReLU6's bounds for values in
+# either regfile are in ra24 and rb24 (r1..r3 are the k-loop's); with one, in r1 and r2 at the tile's end.
+RA_ZERO, RB_SIX = "ra24", "rb24"
+RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
+RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
 # What one VPM row adds to a generic setup and to a VDW setup (from the assembler's builtins).
 VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
 VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 
 
+def chunk_count(rows: int) -> int:
+    """VDW stores per tile column half: one of the tile's first rows % STORE_ROWS (or STORE_ROWS)
+    rows, then full ones."""
+    return -(-rows // STORE_ROWS)
+
+
 @dataclass(frozen=True)
 class GemmKernel:
     """What one compiled variant bakes in."""
 
-    rows: int = 32                   # rows of C per tile
+    rows: int = 20                   # rows of C per tile
     unroll: int = 8                  # k-steps per loop iteration
     prefetch: int = 4                # B rows requested ahead (at most 4 in flight, semantics.md §8.2)
     halves: int = 1                  # 2: float16 B, two 16-column halves per word
     bias: bool = False
     relu6: bool = False
+    overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
             raise ValueError("halves: 1 (float32 B) or 2 (float16 B)")
-        if not 1 <= self.rows * self.halves <= MAX_ACCUMULATORS or self.rows > 64:
-            raise ValueError(f"rows={self.rows}: 1 to {MAX_ACCUMULATORS // self.halves} with halves={self.halves}")
+        most = MAX_SLOTS if self.overlap else len(ACCUMULATORS)
+        if not 1 <= self.rows * self.halves <= most:
+            raise ValueError(f"rows={self.rows}: 1 to {most // self.halves} with halves={self.halves}, "
+                             f"overlap={self.overlap}")
         if not 1 <= self.unroll or self.step_bytes > A_PREFETCH_BYTES:
             raise ValueError(f"unroll={self.unroll}: one iteration must read at most {A_PREFETCH_BYTES} bytes of A")
         if not 1 <= self.prefetch <= 4:
@@ -86,13 +104,18 @@ class GemmKernel:
 
     @property
     def slots(self) -> int:
-        """Accumulators, and uniforms read per k-step."""
+        """Accumulators of one set, and uniforms read per k-step."""
         return self.rows * self.halves
 
     @property
     def step_bytes(self) -> int:
         """Bytes of the A pack one loop iteration reads."""
         return 4 * self.slots * self.unroll
+
+    @property
+    def phases(self) -> int:
+        """The k-loop runs in this many equal phases, the previous tile's chunk stores between them."""
+        return chunk_count(self.rows) if self.overlap else 1
 
     def source(self) -> str:
         return kernel_source(self)
@@ -103,19 +126,26 @@ def max_unroll(slots: int) -> int:
 
 
 def kernel_source(cfg: GemmKernel) -> str:
-    """The kernel as QPU assembly. Uniforms: bytes of a tile's A pack, B row stride (bytes), C row stride - 64,
-    the bytes of STORE_ROWS rows of C, then the task table (tasks.py). A task is [A pack address, B address
-    (row 0, first column), C address, bias address, the next task's A pack address], the last one
-    to bring that tile's first lines into the L2 (TMU1) while this one runs."""
+    """The kernel as QPU assembly. Uniforms: bytes of A one k-loop phase reads, B row stride (bytes), C row
+    stride - 64, the bytes of STORE_ROWS rows of C, a scratch area of `rows` rows of C (where the
+    first tile's stores of the idle set go), then the task table (tasks.py). A task is [A pack
+    address, B address (row 0, first column), C address, bias address, the next task's A pack
+    address], the last to bring that tile's first lines into the L2 (TMU1) while this one runs.
+
+    Set A computes a tile while set B, the tile before, goes out chunk by chunk between the k-loop's
+    phases, so that the stores of all QPUs spread over the computation instead of queueing for the
+    one VDW engine at the end of every tile; at the tile's end set A moves to set B."""
     s, lines = cfg.slots, []
     emit = lines.append
     acc = ACCUMULATORS[:s]
+    idle = ACCUMULATORS[s:2 * s] if cfg.overlap else acc
     unpack = [""] if cfg.halves == 1 else [".16a", ".16b"]
     emit(f"""
-        mov {RB_A_BYTES}, unif
+        mov {RB_PHASE_BYTES}, unif
         mov {RB_B_STRIDE}, unif
         mov {RB_VDW_STRIDE}, unif
-        mov {RB_CHUNK_BYTES}, unif""")
+        mov {RB_CHUNK_BYTES}, unif
+        mov {RA_C_CHUNK}, unif""")
     emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, vdw_setup_1(0)
         add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
         mov r0, {STORE_ROWS * VPM_ROW}
@@ -123,7 +153,12 @@ def kernel_source(cfg: GemmKernel) -> str:
     emit(f"""        mov r0, {STORE_ROWS * VDW_ROW}
         mul24 {RB_VDW_BASE}, r1, r0
         mov {RB_A_STEP}, {cfg.step_bytes}
-:task
+""")
+    if cfg.overlap:
+        emit(f"        mov {RA_ZERO}, 0\n        mov {RB_SIX}, 6.0")
+    for j in range(0, s if cfg.overlap else 0, 2):     # the idle set's first stores go to the scratch rows
+        emit("        " + "; ".join(f"mov {a}, 0" for a in idle[j:j + 2]))
+    emit(f""":task
         mov unif_addr, {RA_TASK_POINTER}
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 8
         shl r1, elem_num, 6
@@ -131,7 +166,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         mov r0, unif
         mov r3, unif
         mov {RA_C}, unif
-        mov {RA_BIAS}, unif
+        mov r2, unif
         add t1s, unif, r1
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 4
         mov unif_addr, r0
@@ -139,15 +174,34 @@ def kernel_source(cfg: GemmKernel) -> str:
         add r0, r0, r1
         add {RA_A_PREFETCH}, r0, {RB_A_STEP}
         shl r0, elem_num, 2
-        mov r2, {RB_B_STRIDE}
-        add r3, r3, r0
-        mov {RA_COUNT}, {RB_A_BYTES}""")
+        add r3, r3, r0""")
+    # Set A starts from the bias (one vector per column half) or zero.
+    if cfg.bias:
+        emit("        add t0s, r2, r0")
+        if cfg.halves == 2:
+            emit(f"""        mov r1, {4 * LANES}
+        add r2, r2, r1
+        add t0s, r2, r0
+        nop; ldtmu0
+        mov r0, r4
+        nop; ldtmu0""")
+        else:
+            emit("        nop; ldtmu0\n        mov r0, r4")
+        start = ["r0", "r4"]
+    else:
+        start = ["0", "0"]
     for j in range(0, s, 2):                                   # ra{j} and rb{j} in one instruction
-        emit("        " + "; ".join(f"mov {a}, 0" for a in acc[j:j + 2]))
+        emit("        " + "; ".join(f"mov {a}, {start[n]}" for n, a in enumerate(acc[j:j + 2])))
+    emit(f"        mov r2, {RB_B_STRIDE}")
     for _ in range(cfg.prefetch):
         emit("        add r3, r3, r2; mov t0s, r3")
-    emit("        mov r1, 0\n:kloop")
-    # The count is in bytes of the A pack left (a register operand: a small immediate and a signal
+    if cfg.overlap:
+        _emit_first_chunk(emit, cfg, idle)
+    emit(f"""        mov {RA_COUNT}, {RB_PHASE_BYTES}
+        mov r1, 0
+        mov {RA_PHASES}, {cfg.phases}
+:kloop""")
+    # The count is in bytes of the A phase left (a register operand: a small immediate and a signal
     # share one field); r4 <- B row k.
     body = [f"sub.setf {RA_COUNT}, {RA_COUNT}, {RB_A_STEP}; nop; ldtmu0",
             f"add {RA_A_PREFETCH}, {RA_A_PREFETCH}, {RB_A_STEP}; mov t1s, {RA_A_PREFETCH}"]
@@ -160,58 +214,101 @@ def kernel_source(cfg: GemmKernel) -> str:
             body.append(f"fadd {previous}, {previous}, r1; fmul r1, unif, r4{unpack[j % cfg.halves]}{signal}")
     body.insert(len(body) - 3, "brr.anynz -, r:kloop")                  # the last 3 are its delay slots
     lines += [f"        {line}" for line in body]
+    # Between phases (the last product still in r1) one full chunk of the idle set goes out.
+    emit(f"""        sub.setf {RA_PHASES}, {RA_PHASES}, 1
+        brr.allz -, r:tile_end
+        nop
+        nop
+        nop""")
+    _emit_chunk(emit, cfg, idle, 0, STORE_ROWS)
+    emit(f"        add {RA_C_CHUNK}, {RA_C_CHUNK}, {RB_CHUNK_BYTES}")
+    # The idle set's rows move up by the chunk, so that the next chunk is in the same registers.
+    halves = _halves(cfg, idle)
+    moves = [(values[i], values[i + STORE_ROWS]) for i in range(cfg.rows - STORE_ROWS) for values in halves]
+    for pair in _pairs(moves):
+        emit("        " + "; ".join(f"mov {dst}, {src}" for dst, src in pair))
+    emit(f"""        brr -, r:kloop
+        mov {RA_COUNT}, {RB_PHASE_BYTES}
+        nop
+        nop
+:tile_end""")
     emit(f"        fadd {acc[-1]}, {acc[-1]}, r1")                         # the last product
     for _ in range(cfg.prefetch):
         emit("        nop; ldtmu0")                                        # the rows beyond K
     for _ in range(A_REQUESTS_AHEAD):
         emit("        nop; ldtmu1")                                        # the next tile's A, and beyond
-    for half in range(cfg.halves):
-        _emit_store(emit, cfg, acc[half::cfg.halves], half)
-    # No wait for the last store here: it runs on while the next tile computes (the next store
-    # waits for it before reusing the VPM rows, the epilogue before the program ends).
+    if cfg.overlap:
+        for j in range(0, s, 2):                                           # set A -> set B
+            emit("        " + "; ".join(f"mov {b}, {a}" for a, b in zip(acc[j:j + 2], idle[j:j + 2], strict=True)))
+    emit(f"        mov {RA_C_CHUNK}, {RA_C}")
+    if not cfg.overlap:
+        if cfg.relu6:
+            emit("        mov r1, 0\n        mov r2, 6.0")
+        _emit_all_chunks(emit, cfg, acc)
     emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:task
         nop
         nop
-        nop
-""")
+        nop""")
+    if cfg.overlap:
+        _emit_all_chunks(emit, cfg, idle)                                  # the last tile
     emit(EPILOGUE)
     return "\n".join(lines)
 
 
-def _emit_store(emit, cfg: GemmKernel, accumulators: list[str], half: int) -> None:
-    """Bias, ReLU6 and the store of one column half of a tile, STORE_ROWS rows at a time through
-    this QPU's own VPM rows (no mutex: the QPUs stay in step, which their shared uniform and L2
-    lines need) and a VDW store each, waiting for the previous one before reusing the rows."""
-    if cfg.bias:
-        emit(f"""        shl r0, elem_num, 2
-        mov r1, {4 * LANES * half}
-        add r0, r0, r1
-        add t0s, {RA_BIAS}, r0
-        nop; ldtmu0
-        mov r2, r4""")
-    if cfg.relu6:
-        emit("        mov r3, 6.0")
-    emit(f"""        mov r1, {4 * LANES * half}
-        add {RA_C_CHUNK}, {RA_C}, r1""")
-    for first in range(0, len(accumulators), STORE_ROWS):
-        chunk = accumulators[first:first + STORE_ROWS]
+def _halves(cfg: GemmKernel, values: list[str]) -> list[list[str]]:
+    """A set's accumulators by column half, in row order."""
+    return [values[h::cfg.halves] for h in range(cfg.halves)]
+
+
+def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int, offset: int = 0) -> None:
+    """ReLU6 (the bias is in already) and the VDW store of rows start..start + count - 1 of a set,
+    each column half through this QPU's own VPM rows, waiting for its previous store before reusing
+    them; to RA_C_CHUNK + offset chunks. Only r0 changes besides: the k-loop's r1..r4 stay."""
+    for h, column_half in enumerate(_halves(cfg, values)):
         emit(f"""        mov -, vw_wait
-        mov r1, {vpm_setup(0, 1, h32(0))}
-        add vw_setup, r1, {RB_VPM_BASE}""")
-        for value in chunk:
-            if cfg.bias:
-                emit(f"        fadd r0, {value}, r2")
-                value = "r0"
+        mov r0, {vpm_setup(0, 1, h32(0))}
+        add vw_setup, r0, {RB_VPM_BASE}""")
+        for value in column_half[start:start + count]:
             if cfg.relu6:
-                emit(f"        fmax r0, {value}, 0")
-                emit("        fmin vpm, r0, r3")
+                zero, six = (RA_ZERO, RB_SIX) if cfg.overlap else ("r1", "r2")
+                zero = "0" if value.startswith("ra") else zero            # a small immediate takes B's port
+                emit(f"        fmax r0, {value}, {zero}")
+                emit(f"        fmin vpm, r0, {six}")
             else:
                 emit(f"        mov vpm, {value}")
-        emit(f"""        mov r1, {vdw_setup_0(len(chunk), 16, dma_h32(0, 0))}
-        add vw_setup, r1, {RB_VDW_BASE}
-        mov vw_setup, {RB_VDW_STRIDE}
-        add {RA_C_CHUNK}, {RA_C_CHUNK}, {RB_CHUNK_BYTES}; mov vw_addr, {RA_C_CHUNK}""")
+        address = [f"mov r0, {4 * LANES}", f"add r0, r0, {RA_C_CHUNK}"] if h else [f"mov r0, {RA_C_CHUNK}"]
+        address += [f"add r0, r0, {RB_CHUNK_BYTES}"] * offset
+        emit(f"""        mov r0, {vdw_setup_0(count, 16, dma_h32(0, 0))}
+        add vw_setup, r0, {RB_VDW_BASE}
+        mov vw_setup, {RB_VDW_STRIDE}""")
+        emit("\n".join(f"        {line}" for line in address + ["mov vw_addr, r0"]))
+
+
+def _emit_first_chunk(emit, cfg: GemmKernel, values: list[str]) -> None:
+    """A tile's first chunk: its last rows (rows % STORE_ROWS of them, or STORE_ROWS), so that the
+    full chunks that follow start at row 0."""
+    full = chunk_count(cfg.rows) - 1
+    _emit_chunk(emit, cfg, values, STORE_ROWS * full, cfg.rows - STORE_ROWS * full, full)
+
+
+def _emit_all_chunks(emit, cfg: GemmKernel, values: list[str]) -> None:
+    """All of a tile's stores, straight-line, from RA_C_CHUNK (which advances)."""
+    _emit_first_chunk(emit, cfg, values)
+    for first in range(0, STORE_ROWS * (chunk_count(cfg.rows) - 1), STORE_ROWS):
+        _emit_chunk(emit, cfg, values, first, STORE_ROWS)
+        emit(f"        add {RA_C_CHUNK}, {RA_C_CHUNK}, {RB_CHUNK_BYTES}")
+
+
+def _pairs(moves: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The moves in order, two per instruction where one reads and writes regfile A and the other B."""
+    out: list[list[tuple[str, str]]] = []
+    for move in moves:
+        if out and len(out[-1]) == 1 and out[-1][0][1][:2] != move[1][:2] and out[-1][0][0][:2] != move[0][:2]:
+            out[-1].append(move)
+        else:
+            out.append([move])
+    return out
 
 
 _PROGRAMS: dict[GemmKernel, qpuasm.Program] = {}
@@ -235,6 +332,7 @@ class GemmPlan:
     halves: int = 1
     grid: tuple[int, int] | None = None      # (QPU rows, QPU columns), or None: tiles dealt round-robin
     qpus: int = MAX_QPUS
+    overlap: bool = True                     # stores of a tile during the next (GemmKernel.overlap)
 
     @property
     def strip(self) -> int:
@@ -249,8 +347,14 @@ class GemmPlan:
         return -(-self.n // self.strip) * self.strip
 
     @property
+    def phases(self) -> int:
+        return chunk_count(self.rows) if self.overlap else 1
+
+    @property
     def k_pad(self) -> int:
-        return -(-self.k // self.unroll) * self.unroll
+        """K padded to whole loop iterations in every phase of the k-loop."""
+        step = self.unroll * self.phases
+        return -(-self.k // step) * step
 
     def task_lists(self) -> list[list[tuple[int, int]]]:
         """The (row, column) tiles of each program (list index = qpu_num with a grid). On a grid,
@@ -298,47 +402,61 @@ class GemmPlan:
             padded.shape[0], -1)
 
 
-def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS,
-              rows: int | None = None, unroll: int | None = None, grid: tuple[int, int] | None = None) -> GemmPlan:
-    """The cheapest tiling by a small cost model: per-QPU instruction count, or the SDRAM traffic
-    of the A streams and B strips in flight when that is slower (simulator/timing.py's port rate),
-    or the one VDW engine storing every tile's chunks when that is slower still."""
+def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
+              unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
+              prefetch: int = 4, overlap: bool | None = None) -> GemmPlan:
+    """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
+    SDRAM traffic of the A streams and B strips in flight when that is slower (simulator/timing.py's
+    port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
+    (measured: 9-row tiles waited 68 % of the time for the TMU). The one VDW engine stores every
+    tile's chunks: with `overlap`, while the QPUs compute (the slower of the two counts); without,
+    all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
+    MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart."""
     from simulator.timing import param
-    port = param("memory_bytes_per_clock")
-    # One VDW engine stores every QPU's chunks of STORE_ROWS rows, each costing its latency too.
-    chunk_clocks = param("dma_latency") + STORE_ROWS * LANES * 4 / param("vdw_bytes_per_clock")
+    port, memory = param("memory_bytes_per_clock"), param("memory")
+    latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
     best: tuple[tuple[float, float], GemmPlan] | None = None
-    for r in ([rows] if rows else range(4, MAX_ACCUMULATORS // halves + 1)):
-        slots = r * halves
-        top = max_unroll(slots)
-        for u in ([unroll] if unroll else sorted({top} | {1 << e for e in range(top.bit_length())})):
-            if u > max_unroll(slots) or u < 1:
+    for both in ([overlap] if overlap is not None else [True, False]):
+        most = (MAX_SLOTS if both else len(ACCUMULATORS)) // halves
+        for r in ([rows] if rows else range(1, most + 1)):
+            if r > most:
                 continue
-            k_pad = -(-k // u) * u
-            step_clocks = 4 * (slots + 1 + 2 / u)
-            row_tiles, strips = -(-m // r), -(-n // (LANES * halves))
-            # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
-            # slices stream all of B each (measured: fp16 pw 512->1024 @7, 74 % -> 44 %).
-            grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
-                     and row_tiles >= (g[0] if grid or g[0] == 1 else 2 * g[0])]
-            for candidate in grids or [None]:
-                g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
-                tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
-                traffic = (g_rows * 4 * slots + g_cols * LINE_BYTES) / port
-                cost = tiles * (k_pad * max(step_clocks, traffic) + 4 * (slots + 60))
-                if g_rows > 1:
-                    cost *= MULTI_ROW_GRID_HANDICAP
-                stores = row_tiles * strips * halves * -(-r // STORE_ROWS) * chunk_clocks
-                key = (max(cost, stores), cost)           # ties on the store bound: the faster QPUs
-                plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols)
-                if best is None or key < best[0]:
-                    best = (key, plan)
+            slots, chunks = r * halves, chunk_count(r)
+            phases = chunks if both else 1
+            top = max_unroll(slots)
+            # Every VDW store costs the engine its latency too.
+            tile_store_clocks = halves * (chunks * latency + r * LANES * 4 / vdw_rate)
+            # Per chunk: ReLU6, VPM writes, setups; with overlap also the k-loop's exit and row moves.
+            chunk_clocks = 4 * halves * (12 + STORE_ROWS * (2 if relu6 else 1) + (r if both else 0))
+            for u in ([unroll] if unroll else sorted({top} | {1 << e for e in range(top.bit_length())})):
+                if u > max_unroll(slots) or u < 1:
+                    continue
+                k_pad = -(-k // (u * phases)) * u * phases
+                step_clocks = max(4 * (slots + 1 + 2 / u), memory / prefetch)
+                row_tiles, strips = -(-m // r), -(-n // (LANES * halves))
+                # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
+                # slices stream all of B each (measured: fp16 pw 512->1024 @7, 74 % -> 44 %).
+                grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
+                         and row_tiles >= (g[0] if grid or g[0] == 1 else 2 * g[0])]
+                for candidate in grids or [None]:
+                    g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
+                    tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
+                    traffic = (g_rows * 4 * slots + g_cols * LINE_BYTES) / port
+                    cost = tiles * (k_pad * max(step_clocks, traffic) + chunks * chunk_clocks + 4 * (slots + 60))
+                    if g_rows > 1 and not both:
+                        cost *= MULTI_ROW_GRID_HANDICAP
+                    stores = row_tiles * strips * tile_store_clocks
+                    key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
+                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both)
+                    if best is None or key < best[0]:
+                        best = (key, plan)
     assert best is not None
     return best[1]
 
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
-           unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None):
+           unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None,
+           overlap: bool | None = None):
     """relu6?(a @ b + bias) on the QPUs: (float32 result (M, N), report). weights="float16" stores
     B as float16 (half the traffic; B is rounded to float16 first)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -347,14 +465,14 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     halves = 2 if weights == "float16" else 1
-    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid)
-    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6)
+    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap)
+    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap)
     lists = plan.task_lists()
     blocks: list = []
     try:
         packed = _keep(blocks, drv.copy(plan.pack_a(a)))
         b_gpu = _keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
-        c_gpu = _keep(blocks, drv.alloc((plan.m_pad, plan.n_pad), np.float32))
+        c_gpu = _keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
         bias_gpu = _keep(blocks, drv.copy(_padded(bias, plan.n_pad))) if bias is not None else None
         task_lists = []
         for tiles in lists:
@@ -363,8 +481,8 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
                                 (bias_gpu.address + 4 * j) if bias_gpu is not None else 0, next_pack]
                                for (i, j), a_pack, next_pack in zip(tiles, a_packs, a_packs[1:] + a_packs[-1:],
                                                                     strict=True)])
-        constants = [plan.k_pad // plan.unroll * cfg.step_bytes, 4 * plan.n_pad // halves, 4 * plan.n_pad - 64,
-                     STORE_ROWS * 4 * plan.n_pad]
+        constants = [plan.k_pad // plan.unroll // plan.phases * cfg.step_bytes, 4 * plan.n_pad // halves,
+                     4 * plan.n_pad - 64, STORE_ROWS * 4 * plan.n_pad, c_gpu.address + 4 * plan.m_pad * plan.n_pad]
         code = _keep(blocks, drv.program(kernel_program(cfg)))
         report = run_tasks(drv, code, task_lists, TASK_WORDS, constants,
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)

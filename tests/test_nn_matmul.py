@@ -68,8 +68,8 @@ def test_fully_connected(drv):
 def test_bad_shapes(drv):
     with pytest.raises(ValueError, match="do not multiply"):
         G.gemm(drv, rand(3, 4), rand(5, 2))
-    with pytest.raises(ValueError, match="rows=53"):
-        G.GemmKernel(rows=53)
+    with pytest.raises(ValueError, match="rows=51"):
+        G.GemmKernel(rows=51, overlap=False)
 
 
 def test_package_api(drv):
@@ -108,3 +108,26 @@ def test_grids_of_qpus(drv, grid):
     assert tiles == sorted({(i, j) for i in range(0, 60, 5) for j in range(0, 208, 16)})
     y, _ = G.matmul(drv, a, b, rows=5, unroll=4, grid=grid)
     assert_within_rtz_bound(y, a, b)
+
+
+@pytest.mark.parametrize("rows, overlap, weights", [(3, True, "float32"), (7, True, "float32"), (24, True, "float32"),
+                                                     (12, True, "float16"), (37, False, "float32"),
+                                                     (50, False, "float32"), (13, False, "float16")])
+def test_stores_with_and_without_overlap(drv, rows, overlap, weights):
+    """Several tiles per QPU: with overlap a tile's chunks go out between the next tile's k-loop
+    phases (the first tile's idle set to the scratch rows, the last tile's after the task loop);
+    without, at the tile's end. Bias and ReLU6 on both (ReLU6's bounds in ra24/rb24 or r1/r2)."""
+    m, n, k = 3 * rows + 2, 70, 13
+    a, b, bias = rand(m, k) * 2, rand(k, n), rand(n)
+    y, _ = G.matmul(drv, a, b, bias, relu6=True, weights=weights, rows=rows, overlap=overlap, n_qpus=3)
+    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    assert_within_rtz_bound(y, a, b_used, bias, relu6_applied=True)
+    assert (y == 0).any() and (y == 6).any() and ((y > 0) & (y < 6)).any()
+
+
+def test_kernel_registers_bound_the_rows():
+    with pytest.raises(ValueError, match="rows=25"):
+        G.GemmKernel(rows=25, overlap=True)
+    with pytest.raises(ValueError, match="rows=26"):
+        G.GemmKernel(rows=26, halves=2, overlap=False)
+    assert G.GemmKernel(rows=50, unroll=1, overlap=False).slots == 50
