@@ -31,13 +31,21 @@ ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
 class Segment:
     """One kernel of a chain: its standalone source (ending with tasks.EPILOGUE), its constant
     uniforms, its tasks and their size in words, and the cost of a task for dealing them over the
-    QPUs (tasks.deal; None: round-robin)."""
+    QPUs (tasks.deal; None: round-robin). With `dealt`, items are already the task lists of QPU 0,
+    1, ... (a kernel that wants particular QPUs on particular work)."""
 
     source: str
     constants: list[int]
-    items: list[list[int]]
+    items: list
     words: int
     cost: Callable[[list[int]], float] | None = None
+    dealt: bool = False
+
+    def task_lists(self) -> list[list[list[int]]]:
+        lists = list(self.items) if self.dealt else deal(self.items, QPUS, self.cost)
+        if len(lists) > QPUS:
+            raise ValueError(f"a chain runs on {QPUS} QPUs, not {len(lists)}")
+        return lists + [[] for _ in range(QPUS - len(lists))]
 
 
 def barrier(prefix: str) -> str:
@@ -89,8 +97,8 @@ def run_chain(drv, segments: list[Segment], timeout: float = 10.0):
     try:
         parameter_blocks = []
         for segment in segments:
-            lists = deal(segment.items, QPUS, segment.cost) + [[] for _ in range(QPUS - min(QPUS, len(segment.items)))]
-            tasks = drv.alloc((max(1, len(segment.items)), segment.words), np.uint32)
+            lists = segment.task_lists()
+            tasks = drv.alloc((max(1, sum(map(len, lists))), segment.words), np.uint32)
             blocks.append(tasks)
             table = drv.alloc((QPUS, 2), np.uint32)
             blocks.append(table)

@@ -24,7 +24,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
-from .tasks import EPILOGUE, deal, free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -32,8 +32,6 @@ TAPS = 9
 PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
 TMU_DEPTH = 4                                 # requests in flight per TMU (more is unreliable, semantics.md §8.2)
 TASK_WORDS = 5                                # [input, weights, bias, output address, output rows]
-VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
-VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 
 # Regfile A: the pixel sums, the bias, the input row pointers, the task's state and the constants.
 # Regfile B: the weights, the column offsets and the per-iteration steps. A product instruction

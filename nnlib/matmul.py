@@ -37,7 +37,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
-from .tasks import EPILOGUE, free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, free_all, keep, padded_vector, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -67,9 +67,6 @@ RA_ZERO, RB_SIX = "ra24", "rb24"
 RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
 RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
-# What one VPM row adds to a generic setup and to a VDW setup (from the assembler's builtins).
-VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
-VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 
 
 def chunk_count(rows: int) -> int:
@@ -369,6 +366,22 @@ class GemmPlan:
         return [[(i, j) for i in row_tiles[q // g_cols::g_rows] for j in strips[q % g_cols::g_cols]]
                 for q in range(g_rows * g_cols)]
 
+    def tasks(self, pack: int, b: int, c: int, bias: int | None) -> list[list[list[int]]]:
+        """The task lists (task_lists' tiles) for A packed at `pack` (pack_a), B at `b` (pack_b),
+        C at `c` (m_pad + rows rows of n_pad: the last are scratch) and the bias at `bias` (or None)."""
+        lists = []
+        for tiles in self.task_lists():
+            packs = [pack + i // self.rows * self.a_tile_bytes for i, _ in tiles]
+            lists.append([[a_pack, b + 4 * j // self.halves, c + 4 * (i * self.n_pad + j),
+                           bias + 4 * j if bias is not None else 0, next_pack]
+                          for (i, j), a_pack, next_pack in zip(tiles, packs, packs[1:] + packs[-1:], strict=True)])
+        return lists
+
+    def constants(self, cfg: GemmKernel, c: int) -> list[int]:
+        """The kernel's uniforms before the task table, for C at `c`."""
+        return [self.k_pad // self.unroll // self.phases * cfg.step_bytes, 4 * self.n_pad // self.halves,
+                4 * self.n_pad - 64, STORE_ROWS * 4 * self.n_pad, c + 4 * self.m_pad * self.n_pad]
+
     @property
     def a_tile_bytes(self) -> int:
         """Distance between the packs of consecutive row tiles: whole uniforms caches (4 KB) plus a
@@ -377,6 +390,11 @@ class GemmPlan:
         stream = 4 * self.rows * self.halves * self.k_pad
         return -(-stream // LINE_BYTES) * LINE_BYTES
 
+    @property
+    def pack_bytes(self) -> int:
+        """The A pack: every row tile's stream, then room for the TMU1 prefetch beyond the last."""
+        return self.m_pad // self.rows * self.a_tile_bytes + 2 * A_PREFETCH_BYTES
+
     def pack_a(self, a: np.ndarray) -> np.ndarray:
         """A as the uniform stream reads it: per tile of `rows` rows, k-major, each value `halves`
         times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1 prefetch."""
@@ -384,7 +402,7 @@ class GemmPlan:
         padded[:self.m, :self.k] = a
         tiles = padded.reshape(self.m_pad // self.rows, self.rows, self.k_pad).transpose(0, 2, 1)
         streams = np.repeat(tiles, self.halves, axis=2).reshape(len(tiles), -1)
-        out = np.zeros((len(tiles) * self.a_tile_bytes + 2 * A_PREFETCH_BYTES) // 4, np.float32)
+        out = np.zeros(self.pack_bytes // 4, np.float32)
         words = self.a_tile_bytes // 4
         for t, stream in enumerate(streams):
             out[t * words:t * words + len(stream)] = stream
@@ -470,38 +488,19 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     lists = plan.task_lists()
     blocks: list = []
     try:
-        packed = _keep(blocks, drv.copy(plan.pack_a(a)))
-        b_gpu = _keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
-        c_gpu = _keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
-        bias_gpu = _keep(blocks, drv.copy(_padded(bias, plan.n_pad))) if bias is not None else None
-        task_lists = []
-        for tiles in lists:
-            a_packs = [packed.address + i // plan.rows * plan.a_tile_bytes for i, _ in tiles]
-            task_lists.append([[a_pack, b_gpu.address + 4 * j // halves, c_gpu.address + 4 * (i * plan.n_pad + j),
-                                (bias_gpu.address + 4 * j) if bias_gpu is not None else 0, next_pack]
-                               for (i, j), a_pack, next_pack in zip(tiles, a_packs, a_packs[1:] + a_packs[-1:],
-                                                                    strict=True)])
-        constants = [plan.k_pad // plan.unroll // plan.phases * cfg.step_bytes, 4 * plan.n_pad // halves,
-                     4 * plan.n_pad - 64, STORE_ROWS * 4 * plan.n_pad, c_gpu.address + 4 * plan.m_pad * plan.n_pad]
-        code = _keep(blocks, drv.program(kernel_program(cfg)))
-        report = run_tasks(drv, code, task_lists, TASK_WORDS, constants,
+        packed = keep(blocks, drv.copy(plan.pack_a(a)))
+        b_gpu = keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
+        c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
+        bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
+        task_lists = plan.tasks(packed.address, b_gpu.address, c_gpu.address,
+                                bias_gpu.address if bias_gpu is not None else None)
+        code = keep(blocks, drv.program(kernel_program(cfg)))
+        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, c_gpu.address),
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:
         free_all(drv, blocks)
     return result, report
-
-
-def _keep(blocks: list, array):
-    blocks.append(array)
-    return array
-
-
-def _padded(vector, length: int) -> np.ndarray:
-    out = np.zeros(length, np.float32)
-    vector = np.asarray(vector, np.float32).reshape(-1)
-    out[:len(vector)] = vector
-    return out
 
 
 def gemm(drv, a, b, c=None, alpha: float = 1.0, beta: float = 0.0, **options):

@@ -16,15 +16,13 @@ import numpy as np
 import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
-from .tasks import EPILOGUE, deal, free_all, run_tasks, table_prologue
+from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
 MAX_PIXELS = 512
 AHEAD = 8
 TASK_WORDS = 2                                 # [input + 64 * group, output + 64 * group]
-VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
-VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT = "ra31", "ra30", "ra29"
 RB_PIXEL_BYTES, RB_SCALE, RB_VPM_SETUP, RB_VDW_SETUP = "rb31", "rb30", "rb29", "rb28"
 

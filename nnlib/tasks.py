@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+
+# What one VPM row adds to a generic setup and to a VDW setup (from the assembler's builtins): each
+# kernel gives every QPU its own rows.
+VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
+VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 USE_QPU_NUMBER = 0xFFFFFFFF
 END_LABEL = "done"
 # Every kernel ends here: its DMA stores finished, the host interrupt raised, the program ended. A
@@ -76,6 +82,20 @@ def deal(items: list, programs: int, cost=None) -> list[list]:
         lists[q].append(item)
         work[q] += cost(item)
     return lists
+
+
+def keep(blocks: list, array):
+    """Note a GPU buffer for free_all, and return it."""
+    blocks.append(array)
+    return array
+
+
+def padded_vector(vector, length: int) -> np.ndarray:
+    """A float32 vector zero-padded to `length`."""
+    out = np.zeros(length, np.float32)
+    vector = np.asarray(vector, np.float32).reshape(-1)
+    out[:len(vector)] = vector
+    return out
 
 
 def free_all(drv, blocks: list) -> None:

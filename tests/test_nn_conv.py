@@ -1,4 +1,4 @@
-"""3x3 full convolution (GEMM over patches) on the simulator against nnlib.reference.
+"""3x3 full convolution (patches gathered by the QPUs, then a GEMM) on the simulator against nnlib.reference.
 
 Bound: each output sums 9 Cin products and the bias in order, every operation rounded toward zero:
 |y - exact| <= (9 Cin + 2) u (|b| + sum |x w|), u = 2^-23 (ReLU6 only shrinks differences)."""
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from driver import Driver
+from nnlib import im2col
 from nnlib import reference as ref
 from nnlib.conv import conv2d
 
@@ -54,3 +55,33 @@ def test_mobilenet_first_layer(drv):
 def test_bad_arguments(drv):
     with pytest.raises(ValueError, match="do not match"):
         conv2d(drv, np.zeros((4, 4, 3), np.float32), np.zeros((3, 3, 4, 8), np.float32))
+
+
+@pytest.mark.parametrize("cin, stride, weights", [(5, 1, "float16"), (3, 2, "float16"), (8, 2, "float32")])
+def test_gathered_on_the_gpu(drv, cin, stride, weights):
+    """The patches are gathered by the QPUs into the GEMM's A pack, in the same submission."""
+    x = RNG.standard_normal((9, 11, cin)).astype(np.float32)
+    wt = RNG.standard_normal((3, 3, cin, 21)).astype(np.float32)
+    bias = RNG.standard_normal(21).astype(np.float32)
+    y, report = conv2d(drv, x, wt, bias, stride, (1, 1, 0, 2), weights=weights)
+    used = wt.astype(np.float16).astype(np.float32) if weights == "float16" else wt
+    check(y, x, used, bias, stride, (1, 1, 0, 2))
+    assert report.modeled
+
+
+@pytest.mark.parametrize("stride, halves", [(1, 1), (2, 2)])
+def test_lane_table_and_offsets_address_the_windows(stride, halves):
+    """Reading the padded input at each lane's window corner + each k's offset gives the patches
+    of nnlib.reference.windows, lane i holding pixel i // halves."""
+    x = RNG.standard_normal((7, 6, 3)).astype(np.float32)
+    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    windows = ref.windows(x, stride, "same").reshape(-1, 27)
+    rows = 16 // halves
+    table = im2col.lane_table(*ref.windows(x, stride, "same").shape[:2], padded.shape[1], 3, stride, rows, halves, 0)
+    offsets = im2col.patch_offsets(padded.shape[1], 3, 32)
+    flat = padded.reshape(-1)
+    for t, lanes in enumerate(table):
+        for lane, corner in enumerate(lanes):
+            pixel = min(t * rows + lane // halves, len(windows) - 1)
+            gathered = [flat[(corner + o) // 4] if o != im2col.ZERO else 0 for o in offsets]
+            np.testing.assert_array_equal(gathered, list(windows[pixel]) + [0] * 5)
