@@ -1,6 +1,6 @@
 """NN kernels in the timing model at 250 MHz (Pi Zero): the table of nnlib/bench.py, also `vc4 bench`.
 
-    .venv/bin/python benchmarks/nn_bench.py [--only sgemm|pointwise|depthwise|fc] [--quick]
+    .venv/bin/python benchmarks/nn_bench.py [--only sgemm|conv|pointwise|depthwise|fc] [--quick]
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The NN kernels' benchmark table (`vc4 bench`, benchmarks/nn_bench.py): SGEMM, MobileNet v1's
-pointwise, depthwise and FC layers at 250 MHz (Pi Zero), modeled on the simulator or measured on a Pi.
+first convolution, pointwise, depthwise and FC layers at 250 MHz (Pi Zero), modeled on the
+simulator or measured on a Pi.
 
 For the kernels with weights, float32 and float16 weights side by side: time, GFLOPS and % of the
 24 GFLOPS peak. Depthwise layers are memory-bound, so they show GB/s and the ratio to their
@@ -23,6 +24,7 @@ from simulator.timing import param
 
 from . import depthwise as D
 from . import matmul as G
+from .conv import conv2d
 
 PEAK_GFLOPS = 24.0          # 12 QPUs x 16 lanes x 2 flops / 4 clocks x 250 MHz (performance.md §2)
 LAYERS = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "mobilenet_v1_layers.txt"
@@ -48,19 +50,33 @@ def mobilenet_layers(kind: str) -> list[tuple]:
     return shapes
 
 
+def flops_row(name: str, flops: int, run) -> str:
+    """A row of the table: run(weights) -> report, for float32 and float16 weights."""
+    cells, instructions, wall = [], 0, 0.0
+    for weights in ("float32", "float16"):
+        start = time.perf_counter()
+        report = run(weights)
+        wall += time.perf_counter() - start
+        gflops = flops / report.seconds() / 1e9
+        cells.append(f"{report.seconds() * 1e3:>9.3f} {gflops:>6.2f} {gflops / PEAK_GFLOPS:>4.0%}")
+        instructions = report.instructions
+    return f"{name:<26} {cells[0]}   {cells[1]} {instructions:>12,} {wall:>6.1f}"
+
+
 def gemm_row(drv, name: str, m: int, k: int, n: int, fused: bool, rng) -> str:
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     bias = np.zeros(n, np.float32) if fused else None
-    cells, instructions, wall = [], 0, 0.0
-    for weights in ("float32", "float16"):
-        start = time.perf_counter()
-        _, report = G.matmul(drv, a, b, bias, relu6=fused, weights=weights)
-        wall += time.perf_counter() - start
-        gflops = 2 * m * n * k / report.seconds() / 1e9
-        cells.append(f"{report.seconds() * 1e3:>9.3f} {gflops:>6.2f} {gflops / PEAK_GFLOPS:>4.0%}")
-        instructions = report.instructions
-    return f"{name:<26} {cells[0]}   {cells[1]} {instructions:>12,} {wall:>6.1f}"
+    return flops_row(name, 2 * m * n * k, lambda weights: G.matmul(drv, a, b, bias, relu6=fused, weights=weights)[1])
+
+
+def conv_row(drv, rng) -> str:
+    """MobileNet's first layer: 3x3/s2, 3 -> 32 channels, 224 -> 112 (patches gathered on the QPUs)."""
+    x = rng.uniform(-1, 1, (224, 224, 3)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 3, 32)) * 0.3).astype(np.float32)
+    bias = np.zeros(32, np.float32)
+    return flops_row("conv 3x3/s2 3->32 @224", 2 * 112 * 112 * 27 * 32,
+                     lambda weights: conv2d(drv, x, w, bias, 2, "tf_same", weights=weights)[1])
 
 
 def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) -> str:
@@ -81,7 +97,7 @@ def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--only", choices=("sgemm", "pointwise", "depthwise", "fc"))
+    parser.add_argument("--only", choices=("sgemm", "conv", "pointwise", "depthwise", "fc"))
     parser.add_argument("--quick", action="store_true", help="skip SGEMM 1024^3 (30 s of simulation)")
     parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
 
@@ -98,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
                 shapes.append(("sgemm 1024^3", 1024, 1024, 1024))
             for name, m, k, n in shapes:
                 print(gemm_row(drv, name, m, k, n, False, rng), flush=True)
+        if args.only in (None, "conv"):
+            print(conv_row(drv, rng), flush=True)
         if args.only in (None, "pointwise"):
             for name, m, k, n in mobilenet_layers("pw"):
                 print(gemm_row(drv, name, m, k, n, True, rng), flush=True)
