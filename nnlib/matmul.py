@@ -18,13 +18,13 @@ Memory traffic decides the rest (performance.md §4: SDRAM is far slower than th
   (16a, 16b, semantics.md §5.2) turns each half into float32 as the fmul reads it, so one TMU load
   feeds two accumulators and B's traffic halves.
 
-The bias (one per column) is where a tile's accumulators start; ReLU6 is fused into the store, which
-goes through each QPU's own VPM rows and VDW DMA stores, which no TMU of this run has cached. One VDW
-engine serves all 12 QPUs, and stores issued by all of them at the end of every tile queue for it
-while the QPUs wait: so, with tiles of up to 24 accumulators, two sets take turns (`overlap`): one
-computes a tile while the other, the tile before, goes out a chunk at a time between the phases of
-the k-loop. Larger tiles (up to 50 accumulators, which small M with large K and N needs so that B
-is read once) store at the tile's end.
+The bias (one per column), or gemm's beta * C, is where a tile's accumulators start; ReLU6 is fused
+into the store, which goes through each QPU's own VPM rows and VDW DMA stores, which no TMU of this
+run has cached. One VDW engine serves all 12 QPUs, and stores issued by all of them at the end of
+every tile queue for it while the QPUs wait: so, with tiles of up to 24 accumulators, two sets take
+turns (`overlap`): one computes a tile while the other, the tile before, goes out a chunk at a time
+between the phases of the k-loop. Larger tiles (up to 50 accumulators, which small M with large K
+and N needs so that B is read once) store at the tile's end.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ STORE_ROWS = 5
 # Registers besides the accumulators (ra0..ra24, rb0..rb24). With two sets, ReLU6's bounds for values in
 # either regfile are in ra24 and rb24 (r1..r3 are the k-loop's); with one, in r1 and r2 at the tile's end.
 RA_ZERO, RB_SIX = "ra24", "rb24"
+BETA, C_IN_STRIDE = "ra24", "rb24"        # with accumulate (no ReLU6 then)
 RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
 RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
@@ -86,11 +87,14 @@ class GemmKernel:
     bias: bool = False
     relu6: bool = False
     overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
+    accumulate: bool = False         # the tile starts from beta * C_in (gemm's beta), not the bias
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
             raise ValueError("halves: 1 (float32 B) or 2 (float16 B)")
-        most = MAX_SLOTS if self.overlap else len(ACCUMULATORS)
+        if self.accumulate and (self.bias or self.relu6):
+            raise ValueError("accumulate (beta * C) goes without bias and ReLU6")
+        most = max_slots(self.overlap, self.accumulate)
         if not 1 <= self.rows * self.halves <= most:
             raise ValueError(f"rows={self.rows}: 1 to {most // self.halves} with halves={self.halves}, "
                              f"overlap={self.overlap}")
@@ -118,6 +122,12 @@ class GemmKernel:
         return kernel_source(self)
 
 
+def max_slots(overlap: bool, accumulate: bool) -> int:
+    """Accumulators of one set: with overlap two sets share the registers; accumulate keeps beta and
+    C_in's row stride in ra24, rb24."""
+    return MAX_SLOTS if overlap else len(ACCUMULATORS) - (2 if accumulate else 0)
+
+
 def max_unroll(slots: int) -> int:
     return A_PREFETCH_BYTES // (4 * slots)
 
@@ -125,9 +135,10 @@ def max_unroll(slots: int) -> int:
 def kernel_source(cfg: GemmKernel) -> str:
     """The kernel as QPU assembly. Uniforms: bytes of A one k-loop phase reads, B row stride (bytes), C row
     stride - 64, the bytes of STORE_ROWS rows of C, a scratch area of `rows` rows of C (where the
-    first tile's stores of the idle set go), then the task table (tasks.py). A task is [A pack
-    address, B address (row 0, first column), C address, bias address, the next task's A pack
-    address], the last to bring that tile's first lines into the L2 (TMU1) while this one runs.
+    first tile's stores of the idle set go), with accumulate beta and C_in's row stride, then the
+    task table (tasks.py). A task is [A pack address, B address (row 0, first column), C address,
+    bias address (with accumulate: C_in's tile), the next task's A pack address], the last to bring
+    that tile's first lines into the L2 (TMU1) while this one runs.
 
     Set A computes a tile while set B, the tile before, goes out chunk by chunk between the k-loop's
     phases, so that the stores of all QPUs spread over the computation instead of queueing for the
@@ -143,6 +154,8 @@ def kernel_source(cfg: GemmKernel) -> str:
         mov {RB_VDW_STRIDE}, unif
         mov {RB_CHUNK_BYTES}, unif
         mov {RA_C_CHUNK}, unif""")
+    if cfg.accumulate:
+        emit(f"        mov {BETA}, unif\n        mov {C_IN_STRIDE}, unif")
     emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, vdw_setup_1(0)
         add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
         mov r0, {STORE_ROWS * VPM_ROW}
@@ -151,7 +164,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         mul24 {RB_VDW_BASE}, r1, r0
         mov {RB_A_STEP}, {cfg.step_bytes}
 """)
-    if cfg.overlap:
+    if cfg.overlap and not cfg.accumulate:
         emit(f"        mov {RA_ZERO}, 0\n        mov {RB_SIX}, 6.0")
     for j in range(0, s if cfg.overlap else 0, 2):     # the idle set's first stores go to the scratch rows
         emit("        " + "; ".join(f"mov {a}, 0" for a in idle[j:j + 2]))
@@ -172,8 +185,12 @@ def kernel_source(cfg: GemmKernel) -> str:
         add {RA_A_PREFETCH}, r0, {RB_A_STEP}
         shl r0, elem_num, 2
         add r3, r3, r0""")
-    # Set A starts from the bias (one vector per column half) or zero.
-    if cfg.bias:
+    # Set A starts from beta * C_in (a TMU load per accumulator, 4 in flight), the bias (one
+    # vector per column half) or zero.
+    if cfg.accumulate:
+        _emit_scaled_c(emit, cfg, acc)
+        start = []
+    elif cfg.bias:
         emit("        add t0s, r2, r0")
         if cfg.halves == 2:
             emit(f"""        mov r1, {4 * LANES}
@@ -187,7 +204,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         start = ["r0", "r4"]
     else:
         start = ["0", "0"]
-    for j in range(0, s, 2):                                   # ra{j} and rb{j} in one instruction
+    for j in range(0, s if start else 0, 2):                   # ra{j} and rb{j} in one instruction
         emit("        " + "; ".join(f"mov {a}, {start[n]}" for n, a in enumerate(acc[j:j + 2])))
     emit(f"        mov r2, {RB_B_STRIDE}")
     for _ in range(cfg.prefetch):
@@ -251,6 +268,29 @@ def kernel_source(cfg: GemmKernel) -> str:
         _emit_all_chunks(emit, cfg, idle)                                  # the last tile
     emit(EPILOGUE)
     return "\n".join(lines)
+
+
+def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
+    """acc = beta * C_in's tile, r2 pointing at its first row (+ r0: the lane's word)."""
+    emit("        add r2, r2, r0")
+    if cfg.halves == 2:
+        emit(f"        mov r1, {4 * LANES}")
+    requests = []
+    for row in range(cfg.rows):
+        requests += ["mov t0s, r2", "add t0s, r2, r1"][:cfg.halves]
+        if row + 1 < cfg.rows:
+            requests.append(f"add r2, r2, {C_IN_STRIDE}")
+    # Each accumulator pops its row in order; requests run at most 4 ahead (semantics.md §8.2).
+    pending, issued = 0, 0
+    for value in acc:
+        while pending < 4 and issued < len(requests):
+            line = requests[issued]
+            emit(f"        {line}")
+            issued += 1
+            pending += "t0s" in line
+        emit(f"        nop; ldtmu0\n        fmul {value}, r4, {BETA}")
+        pending -= 1
+    assert issued == len(requests)
 
 
 def _halves(cfg: GemmKernel, values: list[str]) -> list[list[str]]:
@@ -366,21 +406,24 @@ class GemmPlan:
         return [[(i, j) for i in row_tiles[q // g_cols::g_rows] for j in strips[q % g_cols::g_cols]]
                 for q in range(g_rows * g_cols)]
 
-    def tasks(self, pack: int, b: int, c: int, bias: int | None) -> list[list[list[int]]]:
+    def tasks(self, pack: int, b: int, c: int, bias: int | None, c_in: int | None = None) -> list[list[list[int]]]:
         """The task lists (task_lists' tiles) for A packed at `pack` (pack_a), B at `b` (pack_b),
-        C at `c` (m_pad + rows rows of n_pad: the last are scratch) and the bias at `bias` (or None)."""
+        C at `c` (m_pad + rows rows of n_pad: the last are scratch) and the bias at `bias` (or None),
+        or, with accumulate, C_in (m_pad x n_pad) at `c_in`."""
         lists = []
         for tiles in self.task_lists():
             packs = [pack + i // self.rows * self.a_tile_bytes for i, _ in tiles]
             lists.append([[a_pack, b + 4 * j // self.halves, c + 4 * (i * self.n_pad + j),
+                           c_in + 4 * (i * self.n_pad + j) if c_in is not None else
                            bias + 4 * j if bias is not None else 0, next_pack]
                           for (i, j), a_pack, next_pack in zip(tiles, packs, packs[1:] + packs[-1:], strict=True)])
         return lists
 
-    def constants(self, cfg: GemmKernel, c: int) -> list[int]:
-        """The kernel's uniforms before the task table, for C at `c`."""
+    def constants(self, cfg: GemmKernel, c: int, beta: float = 0.0) -> list[int]:
+        """The kernel's uniforms before the task table, for C at `c` (and beta with accumulate)."""
+        scaled = [int(np.float32(beta).view(np.uint32)), 4 * self.n_pad] if cfg.accumulate else []
         return [self.k_pad // self.unroll // self.phases * cfg.step_bytes, 4 * self.n_pad // self.halves,
-                4 * self.n_pad - 64, STORE_ROWS * 4 * self.n_pad, c + 4 * self.m_pad * self.n_pad]
+                4 * self.n_pad - 64, STORE_ROWS * 4 * self.n_pad, c + 4 * self.m_pad * self.n_pad] + scaled
 
     @property
     def a_tile_bytes(self) -> int:
@@ -422,7 +465,7 @@ class GemmPlan:
 
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
-              prefetch: int = 4, overlap: bool | None = None) -> GemmPlan:
+              prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (simulator/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
@@ -435,7 +478,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
     best: tuple[tuple[float, float], GemmPlan] | None = None
     for both in ([overlap] if overlap is not None else [True, False]):
-        most = (MAX_SLOTS if both else len(ACCUMULATORS)) // halves
+        most = max_slots(both, accumulate) // halves
         for r in ([rows] if rows else range(1, most + 1)):
             if r > most:
                 continue
@@ -474,17 +517,25 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
            unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None,
-           overlap: bool | None = None):
-    """relu6?(a @ b + bias) on the QPUs: (float32 result (M, N), report). weights="float16" stores
-    B as float16 (half the traffic; B is rounded to float16 first)."""
+           overlap: bool | None = None, c=None, beta: float = 0.0):
+    """relu6?(a @ b + bias), or a @ b + beta * c, on the QPUs: (float32 result (M, N), report).
+    weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or min(a.shape + b.shape) < 1:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply")
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
+    accumulate = c is not None and beta != 0.0
+    if accumulate:
+        c = np.asarray(c, np.float32)
+        if c.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"matmul: c {c.shape} is not the product's shape {(a.shape[0], b.shape[1])}")
+        if bias is not None or relu6:
+            raise ValueError("matmul: beta * c goes without bias and relu6")
     halves = 2 if weights == "float16" else 1
-    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap)
-    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap)
+    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap,
+                     accumulate)
+    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate)
     lists = plan.task_lists()
     blocks: list = []
     try:
@@ -492,10 +543,15 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         b_gpu = keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
         c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
         bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
+        c_in = None
+        if accumulate:
+            c_padded = np.zeros((plan.m_pad, plan.n_pad), np.float32)
+            c_padded[:plan.m, :plan.n] = c
+            c_in = keep(blocks, drv.copy(c_padded)).address
         task_lists = plan.tasks(packed.address, b_gpu.address, c_gpu.address,
-                                bias_gpu.address if bias_gpu is not None else None)
+                                bias_gpu.address if bias_gpu is not None else None, c_in)
         code = keep(blocks, drv.program(kernel_program(cfg)))
-        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, c_gpu.address),
+        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, c_gpu.address, beta),
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:
@@ -504,14 +560,11 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
 
 
 def gemm(drv, a, b, c=None, alpha: float = 1.0, beta: float = 0.0, **options):
-    """alpha * a @ b + beta * c: (float32 result, report). alpha scales A as it is packed; the beta
-    term is added on the host (for now)."""
+    """alpha * a @ b + beta * c: (float32 result, report). alpha scales A as it is packed; each
+    tile's accumulators start from beta * c's tile, loaded by the QPU."""
     a = np.asarray(a, np.float32)
     scaled = a if alpha == 1.0 else (a * np.float32(alpha)).astype(np.float32)
-    result, report = matmul(drv, scaled, b, **options)
-    if c is not None and beta != 0.0:
-        result = (result + np.float32(beta) * np.asarray(c, np.float32)).astype(np.float32)
-    return result, report
+    return matmul(drv, scaled, b, c=c, beta=beta, **options)
 
 
 def conv_pointwise(drv, x, w, bias=None, relu6: bool = True, **options):

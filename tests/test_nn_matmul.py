@@ -40,6 +40,20 @@ def test_gemm_alpha_beta(drv):
     np.testing.assert_allclose(y, ref.gemm(a, b, c, alpha=0.5, beta=-2.0), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows, overlap, weights", [(7, True, "float32"), (30, False, "float32"),
+                                                     (6, True, "float16"), (1, True, "float32")])
+def test_gemm_beta_on_the_qpus(drv, rows, overlap, weights):
+    """The accumulators start from beta * C's tile (one fmul, then the K products): within the
+    bound with beta * C in the bias's place; several tiles per QPU."""
+    m, n, k = 3 * rows + 1, 50, 11
+    a, b, c = rand(m, k), rand(k, n), rand(m, n)
+    y, _ = G.gemm(drv, a, b, c, beta=0.75, weights=weights, rows=rows, overlap=overlap, n_qpus=3)
+    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    assert_within_rtz_bound(y, a, b_used, np.float32(0.75) * c)
+    with pytest.raises(ValueError, match="shape"):
+        G.gemm(drv, a, b, c[1:], beta=1.0)
+
+
 @pytest.mark.parametrize("unroll, prefetch, rows", [(1, 1, 2), (3, 2, 7), (2, 4, 24)])
 def test_kernel_variants(drv, unroll, prefetch, rows):
     a, b = rand(30, 11), rand(11, 20)
