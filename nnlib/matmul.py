@@ -49,9 +49,10 @@ A_PREFETCH_BYTES = LANES * LINE_BYTES     # one TMU1 request touches 16 lines
 UNIFORMS_CACHE_BYTES = 4096               # per slice (semantics.md §8.6: VC4C's emulator models 4 KB)
 A_REQUESTS_AHEAD = 2                      # TMU1 requests in flight between iterations
 TASK_WORDS = 5                            # [A pack address, B address, C address, bias address, next A pack]
-# QPU grids (rows x columns) in which every slice reads one A stream: a direct-mapped uniforms cache
-# shared by two streams thrashes as soon as they drift into the same lines (simulator/cache.py).
-GRIDS = ((3, 4), (1, 12))
+# QPU grids (rows x columns). In 3x4 and 1x12 every slice reads one A stream; 6x2 puts two in each
+# slice's 4-way uniforms cache, for products of fewer than 4 column strips (measured: float16 pw
+# 32->64 @112, two 32-column strips, 19 % of peak with tiles dealt round-robin, 42 % on 6x2).
+GRIDS = ((3, 4), (1, 12), (6, 2))
 # The cost model overrates grids of several QPU rows (their slices drift apart over B's strips):
 # measured in `vc4 bench`, 3x4 beat 1x12 where 1x12 leaves QPUs idle (pw 128->256 @28: 59 % vs
 # 45 %) but lost where the model put them within ~10 % (pw 256->512 @14: 54 % vs 66 %, SGEMM 1024^3:
