@@ -151,9 +151,11 @@ class Driver:
     # ---- running -------------------------------------------------------------------------------------
 
     def execute(self, program, uniforms=None, n_qpus: int = 1, timeout: float = 1.0, *, force: bool = False,
-                direct: bool = False) -> Report:
+                direct: bool = False, uniform_addresses: Sequence[int] | None = None) -> Report:
         """Run `program` on n_qpus QPUs, each with its uniforms; returns the run's report (modeled on
-        the simulator, measured on a Pi). `direct` submits through the V3D registers, not the mailbox."""
+        the simulator, measured on a Pi). `direct` submits through the V3D registers, not the mailbox.
+        `uniform_addresses` (instead of `uniforms`) gives each QPU the bus address of uniforms already
+        in GPU memory, for kernels that read or rewind their own uniform stream."""
         self._check_open()
         if not 1 <= n_qpus <= MAX_QPUS:
             raise DriverError(f"n_qpus={n_qpus}: the V3D has 1 to {MAX_QPUS} QPUs")
@@ -162,14 +164,22 @@ class Driver:
             first = code.errors[0]
             raise DriverError(f"program refused: {len(code.errors)} hazard error(s), first: {first} "
                               "(execute(..., force=True) runs it anyway)")
-        table = uniform_words(uniforms, n_qpus)
+        if uniform_addresses is not None:
+            if uniforms is not None or len(uniform_addresses) != n_qpus:
+                raise DriverError(f"uniform_addresses: one address per QPU ({n_qpus}), and no uniforms beside it")
+            table = np.zeros((n_qpus, 0), dtype=np.uint32)
+        else:
+            table = uniform_words(uniforms, n_qpus)
         k = table.shape[1]
         block = self.memory.allocate(4 * (n_qpus * k + 2 * n_qpus))
         try:
             words = block.array((n_qpus * (k + 2),), np.uint32)
             words[:n_qpus * k] = table.ravel()
             message = words[n_qpus * k:].reshape(n_qpus, 2)
-            message[:, 0] = block.bus_address + 4 * k * np.arange(n_qpus)     # uniforms address of QPU q
+            if uniform_addresses is None:
+                message[:, 0] = block.bus_address + 4 * k * np.arange(n_qpus)     # uniforms address of QPU q
+            else:
+                message[:, 0] = [int(a) & 0xFFFFFFFF for a in uniform_addresses]
             message[:, 1] = code.address
             jobs = [(int(u), int(c)) for u, c in message]
             start = time.perf_counter()

@@ -377,7 +377,8 @@ VDR_DMA_WORD = Field("dma_word", 15, 0)       # VPITCH, VERT, ADDRXY (and MODEW 
 VDR_VPITCH = Field("vpitch", 15, 12)          # 0 = 16
 VDR_VERT = Field("vert", 11, 11)
 VDR_ADDRXY = Field("addrxy", 10, 0)           # {Y[5:0], X[3:0]}
-VDR_MPITCHB = Field("mpitchb", 12, 0)
+VDR_MPITCHB = Field("mpitchb", 12, 0)          # the guide's field; programs use more (below)
+VDR_MPITCHB_IN_PRACTICE = Field("mpitchb", 15, 0)   # semantics.md §8.5: py-videocore's SGEMM uses 12,288
 
 # ==== Host interface: V3D registers and the firmware's mailbox (not QPU instructions) ====
 # Kept here so that the driver and the simulator's emulated hardware share one copy of each number

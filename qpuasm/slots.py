@@ -477,7 +477,7 @@ def _encode_alu(line: Line) -> Instruction:
         for position, value in enumerate((a, b)):
             if value is None:
                 continue
-            request = _read_request(value, slots[unit], rotation if unit == "mul" else None)
+            request = _read_request(value, slots[unit], rotation)
             if request is not None:
                 requests.append(request)
                 owners.append((unit, position))

@@ -181,10 +181,11 @@ def slice_present(cache, number: int, address: int) -> bool:
 
 
 @jit
-def slice_read(cache, data, number: int, address: int) -> tuple[int, bool, int, int]:
+def slice_read(cache, data, number: int, address: int, demand: bool = True) -> tuple[int, bool, int, int]:
     """The word slice cache `number` returns for a byte address, whether it is older than memory,
     the level that served it (TMU_HIT for a hit in this cache), and where its line's ready clock
-    lives (the caller sets it for a line filled now); OUTSIDE outside the SDRAM."""
+    lives (the caller sets it for a line filled now); OUTSIDE outside the SDRAM. Only `demand`
+    reads count as hits and misses (a prefetch counts neither)."""
     address &= ~3
     line = address - address % LINE_BYTES
     base = _slice_set(number, line)
@@ -193,9 +194,9 @@ def slice_read(cache, data, number: int, address: int) -> tuple[int, bool, int, 
     slot = _find(cache, SC_TAGS, base, SLICE_CACHE_WAYS, line)
     level = TMU_HIT
     if slot >= 0:
-        cache[SC_STATS + 2 * number + HITS] += 1
+        cache[SC_STATS + 2 * number + HITS] += 1 if demand else 0
     else:
-        cache[SC_STATS + 2 * number + MISSES] += 1
+        cache[SC_STATS + 2 * number + MISSES] += 1 if demand else 0
         start, level = _l2_line(cache, data, line)
         if start == OUTSIDE:
             return OUTSIDE, False, level, 0

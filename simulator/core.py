@@ -56,11 +56,22 @@ Z, N, C, C_FROM_MUL = 0, 1, 2, 3
 FLAGS = REGS + REG_ROWS * LANES
 # The instruction count when each register row was last written (-1: never), for strict mode.
 LAST_WRITE = FLAGS + 4 * LANES
+# Undefined values, tracked as a memory checker tracks poison (semantics.md §1 policy): a 16-bit
+# lane mask per register row (set: that lane holds a value computed from something nothing wrote),
+# one for the flags, and the masks of what raddr_a and raddr_b read in this instruction. Values
+# flow through the ALUs (a result lane is undefined if an operand lane is, or its condition read
+# undefined flags); strict mode reports them only where they matter: at an I/O write (memory,
+# address, TMU, SFU, VPM, DMA, uniforms address, host interrupt) or a branch.
+POISON = LAST_WRITE + REG_ROWS
+POISON_FLAGS = POISON + REG_ROWS
+POISON_A = POISON_FLAGS + 1
+POISON_B = POISON_A + 1
+ALL_LANES = (1 << LANES) - 1
 # r4 results on their way: slot j has (countdown, kind) at PENDING + 2j and lanes at
 # PENDING_VALUES + j * LANES; PENDING_COUNT slots are in use, in arrival order.
 PENDING_SLOTS = 8
 KIND_SFU, KIND_TMU = 1, 2
-PENDING = LAST_WRITE + REG_ROWS
+PENDING = POISON_B + 1
 PENDING_VALUES = PENDING + 2 * PENDING_SLOTS
 # TMU request FIFOs, a ring per TMU: entry e of TMU t has lanes at FIFO_VALUES + (t * CAP + e) *
 # LANES and its ready cycle at FIFO_READY + t * CAP + e.
@@ -97,9 +108,9 @@ DONE, NEED_DECODE, DRAIN, REPORTED, FAILED, DEADLOCK, BUDGET = range(7)
 BLOCKED, EXECUTED, ERROR = 0, 1, -1
 
 # Reports (strict mode raises, non-strict warns once per site); messages are in machine.py.
-(R_SFU_R4_READ, R_UNINITIALISED_ACC, R_RULE1, R_UNINITIALISED_REG, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
+(R_SFU_R4_READ, R_UNDEFINED_WRITE, R_RULE1, R_UNDEFINED_BRANCH, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
  R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU, R_THREAD_END_IO, R_THREAD_END_REG14,
- R_VPM_READS_LEFT, R_STALE_UNIFORM) = range(1, 16)
+ R_VPM_READS_LEFT, R_STALE_UNIFORM, R_MUL_NOP_WRITE, R_WIDE_PITCH, R_VERTICAL_SUBWORD) = range(1, 19)
 # Errors (always fatal).
 (E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
  E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
@@ -128,7 +139,12 @@ VPM_SETUP_ID = (isa.VPM_SETUP_ID.lo, isa.VPM_SETUP_ID.mask)
 VPM_NUM = (isa.VPM_NUM.lo, isa.VPM_NUM.mask)
 VDW_STRIDE_FIELD = (isa.VDW_STRIDE.lo, isa.VDW_STRIDE.mask)
 VDR_EXT_ID = (isa.VDR_EXT_ID.lo, isa.VDR_EXT_ID.mask)
-VDR_MPITCHB = (isa.VDR_MPITCHB.lo, isa.VDR_MPITCHB.mask)
+VDR_MPITCHB = (isa.VDR_MPITCHB_IN_PRACTICE.lo, isa.VDR_MPITCHB_IN_PRACTICE.mask)
+VDR_MPITCHB_DOCUMENTED = isa.VDR_MPITCHB.mask
+VDW_HORIZ_BIT = 1 << isa.VDW_HORIZ.lo
+VDR_VERT_BIT = 1 << isa.VDR_VERT.lo
+DMA_MODEW = (isa.VDW_MODEW.lo, isa.VDW_MODEW.mask)
+VDR_MODEW = (isa.VDR_MODEW.lo, isa.VDR_MODEW.mask)
 VDR_ID = (isa.VDR_ID.lo, isa.VDR_ID.mask)
 # Instruction fields by column of the decoded program.
 _C = P.COLUMN
@@ -238,7 +254,7 @@ def _slice_cache_read(qpu, m, cache, data, params, q: int, number: int, address:
         for k in range(1, prefetch + 1):
             ahead = line + k * LINE_BYTES
             if not slice_present(cache, number, ahead):
-                filled, _, ahead_level, ahead_ready = slice_read(cache, data, number, ahead)
+                filled, _, ahead_level, ahead_ready = slice_read(cache, data, number, ahead, False)
                 if filled != OUTSIDE:
                     cache[ahead_ready] = qpu[q, CYCLE] + _fill_delay(qpu, m, params, q, ahead_level)
     _stall(qpu, q, reason, cache[ready])
@@ -274,7 +290,9 @@ def _read(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, out: i
     """One read through raddr_a (file 0) or raddr_b (1), with its side effects: where in qpu[q] its
     16 lanes are (a register's own row, a constant vector, or `out`, filled here); -1 on an error."""
     if addr < isa.REGFILE_SIZE:
+        qpu[q, POISON_A + file] = qpu[q, POISON + file * isa.REGFILE_SIZE + addr]
         return REGS + (file * isa.REGFILE_SIZE + addr) * LANES
+    qpu[q, POISON_A + file] = 0
     if addr == isa.NOP_ADDR or addr == isa.ADDR_MUTEX:
         return S_ZERO                           # the mutex was acquired by the caller before the read
     value = 0
@@ -353,8 +371,6 @@ def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
         if mux < isa.MUX_ACCUMULATORS:
             if mux == isa.MUX_R4 and _sfu_pending(qpu, q):
                 _report(m, q, pc, R_SFU_R4_READ, 0, 0)
-            elif qpu[q, LAST_WRITE + ACC + mux] < 0:
-                _report(m, q, pc, R_UNINITIALISED_ACC, mux, 0)
             continue
         file = 0 if mux == isa.MUX_A else 1
         addr = prog[row, C_RADDR_A] if file == 0 else prog[row, C_RADDR_B]
@@ -363,8 +379,6 @@ def _check_reads(qpu, m, q: int, prog, row: int, small_imm: bool) -> None:
         written = qpu[q, LAST_WRITE + file * isa.REGFILE_SIZE + addr]
         if written >= 0 and written == now - 1:
             _report(m, q, pc, R_RULE1, file, addr)
-        elif written < 0:
-            _report(m, q, pc, R_UNINITIALISED_REG, file, addr)
     if prog[row, C_RADDR_A] == isa.ADDR_UNIFORM and not small_imm and prog[row, C_RADDR_B] == isa.ADDR_UNIFORM:
         _report(m, q, pc, R_TWO_UNIFORMS, 0, 0)
 
@@ -398,8 +412,10 @@ def _carry_check(qpu, m, q: int) -> None:
 
 
 @jit(inline=True)
-def _set_flags(qpu, q: int, out: int, carry: int, cond: int, from_mul: bool) -> None:
-    """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2)."""
+def _set_flags(qpu, q: int, out: int, carry: int, cond: int, from_mul: bool, poison: int) -> None:
+    """Z, N from the result, C from the op; only in lanes whose condition passed (§6.2). `poison`:
+    the result's undefined lanes."""
+    qpu[q, POISON_FLAGS] = _merged(qpu, q, qpu[q, POISON_FLAGS], cond, poison)
     where, values, carries = _lanes(qpu, q, cond), _lanes(qpu, q, out), _lanes(qpu, q, carry)
     for i in range(LANES):
         if where[i]:
@@ -410,16 +426,82 @@ def _set_flags(qpu, q: int, out: int, carry: int, cond: int, from_mul: bool) -> 
             qpu[q, FLAGS + C_FROM_MUL * LANES + i] = 1 if from_mul else 0
 
 
+# ---- undefined values -----------------------------------------------------------------------------
+
+@jit(inline=True)
+def _lane_mask(qpu, q: int, where: int) -> int:
+    """The lanes set in the per-lane 1/0 vector at qpu[q, where], as a 16-bit mask."""
+    if where == S_ONES:
+        return ALL_LANES
+    if where == S_ZERO:
+        return 0
+    mask = 0
+    for i in range(LANES):
+        if qpu[q, where + i]:
+            mask |= 1 << i
+    return mask
+
+
+@jit(inline=True)
+def _mux_poison(qpu, q: int, mux: int) -> int:
+    """The undefined lanes of what an input mux delivers (an unpack keeps lanes apart)."""
+    if mux == isa.MUX_A:
+        return qpu[q, POISON_A]
+    if mux == isa.MUX_B:
+        return qpu[q, POISON_B]
+    return qpu[q, POISON + ACC + mux]
+
+
+@jit(inline=True)
+def _rotate_poison(mask: int, n: int, full: bool) -> int:
+    """The undefined lanes after the MUL rotation of _rotate (lane i takes lane i - n)."""
+    if full:
+        return ((mask << n) | (mask >> (LANES - n))) & ALL_LANES
+    out = 0
+    for i in range(LANES):
+        if mask >> ((i & ~3) | ((i - n) & 3)) & 1:
+            out |= 1 << i
+    return out
+
+
+@jit(inline=True)
+def _with_flags(qpu, q: int, poison: int, cond: int) -> int:
+    """A result's undefined lanes (bits 0..15) and, above them, the lanes whose write condition read
+    undefined flags (bits 16..31): whether those lanes are written is itself undefined."""
+    if cond == S_ONES or cond == S_ZERO:
+        return poison
+    return poison | qpu[q, POISON_FLAGS] << LANES
+
+
+@jit(inline=True)
+def _merged(qpu, q: int, old: int, cond: int, poison: int) -> int:
+    """The undefined lanes of something holding `old` after a write of `poison` (as _with_flags
+    gives it) under the condition at `cond`."""
+    if (old | poison) == 0:
+        return 0
+    where = _lane_mask(qpu, q, cond)
+    return (old & ~where & ALL_LANES) | (poison & where) | (poison >> LANES)
+
+
+@jit(inline=True)
+def _define(qpu, q: int, row: int, cond: int, poison: int) -> None:
+    """A register row written under the condition at `cond` with values undefined in `poison`."""
+    qpu[q, POISON + row] = _merged(qpu, q, qpu[q, POISON + row], cond, poison)
+
+
 # ---- writes ---------------------------------------------------------------------------------------
 
 @jit(inline=True)
 def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int,
-           masked: bool) -> bool:
+           masked: bool, poison: int) -> bool:
     """Write the 16 lanes at qpu[q, src] (only the bits in S_MASKS if `masked`) to a regfile or I/O
-    address, lane by lane under the condition at qpu[q, cond]; False on an error."""
+    address, lane by lane under the condition at qpu[q, cond]; `poison`: the lanes whose value is
+    undefined (a packed write counts as defining its lanes: policy, it never reports falsely).
+    False on an error."""
     if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
         row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
         qpu[q, LAST_WRITE + row] = qpu[q, INSTRUCTIONS]
+        _define(qpu, q, row, cond, poison)
         register, values, where = _lanes(qpu, q, REGS + row * LANES), _lanes(qpu, q, src), _lanes(qpu, q, cond)
         if masked:
             masks = _lanes(qpu, q, S_MASKS)
@@ -434,11 +516,12 @@ def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond:
                 if where[i]:
                     register[i] = values[i]
         return True
-    return _write_io(qpu, m, vpm, cache, data, params, q, file, addr, cond, src)
+    return _write_io(qpu, m, vpm, cache, data, params, q, file, addr, cond, src, poison)
 
 
 @jit
-def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int) -> bool:
+def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int,
+              poison: int) -> bool:
     """_write to an I/O address."""
     pc = qpu[q, PC]
     value = qpu[q, src]                         # I/O registers take lane 0 unless said otherwise
@@ -446,11 +529,20 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         # §11: A-space keeps lane 4q of each quad, B-space replicates lane 0.
         qpu[q, LAST_WRITE + ACC + isa.MUX_R5] = qpu[q, INSTRUCTIONS]
         start = REGS + (ACC + isa.MUX_R5) * LANES
+        defined = qpu[q, POISON + ACC + isa.MUX_R5]
         for i in range(LANES):
             source = (i & ~3) if file == 0 else 0
             if qpu[q, cond + source]:
                 qpu[q, start + i] = qpu[q, src + source]
+                defined = (defined & ~(1 << i)) | ((poison >> source & 1) << i)
+            if poison >> (LANES + source) & 1:
+                defined |= 1 << i
+        qpu[q, POISON + ACC + isa.MUX_R5] = defined
         return True
+    if addr != isa.ADDR_MUTEX and poison:
+        undefined = (poison & _lane_mask(qpu, q, cond) | poison >> LANES) & _io_lanes(addr)
+        if undefined:
+            _report(m, q, pc, R_UNDEFINED_WRITE, addr + 64 * file, undefined)
     if addr == isa.ADDR_HOST_INT:
         if value:                               # writing 0 does nothing (qpu-isa.md §16 rule 28)
             m[G_HOST_INTERRUPTS] += 1
@@ -471,6 +563,10 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
     if addr == isa.ADDR_VPM_DMA:
         # The data moves at once; the timing model says when the transfer is over: the engine (one
         # VDR, one VDW for the whole GPU) takes bytes / bandwidth after the previous transfer.
+        setup = qpu[q, VDW_SETUP] if file == 1 else qpu[q, VDR_SETUP]
+        vertical = (setup & VDW_HORIZ_BIT) == 0 if file == 1 else (setup & VDR_VERT_BIT) != 0
+        if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
+            _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
         if file == 1:
             moved, outside = store(vpm, data, value, qpu[q, VDW_SETUP], qpu[q, VDW_STRIDE])
             rate = params[P_VDW_RATE]
@@ -527,6 +623,8 @@ def _vpm_setup(qpu, m, params, q: int, file: int, value: int) -> bool:
         qpu[q, VPM_READY] = qpu[q, CYCLE] + int(params[P_VPM_LATENCY])
     elif _get(value, VDR_EXT_ID) == isa.VDR_EXT_ID_VALUE:
         qpu[q, VDR_PITCH] = _get(value, VDR_MPITCHB)
+        if qpu[q, VDR_PITCH] > VDR_MPITCHB_DOCUMENTED:
+            _report(m, q, qpu[q, PC], R_WIDE_PITCH, qpu[q, VDR_PITCH], 0)
     elif _get(value, VDR_ID):
         qpu[q, VDR_SETUP] = value
     else:
@@ -569,11 +667,34 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int, src: int) -> bo
 
 
 @jit(inline=True)
+def _io_lanes(addr: int) -> int:
+    """The lanes of an I/O write whose values matter: every lane for the VPM, the SFU and the TMUs;
+    lane 0 for a register that takes one word."""
+    return ALL_LANES if addr == isa.ADDR_VPM or addr >= isa.ADDR_SFU_FIRST else 1
+
+
+@jit
+def _unwritten(qpu, m, q: int, file: int, addr: int, lanes: int) -> None:
+    """A write that undefined flags kept from every lane: those lanes of a register become undefined;
+    whether an I/O write happened at all is undefined (reported, lane 0 or every lane as _write_io)."""
+    if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
+        row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
+        qpu[q, POISON + row] |= lanes
+    elif addr == isa.ADDR_R5:
+        qpu[q, POISON + ACC + isa.MUX_R5] |= ALL_LANES
+    elif addr != isa.ADDR_MUTEX:
+        lanes &= _io_lanes(addr)
+        if lanes:
+            _report(m, q, qpu[q, PC], R_UNDEFINED_WRITE, addr + 64 * file, lanes)
+
+
+@jit(inline=True)
 def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_add: int, op_mul: int,
                    add_out: int, mul_out: int, add_c: int, mul_c: int, add_a: int, add_b: int, cond_add: int,
-                   cond_mul: int) -> bool:
+                   cond_mul: int, poison_add: int, poison_mul: int) -> bool:
     """Both ALU results (at add_out, mul_out) to their destinations, packed as pm and pack say
-    (§5.3, §5.4), under the conditions at cond_add, cond_mul."""
+    (§5.3, §5.4), under the conditions at cond_add, cond_mul; poison_*: their undefined lanes. An
+    op-code nop writes nothing, whatever its waddr (semantics.md §4.3)."""
     ws, pm, pack = prog[row, C_WS], prog[row, C_PM], prog[row, C_PACK]
     packed_unit = 0 if ws == 0 else 1          # pm = 0: the regfile-A pack applies to the unit writing A
     for unit in range(2):
@@ -581,10 +702,17 @@ def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_
         cond = cond_add if unit == 0 else cond_mul
         if addr == isa.NOP_ADDR or cond == S_ZERO:
             continue
+        if (op_add if unit == 0 else op_mul) == 0:
+            if unit == 1:                       # the MUL nop's write is unmeasured (semantics.md §4.3)
+                _report(m, q, qpu[q, PC], R_MUL_NOP_WRITE, addr, 0)
+            continue
         any_lane = cond == S_ONES
         for i in range(0 if any_lane else LANES):
             any_lane = any_lane or qpu[q, cond + i] != 0
+        poison = poison_add if unit == 0 else poison_mul
         if not any_lane:
+            if poison >> LANES:                 # no lane written, but only by undefined flags' say-so
+                _unwritten(qpu, m, q, ws ^ unit, addr, poison >> LANES)
             continue
         out = add_out if unit == 0 else mul_out
         src, masked = out, False
@@ -604,7 +732,7 @@ def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_
                 qpu[q, S_VALUES + i], qpu[q, S_MASKS + i] = pack_a(pack, qpu[q, out + i], float_result, saturation,
                                                                    a, b, qpu[q, carry + i])
             src, masked = S_VALUES, True
-        if not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, cond, src, masked):
+        if not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, cond, src, masked, poison):
             return False
     return True
 
@@ -667,10 +795,12 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
         return ERROR
     if small_imm:
         b = S_B
+        qpu[q, POISON_B] = 0
         for i in range(LANES):
             qpu[q, S_B + i] = SMALL_IMM_BITS[raddr_b]
     elif raddr_b == isa.ADDR_UNIFORM and raddr_a == isa.ADDR_UNIFORM:
         b = a                                   # policy: one uniform per instruction (Linux, qpu-isa.md §20)
+        qpu[q, POISON_B] = 0
     else:
         b = _read(qpu, m, vpm, cache, data, params, q, 1, raddr_b, S_B)
         if b < 0:
@@ -679,11 +809,14 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     pm, unpack_code = prog[row, C_PM], prog[row, C_UNPACK]
     # A nop unit reads nothing and gives 0 (with C clear) in every lane.
     add_a, add_b, add_out, add_c = S_ZERO, S_ZERO, S_ZERO, S_ZERO
+    poison_add, poison_mul = 0, 0
     if op_add != 0:
         add_a = _operand(qpu, q, prog[row, C_ADD_A], ADD_FLOAT_INPUT[op_add], pm, unpack_code, a, b, S_AA)
+        poison_add = _mux_poison(qpu, q, prog[row, C_ADD_A])
         add_b = add_a
         if not ADD_UNARY[op_add]:
             add_b = _operand(qpu, q, prog[row, C_ADD_B], ADD_FLOAT_INPUT[op_add], pm, unpack_code, a, b, S_AB)
+            poison_add |= _mux_poison(qpu, q, prog[row, C_ADD_B])
         if op_add == FTOI:
             for i in range(LANES):
                 x = qpu[q, add_a + i]
@@ -698,26 +831,33 @@ def _alu(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
         mul_a = _operand(qpu, q, prog[row, C_MUL_A], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, a, b, S_MA)
         mul_b = _operand(qpu, q, prog[row, C_MUL_B], MUL_FLOAT_INPUT[op_mul], pm, unpack_code, a, b, S_MB)
         _mul_vector(qpu, q, op_mul, mul_a, mul_b)
+        poison_mul = _mux_poison(qpu, q, prog[row, C_MUL_A]) | _mux_poison(qpu, q, prog[row, C_MUL_B])
         mul_out, mul_c = S_MUL_OUT, S_MUL_C
         if small_imm and raddr_b >= isa.SMALL_IMM_ROTATE_BASE:
-            _rotate(qpu, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
+            amount = _rotate(qpu, q, raddr_b - isa.SMALL_IMM_ROTATE_BASE, prog[row, C_MUL_A], prog[row, C_MUL_B])
+            if poison_mul:
+                poison_mul = _rotate_poison(poison_mul, amount, prog[row, C_MUL_A] < 4 and prog[row, C_MUL_B] < 4)
+            if raddr_b == isa.SMALL_IMM_ROTATE_BASE and qpu[q, POISON + ACC + isa.MUX_R5] & 1:
+                poison_mul = ALL_LANES          # rotated by an undefined amount
     cond_add = _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
     cond_mul = _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+    poison_add = _with_flags(qpu, q, poison_add, cond_add)
+    poison_mul = _with_flags(qpu, q, poison_mul, cond_mul)
     if prog[row, C_SF]:
         if op_add != 0:                         # §6.2: flags from ADD unless its op is nop
-            _set_flags(qpu, q, add_out, add_c, cond_add, False)
+            _set_flags(qpu, q, add_out, add_c, cond_add, False, poison_add)
         else:
-            _set_flags(qpu, q, mul_out, mul_c, cond_mul, True)
+            _set_flags(qpu, q, mul_out, mul_c, cond_mul, True, poison_mul)
     if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, op_add, op_mul, add_out, mul_out, add_c,
-                          mul_c, add_a, add_b, cond_add, cond_mul):
+                          mul_c, add_a, add_b, cond_add, cond_mul, poison_add, poison_mul):
         return ERROR
     return _signal(qpu, m, q, sig)
 
 
 @jit(inline=True)
-def _rotate(qpu, q: int, amount: int, mul_a: int, mul_b: int) -> None:
+def _rotate(qpu, q: int, amount: int, mul_a: int, mul_b: int) -> int:
     """§9: the MUL result rotates up by n (r5 lane 0 bits 3..0 for code 48); a full 16-lane
-    rotation only when both MUL operands are r0..r3, else within each quad."""
+    rotation only when both MUL operands are r0..r3, else within each quad. Returns n."""
     n = (qpu[q, REGS + (ACC + isa.MUX_R5) * LANES] & 15) if amount == 0 else amount
     full = mul_a < 4 and mul_b < 4
     for i in range(LANES):
@@ -727,6 +867,7 @@ def _rotate(qpu, q: int, amount: int, mul_a: int, mul_b: int) -> None:
     for i in range(LANES):
         qpu[q, S_MUL_OUT + i] = qpu[q, S_TMP + i]
         qpu[q, S_MUL_C + i] = qpu[q, S_TMP2 + i]
+    return n
 
 
 @jit(inline=True)
@@ -778,12 +919,14 @@ def _load_immediate(qpu, m, vpm, cache, data, params, q: int, prog, row: int, se
         qpu[q, S_ADD_OUT + i] = v
     cond_add = _condition(qpu, m, q, prog[row, C_COND_ADD], S_COND_ADD)
     cond_mul = _condition(qpu, m, q, prog[row, C_COND_MUL], S_COND_MUL)
+    poison_add, poison_mul = _with_flags(qpu, q, 0, cond_add), _with_flags(qpu, q, 0, cond_mul)
     if prog[row, C_SF]:
-        _set_flags(qpu, q, S_ADD_OUT, S_ZERO, cond_add if prog[row, C_COND_ADD] != isa.COND_NEVER else cond_mul,
-                   False)
+        flags_from_add = prog[row, C_COND_ADD] != isa.COND_NEVER
+        _set_flags(qpu, q, S_ADD_OUT, S_ZERO, cond_add if flags_from_add else cond_mul, False,
+                   poison_add if flags_from_add else poison_mul)
     # The moves are `or` (ADD) and `v8min` (MUL): neither saturates nor gives a float.
     if not _write_results(qpu, m, vpm, cache, data, params, q, prog, row, MOV_ADD, MOV_MUL, S_ADD_OUT, S_ADD_OUT,
-                          S_ZERO, S_ZERO, S_ZERO, S_ZERO, cond_add, cond_mul):
+                          S_ZERO, S_ZERO, S_ZERO, S_ZERO, cond_add, cond_mul, poison_add, poison_mul):
         return ERROR
     return EXECUTED
 
@@ -813,6 +956,10 @@ def _branch(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     cond = prog[row, C_COND_BR]
     if BRANCH_RESERVED[cond]:
         return _fail(m, q, pc, E_RESERVED_BRANCH, cond, 0)
+    if cond != isa.BRANCH_ALWAYS and qpu[q, POISON_FLAGS]:
+        _report(m, q, pc, R_UNDEFINED_BRANCH, 0, qpu[q, POISON_FLAGS])
+    if prog[row, C_REG] and qpu[q, POISON + REG_A + prog[row, C_RADDR_A]] >> (LANES - 1) & 1:
+        _report(m, q, pc, R_UNDEFINED_BRANCH, 1, 1 << (LANES - 1))
     if cond != isa.BRANCH_ALWAYS:
         flag = cond >> 2                        # Z, N, C
         if flag == C:
@@ -838,10 +985,10 @@ def _branch(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     for unit in range(2):
         addr = prog[row, C_WADDR_ADD] if unit == 0 else prog[row, C_WADDR_MUL]
         if addr != isa.NOP_ADDR and not _write(qpu, m, vpm, cache, data, params, q, ws ^ unit, addr, S_ONES,
-                                               S_VALUES, False):
+                                               S_VALUES, False, 0):
             return ERROR
     if prog[row, C_RADDR_A] & 1:
-        _set_flags(qpu, q, S_VALUES, S_ZERO, S_ONES, False)
+        _set_flags(qpu, q, S_VALUES, S_ZERO, S_ONES, False, 0)
     return EXECUTED
 
 
@@ -856,6 +1003,7 @@ def _advance(qpu, q: int) -> None:
             for i in range(LANES):
                 qpu[q, REGS + (ACC + isa.MUX_R4) * LANES + i] = qpu[q, PENDING_VALUES + j * LANES + i]
             qpu[q, LAST_WRITE + ACC + isa.MUX_R4] = qpu[q, INSTRUCTIONS]
+            qpu[q, POISON + ACC + isa.MUX_R4] = 0
         else:
             if kept != j:
                 qpu[q, PENDING + 2 * kept] = qpu[q, PENDING + 2 * j]

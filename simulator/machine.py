@@ -43,10 +43,18 @@ class SimulationWarning(UserWarning):
 # What each report of the core means: (rule, message); {0} and {1} are the report's arguments.
 REPORTS = {
     core.R_SFU_R4_READ: ("rule 2", "reads r4 before the SFU result is ready (the third instruction after the write)"),
-    core.R_UNINITIALISED_ACC: ("uninitialised", "reads r{0} before anything wrote it"),
+    core.R_UNDEFINED_WRITE: ("undefined value", "writes to {name} a value computed from registers or flags that "
+                                                "nothing wrote (lanes {1:#06x})"),
     core.R_RULE1: ("rule 1", "r{file}{1} is read right after it was written: the QPU has no forwarding, the old "
                              "value is read"),
-    core.R_UNINITIALISED_REG: ("uninitialised", "reads r{file}{1} before anything wrote it"),
+    core.R_UNDEFINED_BRANCH: ("undefined value", "branches on {name} computed from registers or flags that "
+                                                 "nothing wrote (lanes {1:#06x})"),
+    core.R_WIDE_PITCH: ("unknown: semantics.md §8.5", "a VDR extended pitch of {0} bytes, beyond the guide's 13 bits "
+                                                      "(policy: bits 15:0, as programs on a Pi use)"),
+    core.R_VERTICAL_SUBWORD: ("unknown: semantics.md §8.5", "a vertical 8- or 16-bit {name}: where its sub-words "
+                                                            "go was never measured (policy: the MODEW offset)"),
+    core.R_MUL_NOP_WRITE: ("unknown: semantics.md §4.3", "a MUL nop names the destination {name}: whether it "
+                                                         "writes is unmeasured (policy: it writes nothing)"),
     core.R_TWO_UNIFORMS: ("unknown: qpu-isa.md §20", "both read ports read a uniform: whether one or two values are "
                                                      "consumed is unknown (one is assumed)"),
     core.R_FTOI: ("unknown: semantics.md §4.1", "ftoi of a value of magnitude 2^31 or more: only ±2^97 was "
@@ -87,6 +95,28 @@ ERRORS = {
     core.E_PENDING_FULL: f"more than {core.PENDING_SLOTS} results on their way to r4",
     core.E_UNALIGNED_PC: "the program counter {0:#x} is not a multiple of 8",
 }
+
+
+def _write_name(addr: int, space: str) -> str:
+    """The printed name of a write address (the disassembler's: the first row of isa.IO_REGISTERS)."""
+    if addr < isa.REGFILE_SIZE:
+        return f"r{space[1]}{addr}"
+    for row in isa.IO_REGISTERS:
+        if row.addr == addr and space in row.spaces:
+            return row.name
+    return f"{isa.RAW_REGISTER_PREFIX[space[1]]}{addr}"
+
+
+def _report_name(code: int, arg: int) -> str:
+    if code == core.R_UNDEFINED_WRITE:
+        return _write_name(arg % 64, "wb" if arg >= 64 else "wa")
+    if code == core.R_UNDEFINED_BRANCH:
+        return "its target register" if arg else "flags"
+    if code == core.R_VERTICAL_SUBWORD:
+        return "VDW store" if arg else "VDR load"
+    if code == core.R_MUL_NOP_WRITE:
+        return f"waddr {arg}"
+    return ""
 
 
 @dataclass
@@ -194,6 +224,7 @@ class V3D:
         qpu[:, core.WAITING] = core.NOT_WAITING
         qpu[:, core.WAITING_SINCE] = -1
         qpu[:, core.LAST_WRITE:core.LAST_WRITE + core.REG_ROWS] = -1
+        qpu[:, core.POISON:core.POISON_FLAGS + 1] = core.ALL_LANES     # registers and flags: nothing wrote them
         qpu[:, core.CODE_LINE] = -1
         qpu[:, core.S_ONES:core.S_ONES + core.LANES] = 1
         qpu[:, core.S_ELEMENT:core.S_ELEMENT + core.LANES] = np.arange(core.LANES)
@@ -241,8 +272,8 @@ class V3D:
         m[core.G_EVENTS] = 0
         for q, pc, code, arg, arg2 in events[:count].tolist():
             rule, message = REPORTS[code]
-            file = "ab"[arg] if code in (core.R_RULE1, core.R_UNINITIALISED_REG) else ""
-            text = message.format(arg, arg2, file=file)
+            file = "ab"[arg] if code == core.R_RULE1 else ""
+            text = message.format(arg, arg2, file=file, name=_report_name(code, arg))
             report = f"QPU{q} at {pc:#x} [{self._instruction_text(pc)}]: {text} ({rule})"
             if self.strict:
                 raise SimulationError(report)
@@ -264,14 +295,17 @@ class V3D:
         busy = sum(q.busy_cycles for q in per_qpu)
         stalls = sum(sum(q.stall_cycles.values()) for q in per_qpu)
         # Named after the V3D performance counter sources they model (isa.PERFORMANCE_COUNT_SOURCES),
-        # plus the TMU cache hits, which no hardware counter gives. TMU and uniforms cache figures count
-        # lanes and words; the instruction cache's count lines entered (a lookup per 64-byte line).
+        # with the meaning of the guide's Table 82, plus the TMU cache hits, which no hardware counter
+        # gives. TMU misses are line fetches from the L2 or memory, TMU hits lanes served by a line
+        # already there; uniforms cache hits and misses count words read; instruction cache hits count
+        # one per instruction executed whose line was there (as imrc's QI3 runs on a Pi show), misses
+        # the instructions whose line was not. Prefetched lines count in neither.
         counters = {
             "QPU_TOTAL_CLK_CYCLES_EXECUTING_VALID_INSTRUCTIONS": busy,
             "QPU_TOTAL_CLK_CYCLES_WAITING_FOR_TMU": sum(q.stall_cycles["tmu"] for q in per_qpu),
             "QPU_TOTAL_IDLE_CLK_CYCLES": cycles * self.qpus - busy - stalls,
             "TMU_TOTAL_TEXTURE_QUADS_PROCESSED": (cache["tmu_hits"] + cache["tmu_misses"]) // 4,
-            "QPU_TOTAL_INSTRUCTION_CACHE_HITS": cache["icache_hits"],
+            "QPU_TOTAL_INSTRUCTION_CACHE_HITS": sum(q.instructions for q in per_qpu) - cache["icache_misses"],
             "QPU_TOTAL_INSTRUCTION_CACHE_MISSES": cache["icache_misses"],
             "QPU_TOTAL_UNIFORMS_CACHE_HITS": cache["uniforms_hits"],
             "QPU_TOTAL_UNIFORMS_CACHE_MISSES": cache["uniforms_misses"],

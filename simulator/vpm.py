@@ -147,7 +147,10 @@ def store(vpm, data, address: int, setup: int, stride: int) -> tuple[int, int]:
                 position_ = ((y + unit) * COLUMNS + x) * per_word + offset + k
                 word, part = position_ // per_word, position_ % per_word
             else:
-                word, part = (y + k) * COLUMNS + (x + unit) % COLUMNS, offset
+                # semantics.md §8.5 (measured): memory row r from VPM column X + r; past column 15
+                # the column wraps to 0 and Y advances by 16.
+                column = x + unit
+                word, part = (y + k + 16 * (column // COLUMNS)) * COLUMNS + column % COLUMNS, offset
             value = (vpm[word % WORDS] >> (part * size * 8)) & ((1 << (size * 8)) - 1)
             if not write_bytes(data, row_address + k * size, value, size):
                 return 0, row_address + k * size
@@ -157,8 +160,8 @@ def store(vpm, data, address: int, setup: int, stride: int) -> tuple[int, int]:
 @jit
 def load(vpm, data, address: int, setup: int, extended_pitch: int) -> tuple[int, int]:
     """VDR: NROWS memory rows of ROWLEN elements, row r at address + r*pitch. Horizontal: row r
-    goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): to VPM column X + r*VPITCH from
-    row Y, as VC4C's emulator does (the guide is ambiguous: policy, semantics.md §8.5).
+    goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): down VPM column X from row
+    Y + r*VPITCH (measured on a Pi, semantics.md §8.5; VC4C's emulator's column X + r is wrong).
     Returns like `store`."""
     size, offset = element(get(setup, VDR_MODEW))
     if size == RESERVED:
@@ -179,7 +182,7 @@ def load(vpm, data, address: int, setup: int, extended_pitch: int) -> tuple[int,
             if value == OUTSIDE:
                 return 0, address + r * pitch + k * size
             if vertical:
-                word, part = (y + k) * COLUMNS + (x + r * vpitch) % COLUMNS, offset
+                word, part = (y + r * vpitch + k) * COLUMNS + x, offset
             else:
                 position_ = ((y + r * vpitch) * COLUMNS + x) * per_word + offset + k
                 word, part = position_ // per_word, position_ % per_word

@@ -17,8 +17,10 @@ END = "nop; nop; thrend\nnop\nnop\n"
 CASES = [
     ("rule 1", "mov ra1, 1\nmov r0, ra1\n", "mov ra1, 1\nnop\nmov r0, ra1\n",
      "QPU0 at 0x1008 [mov r0, ra1]: ra1 is read right after it was written"),
-    ("uninitialised", "mov r0, rb7\n", "mov rb7, 0\nnop\nmov r0, rb7\n", "reads rb7 before anything wrote it"),
-    ("uninitialised", "add r0, r1, 1\n", "mov r1, 0\nadd r0, r1, 1\n", "reads r1 before anything wrote it"),
+    ("undefined value", "mov r0, rb7\nmov t0s, r0\nnop; ldtmu0\n", "mov rb7, 0\nnop\nmov r0, rb7\nmov t0s, r0\n"
+     "nop; ldtmu0\n", "[mov t0s, r0]: writes to t0s a value computed from registers or flags that nothing wrote"),
+    ("undefined value", "add r0, r1, 1\nmov vw_setup, r0\n", "mov r1, 0\nadd r0, r1, 1\nmov vw_setup, r0\n",
+     "writes to vw_setup a value computed"),
     ("rule 2", "mov r1, 4\nmov recip, r1\nnop\nmov r0, r4\n", "mov r1, 4\nmov recip, r1\nnop\nnop\nmov r0, r4\n",
      "reads r4 before the SFU result is ready"),
     ("unknown", "mov r1, 2\nnop; mul24.setf r0, r1, r1\nmov.ifc r2, 1\n", "mov r1, 2\nadd.setf r0, r1, r1\n"
