@@ -8,6 +8,11 @@ cache that serves four QPUs' sequential streams; a direct-mapped one would thras
 them ran 4 KB apart), both filled through the L2 and least recently used. Lines hold copies of
 memory taken when they were filled. No level sees VDW DMA stores or host writes, so a read can
 return data older than memory, as on the hardware: `tmu_read` and `slice_read` say when.
+Behind the V3D's L2 sits the VideoCore's own system L2 (128 KB, 4-way: the hermanhermitage wiki's
+BCM2835 overview; performance.md §4), through which the Pi 1/Zero's GPU sees SDRAM at the cached
+0x4 bus alias that GPU_FFT and vc4kit use. It is modeled for timing only (tags, no data: the V3D
+levels above hold the copies that coherence needs): a line found there comes without crossing the
+SDRAM port. Its tags start empty at each run (the ARM wrote the inputs to SDRAM behind it).
 The state is one flat array (`new_caches`) and the read path is in the compilable subset (jit.py).
 """
 
@@ -28,8 +33,10 @@ L2_WAYS = 4
 L2_BYTES = 32 * 1024                   # policy: "≈32 KB?" in semantics.md §10
 L2_SETS = L2_BYTES // LINE_BYTES // L2_WAYS
 EMPTY = -1
-# Which level served a read (and indexes the latency parameters, see core.py).
-TMU_HIT, L2_HIT, FROM_MEMORY = 0, 1, 2
+SYSTEM_L2_BYTES, SYSTEM_L2_WAYS = 128 * 1024, 4   # the VideoCore system L2 (see above)
+SYSTEM_L2_SETS = SYSTEM_L2_BYTES // LINE_BYTES // SYSTEM_L2_WAYS
+# Which level served a read (TMU_HIT and L2_HIT index the latency parameters, see core.py).
+TMU_HIT, L2_HIT, FROM_MEMORY, FROM_SYSTEM_L2 = 0, 1, 2, 3
 HITS, MISSES = 0, 1                    # columns of the statistics
 
 
@@ -53,7 +60,10 @@ SC_USED = SC_TAGS + SLICE_CACHES * SLICE_CACHE_SLOTS
 SC_READY = SC_USED + SLICE_CACHES * SLICE_CACHE_SLOTS  # the clock at which a line's fill arrives
 SC_DATA = SC_READY + SLICE_CACHES * SLICE_CACHE_SLOTS  # [(cache * SLOTS + slot) * WORDS_PER_LINE + k]
 SC_STATS = SC_DATA + SLICE_CACHES * SLICE_CACHE_SLOTS * WORDS_PER_LINE   # [cache * 2 + HITS/MISSES], clock
-CACHE_SIZE = SC_STATS + 2 * SLICE_CACHES + 1
+SYS_TAGS = SC_STATS + 2 * SLICE_CACHES + 1             # [set * WAYS + way] line address or EMPTY
+SYS_USED = SYS_TAGS + SYSTEM_L2_SETS * SYSTEM_L2_WAYS
+SYS_STATS = SYS_USED + SYSTEM_L2_SETS * SYSTEM_L2_WAYS   # hits, misses, use clock
+CACHE_SIZE = SYS_STATS + 3
 
 
 def new_caches() -> np.ndarray:
@@ -85,8 +95,10 @@ def clear_slice_cache(cache: np.ndarray, number: int) -> None:
 
 
 def restart_clocks(cache: np.ndarray) -> None:
-    """A run's clocks start at 0: fills of lines kept from an earlier run have long arrived."""
+    """A run's clocks start at 0: fills of lines kept from an earlier run have long arrived. The
+    system L2's tags start empty (see the module's docstring)."""
     cache[SC_READY:SC_READY + SLICE_CACHES * SLICE_CACHE_SLOTS] = 0
+    cache[SYS_TAGS:SYS_USED] = EMPTY
 
 
 def statistics(cache: np.ndarray, tmus: int) -> dict[str, int]:
@@ -98,7 +110,8 @@ def statistics(cache: np.ndarray, tmus: int) -> dict[str, int]:
     return {"tmu_hits": int(tmu[:, HITS].sum()), "tmu_misses": int(tmu[:, MISSES].sum()),
             "uniforms_hits": int(uniforms[:, HITS].sum()), "uniforms_misses": int(uniforms[:, MISSES].sum()),
             "icache_hits": int(icache[:, HITS].sum()), "icache_misses": int(icache[:, MISSES].sum()),
-            "l2_hits": int(cache[L2_STATS + HITS]), "l2_misses": int(cache[L2_STATS + MISSES])}
+            "l2_hits": int(cache[L2_STATS + HITS]), "l2_misses": int(cache[L2_STATS + MISSES]),
+            "system_l2_hits": int(cache[SYS_STATS + HITS]), "system_l2_misses": int(cache[SYS_STATS + MISSES])}
 
 
 @jit(inline=True)
@@ -123,6 +136,33 @@ def _victim(cache, tags: int, used: int, base: int, ways: int) -> int:
 
 
 @jit
+def system_l2(cache, line: int) -> bool:
+    """Whether the system L2 holds a line (it does afterwards: a miss allocates it, LRU)."""
+    base = ((line // LINE_BYTES) % SYSTEM_L2_SETS) * SYSTEM_L2_WAYS
+    cache[SYS_STATS + 2] += 1
+    slot = _find(cache, SYS_TAGS, base, SYSTEM_L2_WAYS, line)
+    hit = slot >= 0
+    if not hit:
+        slot = _victim(cache, SYS_TAGS, SYS_USED, base, SYSTEM_L2_WAYS)
+        cache[SYS_TAGS + slot] = line
+    cache[SYS_STATS + (HITS if hit else MISSES)] += 1
+    cache[SYS_USED + slot] = cache[SYS_STATS + 2]
+    return hit
+
+
+@jit
+def system_l2_misses(cache, address: int, nbytes: int) -> int:
+    """Lines of [address, address + nbytes) the system L2 did not hold (each is allocated)."""
+    missed = 0
+    line = address - address % LINE_BYTES
+    while line < address + nbytes:
+        if not system_l2(cache, line):
+            missed += 1
+        line += LINE_BYTES
+    return missed
+
+
+@jit
 def _l2_line(cache, data, line: int) -> tuple[int, int]:
     """(offset of a line's words in `cache`, level): an L2 hit, or filled from memory on a miss;
     offset OUTSIDE if the line is outside the SDRAM."""
@@ -143,7 +183,7 @@ def _l2_line(cache, data, line: int) -> tuple[int, int]:
         cache[start + k] = value
     cache[L2_TAGS + victim] = line
     cache[L2_USED + victim] = cache[L2_STATS + 2]
-    return start, FROM_MEMORY
+    return start, FROM_SYSTEM_L2 if system_l2(cache, line) else FROM_MEMORY
 
 
 @jit

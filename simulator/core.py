@@ -18,7 +18,7 @@ from qpuasm import isa
 from . import alu
 from . import program as P
 from .alu import add_op, mul_op
-from .cache import FROM_MEMORY, ICACHE, LINE_BYTES, TMU_HIT, slice_present, slice_read, tmu_read
+from .cache import FROM_MEMORY, FROM_SYSTEM_L2, ICACHE, LINE_BYTES, TMU_HIT, slice_present, slice_read, tmu_read
 from .cache import UNIFORMS as UNIFORMS_CACHE
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
 from .jit import jit
@@ -90,7 +90,8 @@ QPU_SIZE = VECTORS + 19 * LANES
 # machine[k]: the V3D-wide state and the core's answer to its caller, the semaphores and the events
 # (what strict mode raises and non-strict mode warns: qpu, pc, report code, arg, arg2 each).
 (G_MUTEX_OWNER, G_HOST_INTERRUPTS, G_DMA_FREE, _G_DMA_FREE1, G_EXECUTED, G_RNG, G_SEEDED, G_STRICT, G_EVENTS,
- G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_MEMORY_FREE, G_SFU_FREE) = range(17)
+ G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_MEMORY_FREE, G_BUS_FREE,
+ G_SFU_FREE) = range(18)
 NO_OWNER = -1
 SEMAPHORES = G_SFU_FREE + MAX_QPUS // QPUS_PER_SLICE
 EVENTS = SEMAPHORES + isa.SEMAPHORE_COUNT
@@ -100,7 +101,7 @@ EVENT_DRAIN = EVENT_CAPACITY - 24        # one instruction adds at most a few
 MACHINE_SIZE = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
 # Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
 (P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY,
- P_MEMORY_RATE, P_ICACHE_PREFETCH, P_UNIFORMS_PREFETCH) = range(12)
+ P_MEMORY_RATE, P_ICACHE_PREFETCH, P_UNIFORMS_PREFETCH, P_DMA_ROW, P_SYSTEM_L2, P_BUS_RATE) = range(15)
 
 # Run status (the return value of `run`).
 DONE, NEED_DECODE, DRAIN, REPORTED, FAILED, DEADLOCK, BUDGET = range(7)
@@ -145,6 +146,8 @@ VDW_HORIZ_BIT = 1 << isa.VDW_HORIZ.lo
 VDR_VERT_BIT = 1 << isa.VDR_VERT.lo
 DMA_MODEW = (isa.VDW_MODEW.lo, isa.VDW_MODEW.mask)
 VDR_MODEW = (isa.VDR_MODEW.lo, isa.VDR_MODEW.mask)
+VDW_UNITS = (isa.VDW_UNITS.lo, isa.VDW_UNITS.mask)
+VDR_NROWS = (isa.VDR_NROWS.lo, isa.VDR_NROWS.mask)
 VDR_ID = (isa.VDR_ID.lo, isa.VDR_ID.mask)
 # Instruction fields by column of the decoded program.
 _C = P.COLUMN
@@ -231,11 +234,23 @@ def _reserve_pending(qpu, q: int, countdown: int, kind: int) -> int:
 def _fill_delay(qpu, m, params, q: int, level: int) -> int:
     """Clocks until a line served from `level` reaches QPU q: an L2 or TMU-cache hit takes its
     latency; a fill from SDRAM waits for the one port all line fills share."""
+    now = qpu[q, CYCLE]
     if level == FROM_MEMORY:
-        start = max(qpu[q, CYCLE], m[G_MEMORY_FREE])
-        m[G_MEMORY_FREE] = start + int(LINE_BYTES / params[P_MEMORY_RATE])
-        return start - qpu[q, CYCLE] + int(params[P_MEMORY])
+        begin = max(_transfer(m, G_BUS_FREE, now, LINE_BYTES, params[P_BUS_RATE]),
+                    _transfer(m, G_MEMORY_FREE, now, LINE_BYTES, params[P_MEMORY_RATE]))
+        return begin - now + int(params[P_MEMORY])
+    if level == FROM_SYSTEM_L2:
+        return _transfer(m, G_BUS_FREE, now, LINE_BYTES, params[P_BUS_RATE]) - now + int(params[P_SYSTEM_L2])
     return int(params[P_TMU_HIT + level])
+
+
+@jit(inline=True)
+def _transfer(m, port: int, start: int, nbytes: int, rate: float) -> int:
+    """`nbytes` through a port (the V3D's bus to the system, or SDRAM) that moves `rate` bytes a
+    clock, one transfer after another: when this one begins (the port is busy until m[port])."""
+    begin = max(start, m[port])
+    m[port] = begin + int(nbytes / rate)
+    return begin
 
 
 @jit
@@ -568,17 +583,29 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
         if file == 1:
-            moved, outside = store(vpm, data, value, qpu[q, VDW_SETUP], qpu[q, VDW_STRIDE])
+            moved, outside, port_bytes = store(vpm, data, cache, value, qpu[q, VDW_SETUP], qpu[q, VDW_STRIDE])
             rate = params[P_VDW_RATE]
+            rows = _get(setup, VDW_UNITS) or 128      # "0 means 128/16" (semantics.md §8.5)
         else:
-            moved, outside = load(vpm, data, value, qpu[q, VDR_SETUP], qpu[q, VDR_PITCH])
+            moved, outside, port_bytes = load(vpm, data, cache, value, qpu[q, VDR_SETUP], qpu[q, VDR_PITCH])
             rate = params[P_VDR_RATE]
+            rows = _get(setup, VDR_NROWS) or 16
         if moved == RESERVED:
             return _fail(m, q, pc, E_DMA_MODEW, file, 0) != ERROR
         if outside != OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, outside, 1) != ERROR
+        # Each memory row is a transfer of its own: it takes its bytes at the engine's rate, but at
+        # least the per-row cost (timing.py dma_row_clocks).
         start_cycle = max(qpu[q, CYCLE], m[G_DMA_FREE + file])
-        done = int(start_cycle + params[P_DMA_LATENCY] + moved / rate)
+        done = int(start_cycle + params[P_DMA_LATENCY] + rows * max(params[P_DMA_ROW], moved / rows / rate))
+        # What the system L2 did not hold also crosses the one SDRAM port that the caches' line
+        # fills use (_fill_delay).
+        _transfer(m, G_BUS_FREE, start_cycle, moved, params[P_BUS_RATE])
+        through = m[G_BUS_FREE]
+        if port_bytes:
+            _transfer(m, G_MEMORY_FREE, start_cycle, port_bytes, params[P_MEMORY_RATE])
+            through = max(through, m[G_MEMORY_FREE])
+        done = max(done, through + int(params[P_DMA_LATENCY]))
         m[G_DMA_FREE + file] = done
         qpu[q, DMA_DONE + file] = done
         return True

@@ -31,17 +31,32 @@ PARAMETERS: dict[str, Parameter] = {
                                       "36 + 12 (semantics.md §10)"),
     "memory": Parameter(400, "clocks", "policy: Mesa's scheduler assumes about 100 instruction slots from a TMU "
                                        "request to ldtmu for a miss (performance.md §4 'TMU latency')"),
-    "memory_bytes_per_clock": Parameter(4.6, "bytes/clock", "policy, calibrated: SDRAM line fills for the TMUs "
-                                                           "and L2 share one port; 4.6 B/clock (1.15 GB/s at "
-                                                           "250 MHz, a third of the 3.6 GB/s peak of "
-                                                           "performance.md §4) fits GPU_FFT 2^13..2^17 "
-                                                           "(BENCHMARKS.md)"),
+    "system_l2_hit": Parameter(320, "clocks", "policy, calibrated: a line the V3D's L2 missed but the VideoCore's "
+                                             "128 KB system L2 holds (cache.py), between the V3D L2's 48 and "
+                                             "SDRAM's `memory`. With the port and bus rates it puts GPU_FFT "
+                                             "2^10..2^17, py-videocore's SGEMM and QPULib's HeatMap within "
+                                             "±20 % of their Pi times; the SGEMM alone swings 1.0-1.4x over "
+                                             "250..340 (threads sharing B lines fall in and out of step; "
+                                             "BENCHMARKS.md)"),
+    "bus_bytes_per_clock": Parameter(6.0, "bytes/clock", "policy, calibrated: the V3D's one bus to the system, "
+                                                         "which every line fill (from the system L2 or SDRAM) and "
+                                                         "every VPM DMA byte crosses"),
+    "memory_bytes_per_clock": Parameter(4.6, "bytes/clock", "policy, calibrated: what misses the system L2 "
+                                                           "(line fills and VPM DMA bytes) shares one SDRAM port; "
+                                                           "4.6 B/clock (1.15 GB/s at 250 MHz, a third of the "
+                                                           "3.6 GB/s peak of performance.md §4) fits GPU_FFT "
+                                                           "2^15..2^17 (BENCHMARKS.md)"),
     "vdr_bytes_per_clock": Parameter(690e6 / 250e6, "bytes/clock", "VPM DMA load 690 MB/s at 250 MHz, whole GPU "
                                                                    "(performance.md §4, imrc QV52)"),
     "vdw_bytes_per_clock": Parameter(1120e6 / 250e6, "bytes/clock", "VPM DMA store 1120 MB/s at 250 MHz, "
                                                                     "second-hand (performance.md §4)"),
     "dma_latency": Parameter(32, "clocks", "at least 6-10 instructions between a DMA start and its wait "
                                            "(performance.md §4); policy: 8 instructions"),
+    "dma_row_clocks": Parameter(8, "clocks", "policy, calibrated: each memory row of a VPM DMA is a transfer "
+                                             "of its own, at least this long whatever its bytes. QPULib's HeatMap "
+                                             "stores 16 one-word rows per vector; on 4 QPUs its published time "
+                                             "(20.36 s, 2000 steps) gives ~160 clocks per store on the one VDW "
+                                             "engine: 32 of latency + 16 rows x 8 (BENCHMARKS.md)"),
     "sfu_busy": Parameter(16, "clocks", "one SFU per slice, ~4 instruction slots, not pipelined "
                                         "(performance.md §4 'SFU')"),
     "vpm_read_latency": Parameter(12, "clocks", "data ready 3 instructions after a VPM read setup "
@@ -70,7 +85,8 @@ def param(name: str) -> float:
 # in the order of cache.TMU_HIT, L2_HIT, FROM_MEMORY.
 CORE_PARAMETERS = ("cycles_per_instruction", "tmu_hit", "l2_hit", "memory", "vdr_bytes_per_clock",
                    "vdw_bytes_per_clock", "dma_latency", "sfu_busy", "vpm_read_latency", "memory_bytes_per_clock",
-                   "icache_prefetch_lines", "uniforms_prefetch_lines")
+                   "icache_prefetch_lines", "uniforms_prefetch_lines", "dma_row_clocks", "system_l2_hit",
+                   "bus_bytes_per_clock")
 
 
 def parameter_array() -> np.ndarray:
