@@ -34,9 +34,11 @@ def test_every_gpu_fft_word_round_trips():
 
 RANDOM_WORDS = 1_000_000
 CHUNK = 50_000
+DEFAULT_CHUNKS = 2          # 100,000 words in the default run; the whole million with `-m slow`
 
 
-@pytest.mark.parametrize("chunk", range(RANDOM_WORDS // CHUNK))
+@pytest.mark.parametrize("chunk", [pytest.param(c, marks=[pytest.mark.slow] if c >= DEFAULT_CHUNKS else [])
+                                   for c in range(RANDOM_WORDS // CHUNK)])
 def test_random_words_round_trip(chunk):
     """Each word re-assembles from its text; words without a text form print as `.long low, high`."""
     rng = np.random.default_rng(1000 + chunk)
