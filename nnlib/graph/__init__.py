@@ -1,0 +1,28 @@
+"""nnlib.graph: a model file becomes a small graph IR (ir.py), simplified by passes (passes.py), which a
+backend runs: graph.run on the CPU with nnlib's references today.
+
+    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef)
+    nnlib.graph.simplify(g)                          # batch norm folded, bias and ReLU6 fused, ...
+    logits = nnlib.graph.run(g, image)[g.outputs[0]]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .ir import Graph, ModelError, Node
+from .passes import simplify
+from .run import run
+
+
+def load(path: str | Path, outputs: list[str] | None = None) -> Graph:
+    """A model file as a Graph, by its suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pb":
+        from . import tf
+
+        return tf.load(path, outputs)
+    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb)")
+
+
+__all__ = ["Graph", "ModelError", "Node", "load", "run", "simplify"]
