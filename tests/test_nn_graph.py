@@ -233,3 +233,99 @@ def test_the_real_mobilenet_v1_imports_and_simplifies():
     simplified = G.run(graph, x)[output]
     assert simplified.shape == (1001,)
     np.testing.assert_allclose(simplified, raw, rtol=1e-4, atol=1e-4)
+
+
+# ---- ONNX: written for a CPU runtime, read back, and read as PyTorch writes it ---------------------------
+
+onnx = pytest.importorskip("onnx")
+from nnlib.graph import onnx_format  # noqa: E402
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        pytest.skip("onnxruntime (the [ref] extra) is not installed")
+    return onnxruntime
+
+
+def test_onnx_written_from_the_ir_runs_in_onnxruntime_and_reads_back(mobilenet_like, tmp_path):
+    path, _ = mobilenet_like
+    graph = G.simplify(G.load(path, outputs=["fc/add"]))
+    x = RNG.uniform(-1, 1, (10, 12, 3)).astype(np.float32)
+    expected = G.run(graph, x)["fc/add"]
+    written = onnx_format.save(graph, tmp_path / "tiny.onnx")
+    session = _onnxruntime().InferenceSession(str(written), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x[None]})[0].reshape(-1), expected, rtol=1e-5, atol=1e-6)
+    again = G.simplify(G.load(written))
+    np.testing.assert_allclose(G.run(again, x)[again.outputs[0]].reshape(-1), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_onnx_as_pytorch_exports_it(tmp_path):
+    """NCHW input, Conv with group = channels, BatchNormalization, Clip(0, 6), GlobalAveragePool, Flatten,
+    Gemm with transB: against nnlib.reference in HWC."""
+    h = onnx.helper
+    numpy_helper = onnx.numpy_helper
+    w0 = _f32(8, 3, 3, 3, scale=0.3)                 # OIHW
+    gamma, beta, mean, var = _bn_params(8)
+    w1 = _f32(8, 1, 3, 3, scale=0.3)                 # depthwise: group 8
+    fc = _f32(5, 8, scale=0.3)                       # Gemm transB: (out, in)
+    fc_b = _f32(5, scale=0.1)
+    inits = [numpy_helper.from_array(v, n) for n, v in
+             [("w0", w0), ("g", gamma), ("b", beta), ("m", mean), ("v", var), ("w1", w1), ("fc", fc), ("fcb", fc_b),
+              ("lo", np.float32(0)), ("hi", np.float32(6))]]
+    nodes = [h.make_node("Conv", ["x", "w0"], ["c0"], strides=[2, 2], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             h.make_node("BatchNormalization", ["c0", "g", "b", "m", "v"], ["bn0"], epsilon=1e-5),
+             h.make_node("Clip", ["bn0", "lo", "hi"], ["r0"]),
+             h.make_node("Conv", ["r0", "w1"], ["c1"], group=8, pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             h.make_node("Relu", ["c1"], ["r1"]),
+             h.make_node("GlobalAveragePool", ["r1"], ["p"]),
+             h.make_node("Flatten", ["p"], ["f"]),
+             h.make_node("Gemm", ["f", "fc", "fcb"], ["y"], transB=1)]
+    graph = h.make_graph(nodes, "torch-like", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 9, 9])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])], inits)
+    path = tmp_path / "torch.onnx"
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 13)], ir_version=8), str(path))
+    g = G.simplify(G.load(path))
+    assert [n.op for n in g.nodes] == ["conv2d", "depthwise", "global_avg_pool", "flatten", "matmul"]
+    x = RNG.uniform(-1, 1, (9, 9, 3)).astype(np.float32)
+    folded_w0, shift = _fold(w0.transpose(2, 3, 1, 0), gamma, beta, mean, var, eps=1e-5)
+    y = reference.conv2d(x, folded_w0, shift, 2, "same")
+    y = np.maximum(reference.conv_depthwise(y, w1[:, 0].transpose(1, 2, 0), None, 1, "same", False), 0)
+    expected = reference.fully_connected(reference.global_avg_pool(y), fc.T, fc_b)
+    np.testing.assert_allclose(G.run(g, x)["y"].reshape(-1), expected, rtol=1e-4, atol=1e-5)
+    session = _onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0].reshape(-1), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_errors_name_the_node_and_op(tmp_path):
+    h = onnx.helper
+    node = h.make_node("Sigmoid", ["x"], ["y"], name="gate")
+    graph = h.make_graph([node], "bad", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 4, 4])])
+    onnx.save(h.make_model(graph, ir_version=8), str(tmp_path / "bad.onnx"))
+    with pytest.raises(G.ModelError, match=r"bad.onnx: node 'gate' \(Sigmoid\): op Sigmoid is not supported"):
+        G.load(tmp_path / "bad.onnx")
+    (tmp_path / "cut.onnx").write_bytes((tmp_path / "bad.onnx").read_bytes()[:20])
+    with pytest.raises(G.ModelError, match="cut.onnx: the model: not an ONNX model"):
+        G.load(tmp_path / "cut.onnx")
+
+
+def test_the_real_mobilenet_v1_agrees_with_onnxruntime(tmp_path):
+    """The same weights through an independent runtime: our importer and passes, written as ONNX,
+    give onnxruntime's logits (and top-5) on an input, within float32 accumulation differences."""
+    ort = _onnxruntime()
+    try:
+        path = models.fetch("mobilenet_v1", quiet=True)
+    except models.FetchError as error:
+        pytest.skip(f"the MobileNet v1 file cannot be fetched: {error}")
+    output = models.MODELS["mobilenet_v1"].outputs[0]
+    graph = G.simplify(tf.load(path, outputs=[output]))
+    x = np.random.default_rng(3).uniform(-1, 1, (224, 224, 3)).astype(np.float32)
+    ours = G.run(graph, x)[output]
+    session = ort.InferenceSession(str(onnx_format.save(graph, tmp_path / "mobilenet_v1.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {"input": x[None]})[0].reshape(-1)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    assert list(np.argsort(ours)[-5:]) == list(np.argsort(theirs)[-5:])

@@ -1,7 +1,7 @@
 """nnlib.graph: a model file becomes a small graph IR (ir.py), simplified by passes (passes.py), which a
 backend runs: graph.run on the CPU with nnlib's references today.
 
-    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef)
+    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef) or .onnx
     nnlib.graph.simplify(g)                          # batch norm folded, bias and ReLU6 fused, ...
     logits = nnlib.graph.run(g, image)[g.outputs[0]]
 """
@@ -22,7 +22,13 @@ def load(path: str | Path, outputs: list[str] | None = None) -> Graph:
         from . import tf
 
         return tf.load(path, outputs)
-    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb)")
+    if suffix == ".onnx":
+        from . import onnx_format
+
+        graph = onnx_format.load(path)
+        graph.outputs = outputs or graph.outputs
+        return graph
+    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb, .onnx)")
 
 
 __all__ = ["Graph", "ModelError", "Node", "load", "run", "simplify"]
