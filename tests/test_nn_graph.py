@@ -312,20 +312,38 @@ def test_onnx_errors_name_the_node_and_op(tmp_path):
         G.load(tmp_path / "cut.onnx")
 
 
-def test_the_real_mobilenet_v1_agrees_with_onnxruntime(tmp_path):
-    """The same weights through an independent runtime: our importer and passes, written as ONNX,
-    give onnxruntime's logits (and top-5) on an input, within float32 accumulation differences."""
-    ort = _onnxruntime()
+def _real(name: str):
     try:
-        path = models.fetch("mobilenet_v1", quiet=True)
+        return models.fetch(name, quiet=True)
     except models.FetchError as error:
-        pytest.skip(f"the MobileNet v1 file cannot be fetched: {error}")
+        pytest.skip(f"{name} cannot be fetched: {error}")
+
+
+def test_the_real_mobilenet_v1_classifies_a_real_photo_as_onnxruntime_does(tmp_path):
+    """The same weights through an independent runtime, on the photo TensorFlow's label_image made famous:
+    our importer and passes, written as ONNX, give onnxruntime's logits and top-5, and the top-1 is
+    653 "military uniform", label_image's published answer for Grace Hopper."""
+    from nnlib import images
+
+    ort = _onnxruntime()
+    path, photo = _real("mobilenet_v1"), _real("grace_hopper")
     output = models.MODELS["mobilenet_v1"].outputs[0]
     graph = G.simplify(tf.load(path, outputs=[output]))
-    x = np.random.default_rng(3).uniform(-1, 1, (224, 224, 3)).astype(np.float32)
+    x = images.load_image(photo)
+    assert x.shape == (224, 224, 3) and -1 <= x.min() < x.max() <= 1
     ours = G.run(graph, x)[output]
     session = ort.InferenceSession(str(onnx_format.save(graph, tmp_path / "mobilenet_v1.onnx")),
                                    providers=["CPUExecutionProvider"])
     theirs = session.run(None, {"input": x[None]})[0].reshape(-1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
     assert list(np.argsort(ours)[-5:]) == list(np.argsort(theirs)[-5:])
+    labels = images.imagenet_labels()
+    assert len(labels) == 1001 and int(np.argmax(ours)) == 653 and labels[653] == "military uniform"
+
+
+def test_a_file_that_is_not_a_photo_is_a_clear_error(tmp_path):
+    from nnlib import images
+
+    (tmp_path / "x.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(images.ImageError, match="x.jpg: not a photo Pillow can read"):
+        images.load_image(tmp_path / "x.jpg")
