@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="auto")
     p.set_defaults(run=cmd_info)
 
-    p = sub.add_parser("bench", help="the NN kernels' table: time, GFLOPS, % of peak (modeled on the simulator)")
+    p = sub.add_parser("bench", help="the NN kernels' table: time, GFLOPS, %% of peak (modeled on the simulator)")
     from nnlib import bench
     bench.add_arguments(p)
     p.set_defaults(run=bench.run)

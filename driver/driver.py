@@ -73,6 +73,18 @@ def uniform_words(uniforms, n_qpus: int) -> np.ndarray:
     return array
 
 
+def _shape(shape) -> tuple[int, ...]:
+    """An array shape of non-negative integers, or a DriverError that says what is wrong."""
+    dims = (shape,) if isinstance(shape, (int, np.integer, float)) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise DriverError(f"alloc: shape {shape!r} is neither a size nor a sequence of sizes") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise DriverError(f"alloc: shape {shape!r} must be sizes that are whole numbers, 0 or more")
+    return tuple(int(d) for d in dims)
+
+
 def _word(value) -> int:
     if isinstance(value, (float, np.floating)):
         return int(np.float32(value).view(np.uint32))
@@ -105,10 +117,16 @@ class Driver:
     # ---- memory --------------------------------------------------------------------------------------
 
     def alloc(self, shape, dtype="float32", *, align: int = 4096) -> GPUArray:
-        """A zeroed numpy array in GPU memory."""
+        """A zeroed numpy array in GPU memory, of a numeric dtype (the bytes a QPU can read and write)."""
         self._check_open()
-        dtype = np.dtype(dtype)
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as error:
+            raise DriverError(f"alloc: {dtype!r} is not a numpy dtype ({error})") from None
+        if dtype.kind not in "biufc" or dtype.hasobject:
+            raise DriverError(f"alloc: dtype {dtype} cannot live in GPU memory (numbers only: bool, int, uint, "
+                              "float, complex)")
+        shape = _shape(shape)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         block = self.memory.allocate(max(nbytes, 1), align)
         array = block.array(shape, dtype)
@@ -159,6 +177,8 @@ class Driver:
         self._check_open()
         if not 1 <= n_qpus <= MAX_QPUS:
             raise DriverError(f"n_qpus={n_qpus}: the V3D has 1 to {MAX_QPUS} QPUs")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+            raise DriverError(f"timeout={timeout!r}: a finite number of seconds greater than 0")
         code = self.program(program)
         if code.errors and not force:
             first = code.errors[0]

@@ -1,0 +1,61 @@
+"""Bad input gets one clear error, never a traceback and never a silent wrong result (issue 14's first items:
+the `--help` crash, timeouts that are not a positive finite number, allocations of what no GPU holds)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from driver import Driver, DriverError
+
+from .conftest import ROOT
+from .test_cli import vc4
+
+COMMANDS = ("asm", "disasm", "check", "run", "info", "bench")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], *([c, "--help"] for c in COMMANDS)],
+                         ids=lambda a: " ".join(a))
+def test_every_help_prints(args):
+    result = vc4(*args)
+    assert result.returncode == 0, result.stderr
+    assert "usage: " in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, 0, -1, "1", True])
+def test_execute_refuses_a_timeout_that_is_no_positive_finite_number(timeout):
+    with Driver(backend="sim") as drv:
+        with pytest.raises(DriverError, match=r"timeout=.*: a finite number of seconds greater than 0"):
+            drv.execute("nop; nop; thrend\nnop\nnop\n", timeout=timeout)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_the_cli_says_so_in_one_line(value):
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--timeout", value)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("vc4 run: error: timeout=")
+
+
+@pytest.mark.parametrize("shape, dtype, what", [
+    (16, object, "dtype object cannot live in GPU memory"),
+    (4, "U8", "dtype <U8 cannot live in GPU memory"),
+    (-1, "uint32", "shape -1 must be sizes"),
+    (3.5, "float32", "shape 3.5 must be sizes"),
+    ((2, "a"), "float32", r"shape \(2, 'a'\) must be sizes"),
+    (4, "no-such-type", "is not a numpy dtype"),
+])
+def test_alloc_refuses_what_the_gpu_cannot_hold(shape, dtype, what):
+    with Driver(backend="sim") as drv:
+        with pytest.raises(DriverError, match=what):
+            drv.alloc(shape, dtype)
+        blocks = len(drv.memory.blocks)
+    assert blocks == 0                       # nothing was taken from GPU memory
+
+
+def test_alloc_takes_every_numeric_dtype_and_empty_shapes():
+    with Driver(backend="sim") as drv:
+        for dtype in ("bool", "int8", "uint16", "int32", "float16", "float32", "complex64"):
+            assert drv.alloc((3, 2), dtype).dtype == np.dtype(dtype)
+        assert drv.alloc(0, "float32").shape == (0,) and drv.alloc(np.int64(5)).shape == (5,)
