@@ -27,8 +27,10 @@ PARAMETERS: dict[str, Parameter] = {
                                                      "'Instruction cost')"),
     "tmu_hit": Parameter(36, "clocks", "policy: VC4C's emulator, 9 emulation cycles after a TMU-cache hit "
                                        "(semantics.md §10)"),
-    "l2_hit": Parameter(48, "clocks", "policy: VC4C's emulator adds 3 more emulation cycles for the L2; "
-                                      "36 + 12 (semantics.md §10)"),
+    "l2_hit": Parameter(96, "clocks", "policy, conservative: no published measurement and no foreign program "
+                                      "constrains it (GPU_FFT, py-videocore's SGEMM and QPULib's HeatMap move "
+                                      "by at most 0.07 between 48 and 96); twice VC4C's emulator's 36 + 12, "
+                                      "so that nnlib's L2-hit path is not modeled optimistically (BENCHMARKS.md)"),
     "memory": Parameter(400, "clocks", "policy: Mesa's scheduler assumes about 100 instruction slots from a TMU "
                                        "request to ldtmu for a miss (performance.md §4 'TMU latency')"),
     "system_l2_hit": Parameter(320, "clocks", "policy, calibrated: a line the V3D's L2 missed but the VideoCore's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,10 +56,12 @@ def test_arbitrary_text(source):
     _assemble_or_error(source)
 
 
-def test_1m_random_words_decode_and_disassemble():
-    """Decoding and disassembling never fails: every word gets a text or a raw directive."""
-    rng = random.Random(99)
-    for _ in range(1_000_000):
+@pytest.mark.parametrize("chunk", [pytest.param(c, marks=[pytest.mark.slow] if c else []) for c in range(10)])
+def test_1m_random_words_decode_and_disassemble(chunk):
+    """Decoding and disassembling never fails: every word gets a text or a raw directive (100,000 words
+    by default, the whole million with `-m slow`)."""
+    rng = random.Random(99 + chunk)
+    for _ in range(100_000):
         word = rng.getrandbits(64)
         decode_line(word)
     words = [rng.getrandbits(64) for _ in range(20_000)]
