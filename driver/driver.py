@@ -179,7 +179,16 @@ class Driver:
             raise DriverError(f"n_qpus={n_qpus}: the V3D has 1 to {MAX_QPUS} QPUs")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             raise DriverError(f"timeout={timeout!r}: a finite number of seconds greater than 0")
+        placed_here = not isinstance(program, GPUProgram)   # code placed for this call goes with it
         code = self.program(program)
+        try:
+            return self._execute(code, uniforms, n_qpus, timeout, force, direct, uniform_addresses)
+        finally:
+            if placed_here and code.block is not None and code.block in self.memory.blocks:
+                self.memory.release(code.block)
+
+    def _execute(self, code: GPUProgram, uniforms, n_qpus: int, timeout: float, force: bool, direct: bool,
+                 uniform_addresses) -> Report:
         if code.errors and not force:
             first = code.errors[0]
             raise DriverError(f"program refused: {len(code.errors)} hazard error(s), first: {first} "

@@ -526,6 +526,10 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply")
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
+    if bias is not None:
+        bias = np.asarray(bias, np.float32)
+        if bias.shape != (b.shape[1],):
+            raise ValueError(f"matmul: bias of shape {bias.shape}, expected ({b.shape[1]},): one per output column")
     accumulate = c is not None and beta != 0.0
     if accumulate:
         c = np.asarray(c, np.float32)

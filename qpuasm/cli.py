@@ -22,12 +22,12 @@ def _define(text: str) -> tuple[str, object]:
 
 
 def _read_code(path: str, fmt: str | None) -> object:
+    """The words of a file in any format `vc4 asm` writes, detected by content; assembly source is
+    assembled (so `vc4 check k.qasm` checks the program, not the text's bytes)."""
     data = Path(path).read_bytes()
-    if fmt is None:
-        fmt = "hex" if path.endswith((".hex", ".txt")) else "bin"
-    if fmt == "hex":
-        return formats.read_hex(data.decode("utf-8", errors="replace"))
-    return formats.read_bin(data)
+    if (fmt or formats.detect(data)) == "asm":
+        return assemble_file(path, check=False).words
+    return formats.read_words(data, fmt)
 
 
 def cmd_asm(args: argparse.Namespace) -> int:
@@ -81,12 +81,12 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("disasm", help="disassemble binary or hex QPU code")
     p.add_argument("file")
-    p.add_argument("--format", choices=("bin", "hex"), help="input format (default: by extension)")
+    p.add_argument("--format", choices=formats.FORMATS, help="input format (default: detected from the content)")
     p.set_defaults(run=cmd_disasm)
 
     p = sub.add_parser("check", help="run the hazard checks on binary or hex QPU code")
     p.add_argument("file")
-    p.add_argument("--format", choices=("bin", "hex"), help="input format (default: by extension)")
+    p.add_argument("--format", choices=formats.FORMATS, help="input format (default: detected from the content)")
     p.add_argument("--werror", action="store_true", help="exit non-zero on warnings too")
     p.set_defaults(run=cmd_check)
 

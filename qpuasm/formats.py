@@ -145,3 +145,60 @@ def read_hex(text: str) -> np.ndarray:
         raise DisassembleError(f"{len(values)} 32-bit words: instructions need (low, high) pairs")
     pairs = np.array(values, dtype=np.uint64).reshape(-1, 2)
     return pairs[:, 0] | (pairs[:, 1] << np.uint64(32))
+
+
+def read_c(text: str) -> np.ndarray:
+    """Words from the C array `to_c` writes (or any C initialiser of 0xLOW, 0xHIGH pairs)."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise DisassembleError("no C array initialiser { ... } in the text")
+    return read_hex(text[start + 1:end])
+
+
+def read_elf(data: bytes) -> np.ndarray:
+    """The code of an ELF object `to_elf` (or vc4asm) writes: its allocated PROGBITS section."""
+    import io
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        sections = [s for s in elf.iter_sections() if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & _SHF_ALLOC]
+    except (ELFError, ValueError, struct.error) as error:
+        raise DisassembleError(f"not a readable ELF object ({error})") from None
+    if not sections:
+        raise DisassembleError("the ELF object has no allocated code section")
+    return read_bin(sections[0].data())
+
+
+def detect(data: bytes) -> str:
+    """Which of the formats `write` produces the bytes are ("bin", "hex", "c", "elf"), or "asm" for
+    assembly source, judged by content."""
+    if data.startswith(b"\x7fELF"):
+        return "elf"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bin"
+    if "\0" in text:
+        return "bin"
+    code = re.sub(r"(//|#)[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+    if re.search(r"\{[\s,0-9a-fA-Fx]*\}", code) and _HEX_NUMBER.search(code):
+        return "c"
+    if code.strip() and not re.sub(r"0[xX][0-9a-fA-F]+|[\s,]", "", code):
+        return "hex"
+    return "asm"
+
+
+def read_words(data: bytes, fmt: str | None = None) -> np.ndarray:
+    """Instruction words from bytes in a format `write` produces, detected by content unless given."""
+    fmt = fmt or detect(data)
+    if fmt == "asm":
+        raise DisassembleError("this is assembly source, not code: assemble it first")
+    if fmt == "bin":
+        return read_bin(data)
+    if fmt == "elf":
+        return read_elf(data)
+    text = data.decode("utf-8", errors="replace")
+    return read_c(text) if fmt == "c" else read_hex(text)

@@ -59,3 +59,51 @@ def test_alloc_takes_every_numeric_dtype_and_empty_shapes():
         for dtype in ("bool", "int8", "uint16", "int32", "float16", "float32", "complex64"):
             assert drv.alloc((3, 2), dtype).dtype == np.dtype(dtype)
         assert drv.alloc(0, "float32").shape == (0,) and drv.alloc(np.int64(5)).shape == (5,)
+
+
+HELLO_IRQ = "mov interrupt, 1\nnop; nop; thrend\nnop\nnop\n"
+
+
+def test_code_placed_by_execute_goes_with_the_call():
+    """Item 10: execute(source text) placed a code block per call and never gave it back."""
+    with Driver(backend="sim") as drv:
+        for _ in range(30):
+            drv.execute(HELLO_IRQ)
+        assert drv.memory.blocks == []
+        placed = drv.program(HELLO_IRQ)          # a program the caller placed stays until it frees it
+        drv.execute(placed)
+        assert [b.bus_address for b in drv.memory.blocks] == [placed.address]
+
+
+@pytest.mark.parametrize("call", ["conv_pointwise", "fully_connected", "gemm_bias"])
+def test_a_bias_of_the_wrong_length_is_refused(call):
+    """Item 11: the last channel silently got no bias."""
+    import nnlib
+
+    with Driver(backend="sim") as drv:
+        with pytest.raises(ValueError, match=r"bias of shape \(15,\), expected \(16,\)"):
+            if call == "conv_pointwise":
+                nnlib.conv_pointwise(drv, np.ones((4, 4, 8), np.float32), np.ones((8, 16), np.float32), np.ones(15))
+            elif call == "fully_connected":
+                nnlib.fully_connected(drv, np.ones(8, np.float32), np.ones((8, 16), np.float32), np.ones(15))
+            else:
+                from nnlib.matmul import matmul
+                matmul(drv, np.ones((3, 8), np.float32), np.ones((8, 16), np.float32), np.ones(15))
+        assert drv.memory.blocks == []
+
+
+@pytest.mark.parametrize("fmt", ["bin", "hex", "c", "elf"])
+def test_disasm_and_check_read_every_format_asm_writes(tmp_path, fmt):
+    """Item 15: an ELF file was disassembled header and all; `check k.qasm` decoded the text's bytes."""
+    from .test_cli import KERNEL, run
+
+    source = tmp_path / "k.qasm"
+    source.write_text(KERNEL)
+    out = tmp_path / f"k.{fmt}"
+    assert run("asm", str(source), "--format", fmt, "-o", str(out)).returncode == 0
+    listing = run("disasm", str(out))
+    assert listing.returncode == 0
+    assert listing.stdout.splitlines() == ["mov r0, unif", "add r0, r0, 1", "nop; thrend", "nop", "nop"]
+    assert run("check", str(out)).returncode == 0
+    checked = run("check", str(source))
+    assert checked.returncode == 0 and "5 instructions" in checked.stdout + checked.stderr
