@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import Graph, Node
-from .run import _evaluate
+from .run import evaluate
 
 LAYERS = ("conv2d", "depthwise", "matmul")      # ops that take a bias and an activation of their own
 SHAPE_ONLY = ("identity",)
@@ -45,7 +45,7 @@ def fold_constants(graph: Graph) -> None:
     """Evaluate every node whose inputs are all constants (on the CPU, once, at compile time)."""
     for node in list(graph.nodes):
         if node.inputs and all(graph.is_constant(i) for i in node.inputs) and node.op not in LAYERS:
-            graph.constants[node.name] = _evaluate(graph, node, [graph.constant(i) for i in node.inputs])
+            graph.constants[node.name] = evaluate(graph, node, [graph.constant(i) for i in node.inputs])
             graph.nodes.remove(node)
 
 

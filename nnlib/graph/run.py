@@ -28,7 +28,7 @@ def _finish(graph: Graph, node: Node, y: np.ndarray) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _evaluate(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
+def evaluate(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
     op, attrs = node.op, node.attrs
     x = args[0] if args else None
     stride = attrs.get("stride", 1)
@@ -80,8 +80,8 @@ def run(graph: Graph, feeds: dict[str, np.ndarray] | np.ndarray) -> dict[str, np
         feeds = {name: feeds}
     values: dict[str, np.ndarray] = {**graph.constants, **{k: np.asarray(v, np.float32) for k, v in feeds.items()}}
     for node in graph.nodes:
-        values[node.name] = _evaluate(graph, node, [values[i] for i in node.inputs])
+        values[node.name] = evaluate(graph, node, [values[i] for i in node.inputs])
     return {name: values[name] for name in graph.outputs}
 
 
-__all__ = ["run"]
+__all__ = ["evaluate", "run"]
