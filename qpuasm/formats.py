@@ -181,7 +181,7 @@ def detect(data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "bin"
-    if "\0" in text:
+    if re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f]", text):       # control characters: not text
         return "bin"
     code = re.sub(r"(//|#)[^\n]*|/\*.*?\*/", "", text, flags=re.S)
     if re.search(r"\{[\s,0-9a-fA-Fx]*\}", code) and _HEX_NUMBER.search(code):
