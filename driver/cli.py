@@ -30,14 +30,21 @@ from .mailbox import MailboxError
 
 def _uniform(text: str) -> tuple[str, float | int]:
     if text.startswith("buf:"):
-        words = int(text[4:], 0)
+        try:
+            words = int(text[4:], 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text}: buf:N wants a whole number of words") from None
         if words < 1:
             raise argparse.ArgumentTypeError(f"{text}: a buffer needs at least one word")
         return "buffer", words
     try:
-        return "value", int(text, 0)
+        value = int(text, 0)
     except ValueError:
         pass
+    else:
+        if not -(1 << 31) <= value < 1 << 32:
+            raise argparse.ArgumentTypeError(f"{text}: a uniform is one 32-bit word (-2^31 .. 2^32-1)")
+        return "value", value
     try:
         return "value", float(text)
     except ValueError:

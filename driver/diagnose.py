@@ -38,7 +38,8 @@ def open_device(vcio: str = DEVICE, mem: str = "/dev/mem", need_mem: bool = True
     """The Pi's backend; `need_mem` False for mailbox-only work (vc4 info), which needs no root."""
     if not os.path.exists(vcio):
         raise DriverError(f"no {vcio}: this is not a Raspberry Pi, or its mailbox device node is missing",
-                          f"on a Pi: sudo mknod {vcio} c 100 0; elsewhere use backend='sim'")
+                          f"on a Pi: sudo mknod {vcio} c 100 0; elsewhere use the simulator: "
+                          "backend='sim' (vc4: --backend sim)")
     try:
         device = DeviceBackend(vcio, mem)
     except PermissionError:

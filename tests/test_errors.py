@@ -107,3 +107,23 @@ def test_disasm_and_check_read_every_format_asm_writes(tmp_path, fmt):
     assert run("check", str(out)).returncode == 0
     checked = run("check", str(source))
     assert checked.returncode == 0 and "5 instructions" in checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("value, what", [
+    ("buf:abc", "buf:abc: buf:N wants a whole number of words"),
+    ("0x1ffffffff", "0x1ffffffff: a uniform is one 32-bit word"),
+    ("-2147483649", "-2147483649: a uniform is one 32-bit word"),
+    ("buf:0", "buf:0: a buffer needs at least one word"),
+])
+def test_a_uniform_that_is_no_32_bit_word_is_refused_in_one_line(value, what):
+    """Item 17: `--uniform buf:abc` said "invalid _uniform value"; 0x1ffffffff was cut to 32 bits."""
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), f"--uniform={value}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert what in result.stderr.strip().splitlines()[-1]
+
+
+def test_the_no_pi_hint_names_the_cli_flag_too():
+    result = vc4("info", "--backend", "mailbox")
+    if "no /dev/vcio" not in result.stderr:
+        pytest.skip("this machine has /dev/vcio")
+    assert "--backend sim" in result.stderr and "backend='sim'" in result.stderr
