@@ -103,7 +103,9 @@ class Driver:
         if backend == "sim" or (backend == "auto" and not os.path.exists(DEVICE)):
             # One simulated board per process, as a Pi has one GPU: drivers opened side by side see
             # each other's memory (py-videocore's tests pass addresses from one to another).
-            backend = _SIMULATED.setdefault(strict, SimulatorBackend(strict=strict))
+            if strict not in _SIMULATED:
+                _SIMULATED[strict] = SimulatorBackend(strict=strict)
+            backend = _SIMULATED[strict]
         self.vc4 = vc4driver.Driver(backend, strict=strict)
         self.max_threads = max_threads
         self.last_report = None

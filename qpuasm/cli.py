@@ -25,7 +25,8 @@ def _read_code(path: str, fmt: str | None) -> object:
     """The words of a file in any format `vc4 asm` writes, detected by content; assembly source is
     assembled (so `vc4 check k.qasm` checks the program, not the text's bytes)."""
     data = Path(path).read_bytes()
-    if (fmt or formats.detect(data)) == "asm":
+    fmt = fmt or formats.detect(data)
+    if fmt == "asm":
         return assemble_file(path, check=False).words
     return formats.read_words(data, fmt)
 

@@ -124,11 +124,12 @@ def read_bin(data: bytes) -> np.ndarray:
 
 
 _HEX_NUMBER = re.compile(r"0[xX]([0-9a-fA-F]+)")
+_COMMENT = re.compile(r"(//|#)[^\n]*")             # how GPU_FFT's hex and the C array annotate words
 
 
 def read_hex(text: str) -> np.ndarray:
     """Words from GPU_FFT-style hex (`0xLOW, 0xHIGH,` pairs; // and # comments ignored)."""
-    text = re.sub(r"(//|#)[^\n]*", "", text)
+    text = _COMMENT.sub("", text)
     values = []
     for number in _HEX_NUMBER.finditer(text):
         value = int(number.group(1), 16)
@@ -183,10 +184,10 @@ def detect(data: bytes) -> str:
         return "bin"
     if re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f]", text):       # control characters: not text
         return "bin"
-    code = re.sub(r"(//|#)[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+    code = re.sub(r"/\*.*?\*/", "", _COMMENT.sub("", text), flags=re.S)
     if re.search(r"\{[\s,0-9a-fA-Fx]*\}", code) and _HEX_NUMBER.search(code):
         return "c"
-    if code.strip() and not re.sub(r"0[xX][0-9a-fA-F]+|[\s,]", "", code):
+    if code.strip() and not re.sub(r"[\s,]", "", _HEX_NUMBER.sub("", code)):
         return "hex"
     return "asm"
 

@@ -56,7 +56,8 @@ Z, N, C, C_FROM_MUL = 0, 1, 2, 3
 FLAGS = REGS + REG_ROWS * LANES
 # The instruction count when each register row was last written (-1: never), for strict mode.
 LAST_WRITE = FLAGS + 4 * LANES
-# Undefined values, tracked as a memory checker tracks poison (semantics.md §1 policy): a 16-bit
+# Undefined values, tracked as a memory checker tracks poison (this simulator's policy for what the
+# hardware leaves unknown, semantics.md §0): a 16-bit
 # lane mask per register row (set: that lane holds a value computed from something nothing wrote),
 # one for the flags, and the masks of what raddr_a and raddr_b read in this instruction. Values
 # flow through the ALUs (a result lane is undefined if an operand lane is, or its condition read
@@ -146,8 +147,6 @@ VDW_HORIZ_BIT = 1 << isa.VDW_HORIZ.lo
 VDR_VERT_BIT = 1 << isa.VDR_VERT.lo
 DMA_MODEW = (isa.VDW_MODEW.lo, isa.VDW_MODEW.mask)
 VDR_MODEW = (isa.VDR_MODEW.lo, isa.VDR_MODEW.mask)
-VDW_UNITS = (isa.VDW_UNITS.lo, isa.VDW_UNITS.mask)
-VDR_NROWS = (isa.VDR_NROWS.lo, isa.VDR_NROWS.mask)
 VDR_ID = (isa.VDR_ID.lo, isa.VDR_ID.mask)
 # Instruction fields by column of the decoded program.
 _C = P.COLUMN
@@ -233,7 +232,8 @@ def _reserve_pending(qpu, q: int, countdown: int, kind: int) -> int:
 @jit
 def _fill_delay(qpu, m, params, q: int, level: int) -> int:
     """Clocks until a line served from `level` reaches QPU q: an L2 or TMU-cache hit takes its
-    latency; a fill from SDRAM waits for the one port all line fills share."""
+    latency; a line from the system L2 waits for the V3D's bus, one from SDRAM for the bus and the
+    SDRAM port (both shared with VPM DMA, timing.py)."""
     now = qpu[q, CYCLE]
     if level == FROM_MEMORY:
         begin = max(_transfer(m, G_BUS_FREE, now, LINE_BYTES, params[P_BUS_RATE]),
@@ -507,14 +507,25 @@ def _define(qpu, q: int, row: int, cond: int, poison: int) -> None:
 # ---- writes ---------------------------------------------------------------------------------------
 
 @jit(inline=True)
+def _register_row(file: int, addr: int) -> int:
+    """The register row a write address in regfile `file`'s space names (regfile A/B or r0..r3),
+    or -1 for an I/O address."""
+    if addr < isa.REGFILE_SIZE:
+        return file * isa.REGFILE_SIZE + addr
+    if isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
+        return ACC + addr - isa.ACC_WADDR_FIRST
+    return -1
+
+
+@jit(inline=True)
 def _write(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, cond: int, src: int,
            masked: bool, poison: int) -> bool:
     """Write the 16 lanes at qpu[q, src] (only the bits in S_MASKS if `masked`) to a regfile or I/O
     address, lane by lane under the condition at qpu[q, cond]; `poison`: the lanes whose value is
     undefined (a packed write counts as defining its lanes: policy, it never reports falsely).
     False on an error."""
-    if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
-        row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
+    row = _register_row(file, addr)
+    if row >= 0:
         qpu[q, LAST_WRITE + row] = qpu[q, INSTRUCTIONS]
         _define(qpu, q, row, cond, poison)
         register, values, where = _lanes(qpu, q, REGS + row * LANES), _lanes(qpu, q, src), _lanes(qpu, q, cond)
@@ -583,13 +594,11 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
         if file == 1:
-            moved, outside, port_bytes = store(vpm, data, cache, value, qpu[q, VDW_SETUP], qpu[q, VDW_STRIDE])
+            moved, outside, port_bytes, rows = store(vpm, data, cache, value, setup, qpu[q, VDW_STRIDE])
             rate = params[P_VDW_RATE]
-            rows = _get(setup, VDW_UNITS) or 128      # "0 means 128/16" (semantics.md §8.5)
         else:
-            moved, outside, port_bytes = load(vpm, data, cache, value, qpu[q, VDR_SETUP], qpu[q, VDR_PITCH])
+            moved, outside, port_bytes, rows = load(vpm, data, cache, value, setup, qpu[q, VDR_PITCH])
             rate = params[P_VDR_RATE]
-            rows = _get(setup, VDR_NROWS) or 16
         if moved == RESERVED:
             return _fail(m, q, pc, E_DMA_MODEW, file, 0) != ERROR
         if outside != OUTSIDE:
@@ -704,8 +713,8 @@ def _io_lanes(addr: int) -> int:
 def _unwritten(qpu, m, q: int, file: int, addr: int, lanes: int) -> None:
     """A write that undefined flags kept from every lane: those lanes of a register become undefined;
     whether an I/O write happened at all is undefined (reported, lane 0 or every lane as _write_io)."""
-    if addr < isa.REGFILE_SIZE or isa.ACC_WADDR_FIRST <= addr <= isa.ACC_WADDR_LAST:
-        row = file * isa.REGFILE_SIZE + addr if addr < isa.REGFILE_SIZE else ACC + addr - isa.ACC_WADDR_FIRST
+    row = _register_row(file, addr)
+    if row >= 0:
         qpu[q, POISON + row] |= lanes
     elif addr == isa.ADDR_R5:
         qpu[q, POISON + ACC + isa.MUX_R5] |= ALL_LANES

@@ -126,14 +126,14 @@ def element(modew: int) -> tuple[int, int]:
 
 
 @jit
-def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int, int, int]:
+def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int, int, int, int]:
     """VDW: UNITS memory rows of DEPTH elements; row r at address + r*(DEPTH*size + stride).
     Horizontal: row r comes from VPM row Y+r starting at column X (continuing along the row);
     vertical: from VPM column X+r starting at row Y. 8/16-bit elements walk through sub-words
     starting at the MODEW offset. Vertical 8/16-bit stores are policy (semantics.md §8.5 [UNKNOWN]).
-    Returns (bytes moved, OUTSIDE, bytes through the SDRAM port) or (RESERVED, 0, 0) / (0, the bus
-    address outside the SDRAM, 0). Stores write through the system L2 (allocating its lines), so
-    every byte crosses the SDRAM port."""
+    Returns (bytes moved, OUTSIDE, bytes through the SDRAM port, memory rows) or (RESERVED, 0, 0, 0)
+    / (0, the bus address outside the SDRAM, 0, 0). Stores write through the system L2 (allocating
+    its lines), so every byte crosses the SDRAM port."""
     units = get(setup, VDW_UNITS) or 128
     depth = get(setup, VDW_DEPTH) or 128
     horizontal = get(setup, VDW_HORIZ)
@@ -141,7 +141,7 @@ def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int,
     y, x = base >> 4, base & 15
     size, offset = element(get(setup, VDW_MODEW))
     if size == RESERVED:
-        return RESERVED, 0, 0
+        return RESERVED, 0, 0, 0
     per_word = 4 // size
     for unit in range(units):
         row_address = address + unit * (depth * size + stride)
@@ -157,19 +157,19 @@ def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int,
                 word, part = (y + k + 16 * (column // COLUMNS)) * COLUMNS + column % COLUMNS, offset
             value = (vpm[word % WORDS] >> (part * size * 8)) & ((1 << (size * 8)) - 1)
             if not write_bytes(data, row_address + k * size, value, size):
-                return 0, row_address + k * size, 0
-    return units * depth * size, OUTSIDE, units * depth * size
+                return 0, row_address + k * size, 0, 0
+    return units * depth * size, OUTSIDE, units * depth * size, units
 
 
 @jit
-def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tuple[int, int, int]:
+def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tuple[int, int, int, int]:
     """VDR: NROWS memory rows of ROWLEN elements, row r at address + r*pitch. Horizontal: row r
     goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): down VPM column X from row
     Y + r*VPITCH (measured on a Pi, semantics.md §8.5; VC4C's emulator's column X + r is wrong).
     Returns like `store`; only the lines the system L2 did not hold cross the SDRAM port."""
     size, offset = element(get(setup, VDR_MODEW))
     if size == RESERVED:
-        return RESERVED, 0, 0
+        return RESERVED, 0, 0, 0
     mpitch = get(setup, VDR_MPITCH)
     pitch = 8 << mpitch if mpitch else extended_pitch
     rowlen = get(setup, VDR_ROWLEN) or 16
@@ -186,7 +186,7 @@ def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tup
         for k in range(rowlen):
             value = read_bytes(data, address + r * pitch + k * size, size)
             if value == OUTSIDE:
-                return 0, address + r * pitch + k * size, 0
+                return 0, address + r * pitch + k * size, 0, 0
             if vertical:
                 word, part = (y + r * vpitch + k) * COLUMNS + x, offset
             else:
@@ -195,4 +195,4 @@ def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tup
             word %= WORDS
             shift = part * size * 8
             vpm[word] = (vpm[word] & ~(mask << shift)) | (value << shift)
-    return nrows * rowlen * size, OUTSIDE, missed * LINE_BYTES
+    return nrows * rowlen * size, OUTSIDE, missed * LINE_BYTES, nrows
