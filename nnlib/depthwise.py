@@ -84,8 +84,24 @@ def load_order(stride: int) -> list[Load]:
 
 @dataclass(frozen=True)
 class DepthwiseKernel:
+    """What one compiled variant bakes in: the stride, ReLU6, the iterations of a row, and the row's
+    ends: in the first iteration the window's columns before `left` lie left of the image, in the
+    last those from `right_limit` on lie right of it (the input is dense rows, no side borders)."""
+
     stride: int = 1
     relu6: bool = True
+    iterations: int = 1
+    left: int = 1
+    right_limit: int = 3
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError("a row has at least one iteration")
+
+    def used(self, iteration: int):
+        """Whether a load of iteration `iteration` (0 .. iterations - 1) reads the image."""
+        first, last = iteration == 0, iteration == self.iterations - 1
+        return lambda load: (not first or load.column >= self.left) and (not last or load.column < self.right_limit)
 
     def source(self) -> str:
         return kernel_source(self)
@@ -129,31 +145,46 @@ class _Requests:
         self.next = (0, self.next[1])
 
 
-def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool) -> list[str]:
+def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool, used) -> list[str]:
     """One iteration: load 0 already popped into r4; the products, ReLU6, the VPM writes and the
-    VDW store. With `more` it also requests the next iteration's first loads."""
+    VDW store. With `more` it also requests the next iteration's first loads. `used(load)` says
+    whether a load's vector lies in the image: a load beyond the row's ends (the first and the last
+    iteration) is popped but feeds nothing, which is the zero border (the input has none at its
+    sides)."""
     lines: list[str] = []
     started: set[int] = set()
     pending = written = None                  # the pixel whose product is in r1; whose sum was just written
+
+    def add() -> str:
+        nonlocal pending, written
+        if pending is None:
+            return "nop"
+        if written == pending:
+            lines.append("nop")
+        text = (f"fadd {RA_SUM[pending]}, {RA_SUM[pending]}, r1" if pending in started
+                else f"fadd {RA_SUM[pending]}, r1, {RA_BIAS}")
+        started.add(pending)
+        return text
+
     for n, load in enumerate(order):
-        for j, (p, kw) in enumerate(load.products):
-            add = "nop"
-            if pending is not None:
-                if written == pending:
-                    lines.append("nop")
-                add = (f"fadd {RA_SUM[pending]}, {RA_SUM[pending]}, r1" if pending in started
-                       else f"fadd {RA_SUM[pending]}, r1, {RA_BIAS}")
-                started.add(pending)
-            pop = f"; {requests.pop(n + 1)}" if j + 1 == len(load.products) and n + 1 < len(order) else ""
-            lines.append(f"{add}; fmul r1, r4, {RB_WEIGHT[3 * load.row + kw]}{pop}")
-            written, pending = pending, p
+        pop = f"; {requests.pop(n + 1)}" if n + 1 < len(order) else ""
+        if not used(load):
+            if pop or pending is not None:
+                lines.append(f"{add()}; nop{pop}")
+                written, pending = pending, None
+        else:
+            for j, (p, kw) in enumerate(load.products):
+                signal = pop if j + 1 == len(load.products) else ""
+                lines.append(f"{add()}; fmul r1, r4, {RB_WEIGHT[3 * load.row + kw]}{signal}")
+                written, pending = pending, p
         issued = requests.issue(1 if more else 0)
         lines += issued
         if issued:
             written = None
-    if written == pending:
-        lines.append("nop")
-    lines.append(f"fadd {RA_SUM[pending]}, {RA_SUM[pending]}, r1")
+    if pending is not None:
+        lines.append(add())
+    # A pixel that no load reaches (beyond the row's end) is stored as its bias: defined, unused.
+    lines += [f"mov {RA_SUM[p]}, {RA_BIAS}" for p in range(PIXELS) if p not in started]
     lines += ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
     for p in range(PIXELS):
         lines += [f"fmax r2, {RA_SUM[p]}, 0", "fmin vpm, r2, r3"] if cfg.relu6 else [f"mov vpm, {RA_SUM[p]}"]
@@ -163,7 +194,7 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
 
 
 def kernel_source(cfg: DepthwiseKernel) -> str:
-    """Uniforms: input row bytes, input pixel bytes, iterations per row - 1, the VDW stride (output
+    """Uniforms: input row bytes, input pixel bytes, iterations per row - 2, the VDW stride (output
     pixel bytes - 64), the input and output steps per iteration, the input step per output row of a
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
     of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
@@ -231,31 +262,37 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         add r1, r1, r0; mov {RA_ROW[0]}, r1
         add r1, r1, r0; mov {RA_ROW[1]}, r1
         mov {RA_ROW[2]}, r1
-        mov.setf {RA_COUNT}, {RA_ITERATIONS}""")
-    # The row's first requests; then the loop over all iterations but the last, which also requests
-    # the next iteration's first loads, and the last.
+        mov {RA_COUNT}, {RA_ITERATIONS}""")
+    # The row's first requests; then its iterations: the first, the middle ones in a loop, the
+    # last (the first and the last skip what lies beyond the row's ends). Each but the last also
+    # requests the next iteration's first loads; the row pointers step between iterations.
     requests = _Requests(order, cfg.stride)
     first = requests.issue(0)
     ahead = len(first)
-    prologue = first[:-2] + ["brr.allz -, r:last"] + first[-2:] + [f"nop; {requests.pop(0)}"]
-    lines += [f"        {line}" for line in prologue]
-    emit(":pixels")
-    requests = _Requests(order, cfg.stride)
-    requests.issue(0)
-    requests.pop(0)
-    body = _body(cfg, order, requests, True)
-    requests.next_iteration()
-    assert len(requests.outstanding) == ahead, "the loop must leave the requests as the row's start does"
-    rows = [f"add {RA_ROW[kh]}, {RA_ROW[kh]}, {RB_STEP}" for kh in range(3)]
-    body += [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1", "brr.anynz -, r:pixels", rows[0], rows[1],
-             f"{rows[2]}; nop; {requests.pop(0)}"]
-    lines += [f"        {line}" for line in body]
-    emit(":last")
-    requests = _Requests(order, cfg.stride)
-    requests.issue(0)
-    requests.pop(0)
-    lines += [f"        {line}" for line in _body(cfg, order, requests, False)]
-    assert not requests.outstanding
+    lines += [f"        {line}" for line in first + [f"nop; {requests.pop(0)}"]]
+    steps = [f"add {RA_ROW[kh]}, {RA_ROW[kh]}, {RB_STEP}" for kh in range(3)]
+
+    def iteration(index: int) -> list[str]:
+        requests = _Requests(order, cfg.stride)
+        requests.issue(0)
+        requests.pop(0)
+        more = index + 1 < cfg.iterations
+        body = _body(cfg, order, requests, more, cfg.used(index))
+        if more:
+            requests.next_iteration()
+            assert len(requests.outstanding) == ahead, "an iteration must leave the requests as the row's start does"
+            return body + [steps[0], steps[1], f"{steps[2]}; nop; {requests.pop(0)}"]
+        assert not requests.outstanding
+        return body
+
+    lines += [f"        {line}" for line in iteration(0)]
+    if cfg.iterations > 2:
+        middle = iteration(1)
+        loop = middle[:-3] + [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1", "brr.anynz -, r:pixels"] + middle[-3:]
+        emit(":pixels")
+        lines += [f"        {line}" for line in loop]
+    if cfg.iterations > 1:
+        lines += [f"        {line}" for line in iteration(cfg.iterations - 1)]
     # The task's next output row: the window moves down F rows, the output skips the rows of other
     # tasks.
     emit(f"""        sub.setf {RA_ROWS}, {RA_ROWS}, 1
@@ -287,23 +324,31 @@ def kernel_program(cfg: DepthwiseKernel) -> qpuasm.Program:
 
 @dataclass(frozen=True)
 class DepthwisePlan:
-    """The sizes of one layer as the kernel sees them: the padded input (in_h x in_w x pitch, the
-    image at (top, left)), the output (out_h x out_w, computed w_pad wide: whole loop iterations)."""
+    """The sizes of one layer as the kernel sees them. The input is dense rows of `width` pixels,
+    `pitch` floats apart, with `top` zero rows above and `bottom` below (the kernel itself skips
+    what lies beyond a row's ends: no zero columns, so a producing GEMM writes its rows as they
+    come); the output is out_h x out_w, computed w_pad wide (whole loop iterations)."""
 
     height: int
     width: int
     channels: int
     stride: int
     padding: tuple[int, int, int, int]
+    min_pitch: int = 0                        # a producer's row width (a GEMM's n_pad), if wider
 
     @classmethod
-    def of(cls, shape: tuple[int, int, int], stride: int, padding: reference.Padding) -> DepthwisePlan:
+    def of(cls, shape: tuple[int, int, int], stride: int, padding: reference.Padding,
+           min_pitch: int = 0) -> DepthwisePlan:
         if stride not in (1, 2):
             raise ValueError(f"stride {stride}: 1 or 2")
         height, width, channels = shape
-        plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding))
+        plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding), min_pitch)
         if plan.out_h < 1 or plan.out_w < 1:
             raise ValueError(f"conv_depthwise: {shape} with padding {padding!r} leaves no output")
+        left, right = plan.padding[2:]
+        if left > PIXELS * stride or right > stride:
+            raise ValueError(f"conv_depthwise: padding {plan.padding} wider than the kernel's row ends "
+                             f"(left at most {PIXELS * stride}, right at most {stride})")
         return plan
 
     @property
@@ -320,23 +365,45 @@ class DepthwisePlan:
 
     @property
     def pitch(self) -> int:
-        """Floats from one input pixel to the next: c_pad, plus a group when that would be an even
-        number of 64-byte lines, so that the lines of one group at successive pixels spread over
-        the TMU cache's and the L2's sets (at C = 1024 they would fall into 2 of the L2's 128)."""
-        groups = self.c_pad // LANES
-        return self.c_pad + (LANES if groups % 2 == 0 else 0)
+        """Floats from one input pixel to the next: c_pad (or min_pitch), plus a group when that
+        would be an even number of 64-byte lines, so that the lines of one group at successive
+        pixels spread over the TMU cache's and the L2's sets (at C = 1024 they would fall into 2 of
+        the L2's 128)."""
+        width = -(-max(self.c_pad, self.min_pitch) // LANES) * LANES
+        return width + (LANES if width // LANES % 2 == 0 else 0)
 
     @property
     def w_pad(self) -> int:
         return -(-self.out_w // PIXELS) * PIXELS
 
     @property
-    def in_h(self) -> int:
-        return self.height + self.padding[0] + self.padding[1]
+    def iterations(self) -> int:
+        return self.w_pad // PIXELS
+
+    def kernel(self, relu6: bool) -> DepthwiseKernel:
+        left = self.padding[2]
+        right_limit = self.width + left - (self.iterations - 1) * PIXELS * self.stride
+        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit)
 
     @property
-    def in_w(self) -> int:
-        return max(self.width + self.padding[2] + self.padding[3], (self.w_pad - 1) * self.stride + 3)
+    def row_bytes(self) -> int:
+        return self.width * self.pitch * 4
+
+    @property
+    def lead(self) -> int:
+        """Pixels of the input buffer before the image's first: the zero rows above and the window's
+        first columns left of the image."""
+        top, _, left, _ = self.padding
+        return top * self.width + left
+
+    @property
+    def input_pixels(self) -> int:
+        """The input buffer's pixels: the lead, the image, the zero rows below, and what the last
+        row's last iteration reads beyond them (unused: beyond the row's end)."""
+        top, bottom, left, _ = self.padding
+        last_row = (self.out_h - 1) * self.stride - top + 2
+        last_column = (self.w_pad - 1) * self.stride + 2 - left
+        return self.lead + max((self.height + bottom) * self.width, last_row * self.width + last_column + 1)
 
     def interleave(self, qpus: int) -> int:
         """F: a task takes every F-th output row of one channel group. F = the QPU count spreads a
@@ -347,16 +414,18 @@ class DepthwisePlan:
     def constants(self, y_row_bytes: int, qpus: int = MAX_QPUS, out_pitch: int | None = None) -> list[int]:
         """The uniforms before the task table, for output rows y_row_bytes apart and output pixels
         out_pitch floats apart (c_pad by default)."""
-        row_bytes, pitch_bytes, every = self.in_w * self.pitch * 4, self.pitch * 4, self.interleave(qpus)
+        row_bytes, pitch_bytes, every = self.row_bytes, self.pitch * 4, self.interleave(qpus)
         out_bytes = 4 * (out_pitch or self.c_pad)
-        return [row_bytes, pitch_bytes, self.w_pad // PIXELS - 1, out_bytes - 64, PIXELS * self.stride * pitch_bytes,
+        return [row_bytes, pitch_bytes, max(0, self.iterations - 2), out_bytes - 64, PIXELS * self.stride * pitch_bytes,
                 PIXELS * out_bytes, every * self.stride * row_bytes, every * y_row_bytes - self.w_pad * out_bytes]
 
     def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int, qpus: int = MAX_QPUS) -> list[list[int]]:
-        """[first input row, weights, bias, first output row, rows] of each task: x is the padded
-        input's address, y the output's first pixel, rows y_row_bytes apart (pixels c_pad * 4 apart)."""
-        row_bytes, groups, every = self.in_w * self.pitch * 4, self.c_pad // LANES, self.interleave(qpus)
-        return [[x + first * self.stride * row_bytes + 64 * g, w + 64 * g, bias + 64 * g,
+        """[first input row, weights, bias, first output row, rows] of each task: x is the address of
+        the image's first pixel in the input buffer (pad_input), y the output's first pixel, rows
+        y_row_bytes apart (pixels c_pad * 4 apart)."""
+        top, _, left, _ = self.padding
+        groups, every, pixel = self.c_pad // LANES, self.interleave(qpus), self.pitch * 4
+        return [[x + ((first * self.stride - top) * self.width - left) * pixel + 64 * g, w + 64 * g, bias + 64 * g,
                  y + first * y_row_bytes + 64 * g, len(range(first, self.out_h, every))]
                 for g in range(groups) for first in range(every)]
 
@@ -366,9 +435,9 @@ class DepthwisePlan:
         return task[4] * (self.w_pad // PIXELS + 1) + 2
 
     def pad_input(self, x: np.ndarray) -> np.ndarray:
-        top, _, left, _ = self.padding
-        padded = np.zeros((self.in_h, self.in_w, self.pitch), np.float32)
-        padded[top:top + self.height, left:left + self.width, :self.channels] = x
+        """The input buffer (input_pixels, pitch): the image's first pixel at row `lead`."""
+        padded = np.zeros((self.input_pixels, self.pitch), np.float32)
+        padded[self.lead:self.lead + self.height * self.width, :self.channels] = x.reshape(-1, self.channels)
         return padded
 
     def pad_weights(self, w, bias) -> tuple[np.ndarray, np.ndarray]:
@@ -396,8 +465,9 @@ def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Pad
         y_gpu = drv.alloc((plan.out_h, plan.w_pad, plan.c_pad), np.float32)
         blocks.append(y_gpu)
         y_row_bytes = plan.w_pad * plan.c_pad * 4
-        items = plan.tasks(x_gpu.address, w_gpu.address, b_gpu.address, y_gpu.address, y_row_bytes, n_qpus)
-        code = drv.program(kernel_program(DepthwiseKernel(stride, relu6)))
+        items = plan.tasks(x_gpu.address + 4 * plan.lead * plan.pitch, w_gpu.address, b_gpu.address, y_gpu.address,
+                           y_row_bytes, n_qpus)
+        code = drv.program(kernel_program(plan.kernel(relu6)))
         blocks.append(code)
         report = run_tasks(drv, code, deal(items, n_qpus, plan.task_cost), TASK_WORDS,
                            plan.constants(y_row_bytes, n_qpus), False, blocks)

@@ -21,27 +21,26 @@ def drv():
 
 
 def depthwise_pair(drv, x, w1, b1, w2, b2, blocks):
-    """Segments for dw(s1, same) then dw(s2, tf_same); the first writes into the interior of the
-    second's zero-bordered input buffer."""
+    """Segments for dw(s1, same) then dw(s2, tf_same); the first writes its rows straight into the
+    second's input buffer (dense rows between zero rows)."""
     first = depthwise.DepthwisePlan.of(x.shape, 1, "same")
     second = depthwise.DepthwisePlan.of((first.out_h, first.out_w, x.shape[2]), 2, "tf_same")
-    assert first.w_pad == first.out_w, "no junk pixels may land in the second input's border"
-    arrays = [first.pad_input(x), *first.pad_weights(w1, b1), np.zeros((second.in_h, second.in_w, second.pitch),
+    assert first.w_pad == first.out_w, "no junk pixels may land in the second input's rows"
+    arrays = [first.pad_input(x), *first.pad_weights(w1, b1), np.zeros((second.input_pixels, second.pitch),
                                                                        np.float32),
               *second.pad_weights(w2, b2), np.zeros((second.out_h, second.w_pad, second.c_pad), np.float32)]
     x_gpu, w1_gpu, b1_gpu, mid, w2_gpu, b2_gpu, y_gpu = (drv.copy(a) for a in arrays)
     blocks += [x_gpu, w1_gpu, b1_gpu, mid, w2_gpu, b2_gpu, y_gpu]
-    top, _, left, _ = second.padding
-    row_bytes = second.in_w * second.pitch * 4
-    inside = mid.address + top * row_bytes + left * second.pitch * 4
+    inside = mid.address + 4 * second.lead * second.pitch
     segments = [
-        chain.Segment(depthwise.DepthwiseKernel(1, True).source(),
-                      first.constants(row_bytes, out_pitch=second.pitch),
-                      first.tasks(x_gpu.address, w1_gpu.address, b1_gpu.address, inside, row_bytes),
+        chain.Segment(first.kernel(True).source(),
+                      first.constants(second.row_bytes, out_pitch=second.pitch),
+                      first.tasks(x_gpu.address + 4 * first.lead * first.pitch, w1_gpu.address, b1_gpu.address,
+                                  inside, second.row_bytes),
                       depthwise.TASK_WORDS, first.task_cost),
-        chain.Segment(depthwise.DepthwiseKernel(2, True).source(),
+        chain.Segment(second.kernel(True).source(),
                       second.constants(second.w_pad * second.c_pad * 4),
-                      second.tasks(mid.address, w2_gpu.address, b2_gpu.address, y_gpu.address,
+                      second.tasks(inside, w2_gpu.address, b2_gpu.address, y_gpu.address,
                                    second.w_pad * second.c_pad * 4), depthwise.TASK_WORDS, second.task_cost)]
     return segments, y_gpu, second
 
