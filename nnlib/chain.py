@@ -21,7 +21,7 @@ import numpy as np
 
 import qpuasm
 
-from .tasks import END_LABEL, EPILOGUE, USE_QPU_NUMBER, deal, free_all
+from .tasks import END_LABEL, EPILOGUE, USE_QPU_NUMBER, deal, free_all, keep
 
 QPUS = 12
 ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
@@ -91,32 +91,34 @@ def chain_source(segments: list[Segment], parameter_blocks: list[int]) -> str:
     return "".join(parts) + EPILOGUE.split("\n", 1)[1]
 
 
+def place_chain(drv, segments: list[Segment], blocks: list):
+    """Write every segment's task lists, table and parameter block to GPU memory and place the
+    chained program: what a compiled network does once, before any run. Returns the placed
+    program; the buffers (and the program) go into `blocks` for the caller to free."""
+    parameter_blocks = []
+    for segment in segments:
+        lists = segment.task_lists()
+        tasks = keep(blocks, drv.alloc((max(1, sum(map(len, lists))), segment.words), np.uint32))
+        table = keep(blocks, drv.alloc((QPUS, 2), np.uint32))
+        row = 0
+        for q, items in enumerate(lists):
+            table[q] = [tasks.address + 4 * segment.words * row, len(items)]
+            for item in items:
+                tasks[row] = item
+                row += 1
+        params = keep(blocks, drv.copy(np.array(list(segment.constants) + [table.address, USE_QPU_NUMBER], np.uint32)))
+        parameter_blocks.append(params.address)
+    program = qpuasm.assemble(chain_source(segments, parameter_blocks), filename="<chain>")
+    return keep(blocks, drv.program(program))
+
+
 def run_chain(drv, segments: list[Segment], timeout: float = 10.0):
     """Run the segments in order in one submission on all 12 QPUs; returns the report."""
     blocks: list = []
     try:
-        parameter_blocks = []
-        for segment in segments:
-            lists = segment.task_lists()
-            tasks = drv.alloc((max(1, sum(map(len, lists))), segment.words), np.uint32)
-            blocks.append(tasks)
-            table = drv.alloc((QPUS, 2), np.uint32)
-            blocks.append(table)
-            row = 0
-            for q, items in enumerate(lists):
-                table[q] = [tasks.address + 4 * segment.words * row, len(items)]
-                for item in items:
-                    tasks[row] = item
-                    row += 1
-            params = drv.copy(np.array(list(segment.constants) + [table.address, USE_QPU_NUMBER], np.uint32))
-            blocks.append(params)
-            parameter_blocks.append(params.address)
-        program = qpuasm.assemble(chain_source(segments, parameter_blocks), filename="<chain>")
-        code = drv.program(program)
-        blocks.append(code)
-        return drv.execute(code, None, n_qpus=QPUS, timeout=timeout)
+        return drv.execute(place_chain(drv, segments, blocks), None, n_qpus=QPUS, timeout=timeout)
     finally:
         free_all(drv, blocks)
 
 
-__all__ = ["Segment", "barrier", "chain_source", "run_chain"]
+__all__ = ["Segment", "barrier", "chain_source", "place_chain", "run_chain"]

@@ -41,7 +41,7 @@ def conv2d(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "
     # One k of a 16 // halves row tile is one 16-lane vector of the pack: what the gather writes.
     plan = plan_gemm(out_h * out_w, cout, 9 * channels, halves, rows=LANES // halves, relu6=relu6)
     cfg = GemmKernel(plan.rows, plan.unroll, 4, halves, bias is not None, relu6, plan.overlap)
-    gather = im2col.Im2colKernel(im2col.patch_offsets(padded.shape[1], channels, plan.k_pad))
+    gather = im2col.Im2colKernel(im2col.patch_offsets(3, padded.shape[1] * channels, channels, channels, plan.k_pad))
     blocks: list = []
     try:
         x_gpu = keep(blocks, drv.copy(padded))
@@ -49,13 +49,13 @@ def conv2d(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "
         bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
         pack = keep(blocks, drv.alloc(plan.pack_bytes // 4, np.float32))
         c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))
-        table = keep(blocks, drv.copy(im2col.lane_table(out_h, out_w, padded.shape[1], channels, stride, plan.rows,
-                                                         halves, x_gpu.address)))
+        corners = im2col.window_corners(out_h, out_w, padded.shape[1] * channels, channels, stride, x_gpu.address)
+        table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
         tiles = plan.m_pad // plan.rows
         segments = [
             Segment(gather.source(), [], [[table.address + 4 * LANES * t, pack.address + t * plan.a_tile_bytes]
                                           for t in range(tiles)], im2col.TASK_WORDS),
-            Segment(kernel_source(cfg), plan.constants(cfg, c_gpu.address),
+            Segment(kernel_source(cfg), plan.constants(cfg, c_gpu.address + 4 * plan.m_pad * plan.n_pad),
                     plan.tasks(pack.address, b_gpu.address, c_gpu.address,
                                bias_gpu.address if bias_gpu is not None else None), TASK_WORDS, dealt=True)]
         report = run_chain(drv, segments)

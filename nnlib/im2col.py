@@ -37,9 +37,12 @@ class Im2colKernel:
         return kernel_source(self)
 
 
-def patch_offsets(in_w: int, channels: int, k_pad: int) -> tuple[int, ...]:
-    """k = (3 kh + kw) * channels + c lies (kh in_w + kw) channels + c floats from the window's corner."""
-    offsets = [4 * ((kh * in_w + kw) * channels + c) for kh in range(3) for kw in range(3) for c in range(channels)]
+def patch_offsets(size: int, row_floats: int, pitch: int, channels: int, k_pad: int) -> tuple[int, ...]:
+    """k = (size kh + kw) * channels + c of a size x size window lies kh rows (row_floats apart),
+    kw pixels (pitch apart) and c floats from the window's corner; k from size^2 channels on is K's
+    padding."""
+    offsets = [4 * (kh * row_floats + kw * pitch + c) for kh in range(size) for kw in range(size)
+               for c in range(channels)]
     return tuple(offsets + [ZERO] * (k_pad - len(offsets)))
 
 
@@ -107,14 +110,22 @@ def kernel_program(cfg: Im2colKernel) -> qpuasm.Program:
     return _PROGRAMS[cfg]
 
 
-def lane_table(out_h: int, out_w: int, in_w: int, channels: int, stride: int, rows: int, halves: int,
-               x: int) -> np.ndarray:
-    """Each tile's 16 lane addresses: the top-left corner of the window of pixel tile * rows + i //
-    halves in the padded input at `x` (the tiles' padding pixels repeat the last one)."""
-    tiles = -(-out_h * out_w // rows)
-    pixels = np.minimum(np.arange(tiles * rows).reshape(tiles, rows), out_h * out_w - 1)
-    oh, ow = np.divmod(np.repeat(pixels, halves, axis=1), out_w)
-    return (x + 4 * channels * (oh * stride * in_w + ow * stride)).astype(np.uint32)
+def window_corners(out_h: int, out_w: int, row_floats: int, pitch: int, stride: int, base: int) -> np.ndarray:
+    """The address of each output pixel's window corner (row-major), in an input whose rows are
+    row_floats apart and pixels pitch apart, starting at `base`."""
+    oh, ow = np.divmod(np.arange(out_h * out_w, dtype=np.int64), out_w)
+    return base + 4 * (oh * stride * row_floats + ow * stride * pitch)
 
 
-__all__ = ["Im2colKernel", "kernel_program", "lane_table", "patch_offsets"]
+def lane_table(corners: np.ndarray, plan) -> np.ndarray:
+    """Each row tile's 16 lane addresses for a GEMM plan (matmul.GemmPlan, rows * halves = 16):
+    lane i of a tile reads row plan.row_start(tile) + i // halves, whose window's corner is at
+    corners[row] (rows past M, the last tile's padding, repeat the last)."""
+    if plan.rows * plan.halves != LANES:
+        raise ValueError(f"a gathered A pack needs tiles of {LANES // plan.halves} rows, not {plan.rows}")
+    starts = np.array([plan.row_start(i) for i in range(0, plan.m_pad, plan.rows)])
+    rows = np.minimum(starts[:, None] + np.arange(LANES)[None, :] // plan.halves, plan.m - 1)
+    return np.asarray(corners, np.int64)[rows].astype(np.uint32)
+
+
+__all__ = ["Im2colKernel", "kernel_program", "lane_table", "patch_offsets", "window_corners"]

@@ -371,6 +371,7 @@ class GemmPlan:
     grid: tuple[int, int] | None = None      # (QPU rows, QPU columns), or None: tiles dealt round-robin
     qpus: int = MAX_QPUS
     overlap: bool = True                     # stores of a tile during the next (GemmKernel.overlap)
+    exact: bool = False                      # C has m rows, not m_pad (row_start)
 
     @property
     def strip(self) -> int:
@@ -407,24 +408,38 @@ class GemmPlan:
         return [[(i, j) for i in row_tiles[q // g_cols::g_rows] for j in strips[q % g_cols::g_cols]]
                 for q in range(g_rows * g_cols)]
 
-    def tasks(self, pack: int, b: int, c: int, bias: int | None, c_in: int | None = None) -> list[list[list[int]]]:
+    def row_start(self, i: int) -> int:
+        """The first row of C of the row tile that starts at row i of the padded product: with
+        `exact` the last tile is moved up to end at row m (it recomputes rows of the tile before),
+        so that no padding row is stored past C's end (where a consumer's zero rows may lie)."""
+        return min(i, self.m - self.rows) if self.exact else i
+
+    def tasks(self, pack: int, b: int, c: int, bias: int | None, c_in: int | None = None,
+              pitch: int | None = None) -> list[list[list[int]]]:
         """The task lists (task_lists' tiles) for A packed at `pack` (pack_a), B at `b` (pack_b),
-        C at `c` (m_pad + rows rows of n_pad: the last are scratch) and the bias at `bias` (or None),
-        or, with accumulate, C_in (m_pad x n_pad) at `c_in`."""
+        C at `c` (rows `pitch` floats apart, n_pad by default; m_pad rows, m with `exact`) and the
+        bias at `bias` (or None), or, with accumulate, C_in (m_pad x n_pad) at `c_in`."""
+        pitch = pitch or self.n_pad
         lists = []
         for tiles in self.task_lists():
             packs = [pack + i // self.rows * self.a_tile_bytes for i, _ in tiles]
-            lists.append([[a_pack, b + 4 * j // self.halves, c + 4 * (i * self.n_pad + j),
+            lists.append([[a_pack, b + 4 * j // self.halves, c + 4 * (self.row_start(i) * pitch + j),
                            c_in + 4 * (i * self.n_pad + j) if c_in is not None else
                            bias + 4 * j if bias is not None else 0, next_pack]
                           for (i, j), a_pack, next_pack in zip(tiles, packs, packs[1:] + packs[-1:], strict=True)])
         return lists
 
-    def constants(self, cfg: GemmKernel, c: int, beta: float = 0.0) -> list[int]:
-        """The kernel's uniforms before the task table, for C at `c` (and beta with accumulate)."""
+    def constants(self, cfg: GemmKernel, scratch: int, beta: float = 0.0, pitch: int | None = None) -> list[int]:
+        """The kernel's uniforms before the task table: C's rows `pitch` floats apart (n_pad by
+        default), a scratch area of `rows` such rows that is written and never read (scratch_bytes;
+        the idle set's first stores go there), and beta with accumulate."""
+        pitch = pitch or self.n_pad
         scaled = [int(np.float32(beta).view(np.uint32)), 4 * self.n_pad] if cfg.accumulate else []
         return [self.k_pad // self.unroll // self.phases * cfg.step_bytes, 4 * self.n_pad // self.halves,
-                4 * self.n_pad - 64, STORE_ROWS * 4 * self.n_pad, c + 4 * self.m_pad * self.n_pad] + scaled
+                4 * pitch - 64, STORE_ROWS * 4 * pitch, scratch] + scaled
+
+    def scratch_bytes(self, pitch: int | None = None) -> int:
+        return 4 * self.rows * (pitch or self.n_pad)
 
     @property
     def a_tile_bytes(self) -> int:
@@ -440,11 +455,13 @@ class GemmPlan:
         return self.m_pad // self.rows * self.a_tile_bytes + 2 * A_PREFETCH_BYTES
 
     def pack_a(self, a: np.ndarray) -> np.ndarray:
-        """A as the uniform stream reads it: per tile of `rows` rows, k-major, each value `halves`
-        times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1 prefetch."""
+        """A as the uniform stream reads it: per tile of `rows` rows (from row_start), k-major, each
+        value `halves` times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1
+        prefetch."""
         padded = np.zeros((self.m_pad, self.k_pad), np.float32)
         padded[:self.m, :self.k] = a
-        tiles = padded.reshape(self.m_pad // self.rows, self.rows, self.k_pad).transpose(0, 2, 1)
+        starts = [self.row_start(i) for i in range(0, self.m_pad, self.rows)]
+        tiles = np.stack([padded[r:r + self.rows] for r in starts]).transpose(0, 2, 1)
         streams = np.repeat(tiles, self.halves, axis=2).reshape(len(tiles), -1)
         out = np.zeros(self.pack_bytes // 4, np.float32)
         words = self.a_tile_bytes // 4
@@ -466,7 +483,8 @@ class GemmPlan:
 
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
-              prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False) -> GemmPlan:
+              prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
+              exact: bool = False) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (simulator/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
@@ -481,7 +499,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     for both in ([overlap] if overlap is not None else [True, False]):
         most = max_slots(both, accumulate) // halves
         for r in ([rows] if rows else range(1, most + 1)):
-            if r > most:
+            if r > most or (exact and r > m):
                 continue
             slots, chunks = r * halves, chunk_count(r)
             phases = chunks if both else 1
@@ -509,7 +527,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                         cost *= MULTI_ROW_GRID_HANDICAP
                     stores = row_tiles * strips * tile_store_clocks
                     key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
-                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both)
+                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both, exact)
                     if best is None or key < best[0]:
                         best = (key, plan)
     assert best is not None
@@ -547,6 +565,7 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         packed = keep(blocks, drv.copy(plan.pack_a(a)))
         b_gpu = keep(blocks, drv.copy(plan.pack_b(b, prefetch)))
         c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
+        scratch = c_gpu.address + 4 * plan.m_pad * plan.n_pad
         bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
         c_in = None
         if accumulate:
@@ -556,7 +575,7 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         task_lists = plan.tasks(packed.address, b_gpu.address, c_gpu.address,
                                 bias_gpu.address if bias_gpu is not None else None, c_in)
         code = keep(blocks, drv.program(kernel_program(cfg)))
-        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, c_gpu.address, beta),
+        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, scratch, beta),
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:

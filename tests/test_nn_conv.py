@@ -12,6 +12,7 @@ from driver import Driver
 from nnlib import im2col
 from nnlib import reference as ref
 from nnlib.conv import conv2d
+from nnlib.matmul import plan_gemm
 
 U = 2.0 ** -23
 RNG = np.random.default_rng(3)
@@ -77,8 +78,10 @@ def test_lane_table_and_offsets_address_the_windows(stride, halves):
     padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     windows = ref.windows(x, stride, "same").reshape(-1, 27)
     rows = 16 // halves
-    table = im2col.lane_table(*ref.windows(x, stride, "same").shape[:2], padded.shape[1], 3, stride, rows, halves, 0)
-    offsets = im2col.patch_offsets(padded.shape[1], 3, 32)
+    plan = plan_gemm(len(windows), 32, 27, halves, rows=rows)
+    corners = im2col.window_corners(*ref.windows(x, stride, "same").shape[:2], padded.shape[1] * 3, 3, stride, 0)
+    table = im2col.lane_table(corners, plan)
+    offsets = im2col.patch_offsets(3, padded.shape[1] * 3, 3, 3, 32)
     flat = padded.reshape(-1)
     for t, lanes in enumerate(table):
         for lane, corner in enumerate(lanes):
