@@ -7,12 +7,17 @@
     y, report = nnlib.conv2d(drv, x, w, bias, stride=2)     # 3x3 full conv (MobileNet's first layer)
     y, report = nnlib.global_avg_pool(drv, x)               # (H, W, C) -> (C,)
     nnlib.reference.conv_depthwise(x, w, bias, stride=2)    # numpy references of every op
+
+    net = nnlib.compile("model.pb", drv, weights="float16")  # a whole network: one program
+    logits, report = net(image)                              # one submission per image
 """
 
 from . import reference
 from .conv import conv2d
 from .depthwise import conv_depthwise
 from .matmul import conv_pointwise, fully_connected, gemm
+from .network import Network, compile  # noqa: A004
 from .pool import global_avg_pool
 
-__all__ = ["conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm", "global_avg_pool", "reference"]
+__all__ = ["Network", "compile", "conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm",
+           "global_avg_pool", "reference"]

@@ -1,0 +1,551 @@
+"""The whole-network compiler: a graph (nnlib.graph) becomes ONE program that runs every layer on
+the 12 QPUs in ONE submission, the CPU idle meanwhile.
+
+    net = nnlib.compile("mobilenet_v1.pb", drv, weights="float16")
+    logits, report = net(image)          # one execute; report.seconds(): the modeled Pi time
+
+Every layer is a plan (Layer below): the tensor layouts it reads and writes, its weights packed for
+its kernel (uploaded once, at compile time), and its code segments with the addresses it was given.
+The segments follow each other behind all-QPU barriers (chain.py), assembled once; the buffers'
+addresses reach the code through each segment's parameter block in the uniform stream, so the same
+program runs any number of images: a call writes the image into the input buffer, runs, and reads
+the logits.
+
+Kernels per layer:
+- conv2d k x k reading the model's input: the im2col gather (im2col.py) into the GEMM's A pack, then
+  the GEMM (matmul.py); the host writes the image into a zero-bordered buffer.
+- conv2d 1x1 and matmul (fully connected): a gather of each pixel's channels into the A pack, then
+  the GEMM. The gather is where a layout changes: the GEMM reads A through its uniform stream,
+  k-major per tile of pixels, which no producer writes directly (yet).
+- depthwise 3x3: depthwise.py, reading dense rows between zero rows, which a GEMM writes directly
+  (exact tiles, the depthwise's pitch).
+- global average pool: pool.py.
+Reshape, squeeze, flatten and identity move no data; a softmax at the very end is left to the host
+(`Network.probabilities`), after the logits are read.
+
+Buffers follow the cache-staleness rule (DESIGN.md, performance.md §4 "Cache coherency"): a buffer
+written by VDW in a submission must not be read through TMU or uniform-cache lines that an earlier
+read in the same submission may have left behind. Every kernel here reads through those caches, so
+no buffer is written twice in a submission: each tensor has a buffer of its own (MobileNet v1 at
+float32 needs about 50 MB of the 128 MB GPU memory; see plan_buffers). The simulator's strict mode
+checks the rule on every run.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import im2col, pool
+from .chain import QPUS, Segment, place_chain
+from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
+from .depthwise import DepthwisePlan
+from .graph import Graph, ModelError, Node, load, simplify
+from .graph.passes import shapes as tensor_shapes
+from .matmul import LANES, GemmKernel, GemmPlan, plan_gemm
+from .matmul import TASK_WORDS as GEMM_TASK_WORDS
+from .reference import pad_amounts
+from .tasks import free_all, keep, padded_vector
+
+VIEWS = ("reshape", "squeeze", "flatten", "identity")
+WEIGHTS = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the pixels of an (H, W, C) activation lie in its buffer: pixel (h, w) starts
+    4 * pitch * (lead + h * row + w) bytes in; the buffer holds `pixels` pixels (zero where no
+    layer writes: the borders a consumer reads as padding)."""
+
+    height: int
+    width: int
+    channels: int
+    pitch: int
+    row: int
+    lead: int = 0
+    pixels: int = 0
+
+    def __post_init__(self) -> None:
+        need = self.lead + (self.height - 1) * self.row + self.width
+        object.__setattr__(self, "pixels", max(self.pixels, need))
+
+    @property
+    def dense(self) -> bool:
+        """Rows follow each other with no gap (a pool reads the pixels as one run)."""
+        return self.row == self.width
+
+    def corners(self, base: int, stride: int, out_h: int, out_w: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """For each output pixel (row-major), the address of pixel (oh stride, ow stride) + offset
+        in a buffer at `base`."""
+        oh, ow = np.divmod(np.arange(out_h * out_w, dtype=np.int64), out_w)
+        h, w = oh * stride + offset[0], ow * stride + offset[1]
+        return base + 4 * self.pitch * (self.lead + h * self.row + w)
+
+
+@dataclass
+class Tensor:
+    """An activation: its shape, its layout once the consumer and producer agree, its buffer."""
+
+    name: str
+    shape: tuple[int, int, int]
+    layout: Layout | None = None
+    array: object = None                      # the GPU buffer
+
+    @property
+    def address(self) -> int:
+        return self.array.address
+
+    @property
+    def start(self) -> int:
+        """The bus address of pixel (0, 0)."""
+        return self.address + 4 * self.layout.pitch * self.layout.lead
+
+
+class Layer:
+    """One layer's plan: what it reads and writes, its weights, its code. Subclasses fill in."""
+
+    node: Node
+    source: Tensor
+    output: Tensor
+
+    def request(self, producer: Layer | None) -> Layout | None:
+        """The layout this layer needs its input in (None: whatever the producer writes)."""
+        return None
+
+    def natural(self) -> Layout:
+        """The layout this layer writes when its consumer asks for none."""
+        raise NotImplementedError
+
+    def accepts(self, layout: Layout) -> str | None:
+        """Why this layer cannot write `layout` (None: it can)."""
+        return None
+
+    def check(self, layout: Layout) -> str | None:
+        """Why this layer cannot read its input in `layout` (None: it can)."""
+        return None
+
+    def upload(self, drv, blocks: list) -> None:
+        """Pack and upload the weights, once."""
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        raise NotImplementedError
+
+    @property
+    def flops(self) -> int:
+        return 0
+
+    @property
+    def kind(self) -> str:
+        return self.node.op
+
+
+def _activation(graph: Graph, node: Node) -> bool:
+    """relu6 (True) or none (False): what the kernels fuse."""
+    kind = node.attrs.get("activation")
+    if kind not in (None, "relu6"):
+        raise graph.error(node, f"activation {kind!r} is not supported by the QPU kernels (relu6 or none)")
+    return kind == "relu6"
+
+
+class GemmLayer(Layer):
+    """conv2d (k x k) and matmul: a gather of patches or pixels into the A pack, then the GEMM."""
+
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, halves: int, from_input: bool):
+        self.node, self.source, self.output, self.halves = node, source, output, halves
+        self.relu6 = _activation(graph, node)
+        w = graph.constant(node.inputs[1])
+        h, w_, c = source.shape
+        if node.op == "matmul":
+            self.size, self.stride, self.padding = 1, 1, (0, 0, 0, 0)
+            self.flatten = True
+            if w.shape[0] != h * w_ * c:
+                raise graph.error(node, f"weights {w.shape} do not match the input {source.shape}")
+            self.b = w
+        else:
+            kh, kw, cin, cout = w.shape
+            if kh != kw or cin != c:
+                raise graph.error(node, f"weights {w.shape}: square kernels over all {c} input channels only")
+            self.size, self.stride, self.flatten = kh, node.attrs.get("stride", 1), False
+            padding = node.attrs.get("padding", "tf_same")
+            self.padding = pad_amounts(h, w_, self.stride, (0, 0, 0, 0) if padding == "valid" else padding, kh)
+            if kh > 1 and not from_input:
+                raise graph.error(node, f"a {kh}x{kw} convolution that does not read the model's input (the "
+                                  "gather needs a zero-bordered input, which only the host writes)")
+            if kh == 1 and any(self.padding):
+                raise graph.error(node, f"a 1x1 convolution with padding {self.padding}")
+            self.b = w.reshape(-1, cout)
+        bias = node.attrs.get("bias")
+        self.bias = graph.constant(bias) if bias else None
+        self.out_h, self.out_w = output.shape[:2]
+        self.m, (self.k, self.n) = self.out_h * self.out_w, self.b.shape
+        self.from_input = from_input
+        self.plan: GemmPlan | None = None
+
+    def make_plan(self, exact: bool) -> None:
+        # A gathered pack is one 16-lane vector per k and tile: tiles of 16 // halves rows.
+        rows = LANES // self.halves
+        self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=rows, relu6=self.relu6,
+                              exact=exact and self.m >= rows)
+        self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
+                              self.plan.overlap)
+
+    def request(self, producer: Layer | None) -> Layout | None:
+        if self.size == 1:
+            return None
+        top, bottom, left, right = self.padding
+        h, w, c = self.source.shape
+        row = w + left + right
+        return Layout(h, w, c, c, row, top * row + left, (h + top + bottom) * row)
+
+    def natural(self) -> Layout:
+        return Layout(self.out_h, self.out_w, self.n, self.plan.n_pad, self.out_w, 0, self.plan.m_pad)
+
+    def accepts(self, layout: Layout) -> str | None:
+        if not layout.dense or layout.pitch < self.plan.n_pad:
+            return f"the GEMM writes dense rows of pixels {self.plan.n_pad} floats apart"
+        if not self.plan.exact and self.plan.m_pad > self.m:
+            return f"its {self.m} pixels are fewer than a tile of {self.plan.rows} rows"
+        return None
+
+    def upload(self, drv, blocks: list) -> None:
+        self.b_gpu = keep(blocks, drv.copy(self.plan.pack_b(self.b, self.cfg.prefetch)))
+        self.bias_gpu = keep(blocks, drv.copy(padded_vector(self.bias, self.plan.n_pad))) \
+            if self.bias is not None else None
+        self.pack = keep(blocks, drv.alloc(self.plan.pack_bytes // 4, np.float32))
+        self.pack[:] = 0
+
+    def offsets(self) -> tuple[int, ...]:
+        layout = self.source.layout
+        if self.flatten:
+            h, w, c = self.source.shape
+            offsets = [4 * (layout.pitch * (i * layout.row + j) + ch) for i in range(h) for j in range(w)
+                       for ch in range(c)]
+            return tuple(offsets + [im2col.ZERO] * (self.plan.k_pad - len(offsets)))
+        return im2col.patch_offsets(self.size, layout.row * layout.pitch, layout.pitch, self.source.shape[2],
+                                    self.plan.k_pad)
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        plan, layout = self.plan, self.source.layout
+        if self.flatten:
+            corners = np.full(self.m, self.source.start, np.int64)
+        else:   # a window's corner is its top-left pixel, in the zero border for a k x k window
+            top, _, left, _ = self.padding
+            corners = layout.corners(self.source.address, self.stride, self.out_h, self.out_w, (-top, -left))
+        table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
+        tiles = plan.m_pad // plan.rows
+        gather = Segment(im2col.Im2colKernel(self.offsets()).source(), [],
+                         [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
+                          for t in range(tiles)], im2col.TASK_WORDS)
+        out = self.output.layout
+        scratch = self.scratch.address
+        gemm = Segment(self.cfg.source(), plan.constants(self.cfg, scratch, pitch=out.pitch),
+                       plan.tasks(self.pack.address, self.b_gpu.address, self.output.start,
+                                  self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch),
+                       GEMM_TASK_WORDS, dealt=True)
+        return [gather, gemm]
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+    @property
+    def kind(self) -> str:
+        if self.node.op == "matmul" or self.m == 1:
+            return "fc"
+        return f"conv {self.size}x{self.size}/s{self.stride}" if self.size > 1 else "pw"
+
+
+class DepthwiseLayer(Layer):
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int):
+        self.node, self.source, self.output = node, source, output
+        self.relu6 = _activation(graph, node)
+        w = graph.constant(node.inputs[1])
+        if w.shape[:2] != (3, 3):
+            raise graph.error(node, f"a {w.shape[0]}x{w.shape[1]} depthwise convolution (3x3 only)")
+        padding = node.attrs.get("padding", "tf_same")
+        try:
+            self.plan = DepthwisePlan.of(source.shape, node.attrs.get("stride", 1),
+                                         (0, 0, 0, 0) if padding == "valid" else padding, min_pitch)
+        except ValueError as error:
+            raise graph.error(node, str(error)) from None
+        bias = node.attrs.get("bias")
+        self.w, self.bias = w.reshape(3, 3, -1), graph.constant(bias) if bias else None
+
+    def request(self, producer: Layer | None) -> Layout | None:
+        p = self.plan
+        return Layout(p.height, p.width, p.channels, p.pitch, p.width, p.lead, p.input_pixels)
+
+    def natural(self) -> Layout:
+        p = self.plan
+        return Layout(p.out_h, p.out_w, p.channels, p.c_pad, p.w_pad, 0, p.out_h * p.w_pad)
+
+    def accepts(self, layout: Layout) -> str | None:
+        if layout.row < self.plan.w_pad or layout.pitch < self.plan.c_pad:
+            return f"the depthwise kernel writes rows of {self.plan.w_pad} pixels (whole iterations of 4)"
+        return None
+
+    def upload(self, drv, blocks: list) -> None:
+        weights, biases = self.plan.pad_weights(self.w, self.bias)
+        self.w_gpu, self.b_gpu = keep(blocks, drv.copy(weights)), keep(blocks, drv.copy(biases))
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        out, p = self.output.layout, self.plan
+        y_row_bytes = 4 * out.pitch * out.row
+        return [Segment(p.kernel(self.relu6).source(), p.constants(y_row_bytes, QPUS, out.pitch),
+                        p.tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
+                                y_row_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
+
+    @property
+    def flops(self) -> int:
+        return 2 * 9 * self.plan.out_h * self.plan.out_w * self.plan.channels
+
+
+class PoolLayer(Layer):
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor):
+        self.node, self.source, self.output = node, source, output
+        h, w, c = source.shape
+        try:
+            self.cfg = pool.PoolKernel(h * w)
+        except ValueError as error:
+            raise graph.error(node, str(error)) from None
+        self.c_pad = -(-c // LANES) * LANES
+
+    def natural(self) -> Layout:
+        return Layout(1, 1, self.source.shape[2], self.c_pad, 1, 0, 1)
+
+    def check(self, layout: Layout) -> str | None:
+        return None if layout.dense else "the pool reads the pixels as one run, and its input has gaps between rows"
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        layout = self.source.layout
+        scale = struct.unpack("<I", struct.pack("<f", 1.0 / self.cfg.pixels))[0]
+        return [Segment(self.cfg.source(), [4 * layout.pitch, scale],
+                        [[self.source.start + 64 * g, self.output.start + 64 * g] for g in range(self.c_pad // LANES)],
+                        pool.TASK_WORDS)]
+
+    @property
+    def kind(self) -> str:
+        return "pool"
+
+
+def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], str, bool]:
+    """The layers of a simplified graph, in order, with their tensors; the tensor the network
+    returns; whether a softmax follows it (left to the host)."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise graph.error(None, f"one input and one output (this one has {len(graph.inputs)} and "
+                          f"{len(graph.outputs)})")
+    shapes = tensor_shapes(graph)
+    (input_name,) = graph.inputs
+    tensors: dict[str, Tensor] = {}
+
+    def tensor(name: str) -> Tensor:
+        if name not in tensors:
+            shape = tuple(shapes[name])
+            shape = (1, 1, shape[0]) if len(shape) == 1 else shape
+            if len(shape) != 3:
+                raise graph.error(None, f"tensor {name!r} of shape {shapes[name]} (H, W, C) or (C,) only")
+            tensors[name] = Tensor(name, shape)
+        return tensors[name]
+
+    alias: dict[str, str] = {input_name: input_name}
+    tensor(input_name)
+    layers: list[Layer] = []
+    producers: dict[str, Layer] = {}
+    output, softmax = graph.outputs[0], False
+    for node in graph.nodes:
+        if node.op == "softmax" and node.name == output:
+            output, softmax = node.inputs[0], True
+            continue
+        sources = [i for i in node.inputs if not graph.is_constant(i)]
+        if len(sources) != 1:
+            raise graph.error(node, f"{len(sources)} activation inputs (the compiler runs chains of layers)")
+        if sources[0] not in alias:
+            raise graph.error(node, f"input {sources[0]!r} is not computed on the GPU")
+        source_name = alias[sources[0]]
+        if node.op in VIEWS:
+            alias[node.name] = source_name
+            continue
+        if any(source_name in (layer.source.name,) for layer in layers):
+            raise graph.error(node, f"tensor {source_name!r} feeds two layers (branches are not supported yet)")
+        source, out = tensor(source_name), tensor(node.name)
+        producer = producers.get(source_name)
+        if node.op in ("conv2d", "matmul"):
+            layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name)
+        elif node.op == "depthwise":
+            min_pitch = 0
+            if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
+                producer.make_plan(exact=True)
+                min_pitch = producer.plan.n_pad
+            layer = DepthwiseLayer(graph, node, source, out, min_pitch)
+        elif node.op == "global_avg_pool":
+            layer = PoolLayer(graph, node, source, out)
+        else:
+            raise graph.error(node, f"op {node.op!r} is not supported by the QPU compiler")
+        layers.append(layer)
+        producers[node.name] = layer
+        alias[node.name] = node.name
+    output = alias.get(output, output)
+    if output not in producers:
+        raise graph.error(None, f"the output {graph.outputs[0]!r} is not computed by a layer")
+    for layer in layers:
+        if isinstance(layer, GemmLayer) and layer.plan is None:
+            layer.make_plan(exact=False)
+    return tensors, layers, output, softmax
+
+
+def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: str) -> None:
+    """Each tensor's layout: what its consumer asks for, which the producer must be able to write;
+    else what the producer writes naturally. Then every buffer is distinct (the staleness rule
+    above: no buffer is written after anything read it in the same submission)."""
+    producer = {layer.output.name: layer for layer in layers}
+    consumer = {layer.source.name: layer for layer in layers}
+    for name, tensor in tensors.items():
+        maker, user = producer.get(name), consumer.get(name)
+        wanted = user.request(maker) if user else None
+        if wanted is None:
+            if maker is None:
+                h, w, c = tensor.shape
+                wanted = Layout(h, w, c, c, w)
+            else:
+                wanted = maker.natural()
+        elif maker is not None:
+            why = maker.accepts(wanted)
+            if why:
+                raise ModelError("<graph>", user.node.name, user.node.op,
+                                 f"its input from {maker.node.name!r} cannot be laid out as it needs: {why}")
+        tensor.layout = wanted
+        why = user.check(wanted) if user else None
+        if why:
+            raise ModelError("<graph>", user.node.name, user.node.op, why)
+
+
+@dataclass
+class LayerTime:
+    """One layer's line in a profile: its modeled time from a run of its own."""
+
+    name: str
+    kind: str
+    shape: tuple[int, int, int]
+    flops: int
+    report: object
+
+
+@dataclass
+class Network:
+    """A compiled network: its weights and buffers in GPU memory, its one program. Call it."""
+
+    drv: object
+    graph: Graph
+    layers: list[Layer]
+    tensors: dict[str, Tensor]
+    input: Tensor
+    output: Tensor
+    softmax: bool
+    weights: str
+    blocks: list = field(default_factory=list)
+    code: object = None
+    timeout: float = 1.0
+
+    def __call__(self, image):
+        """logits (the output tensor, float32), report: one execute."""
+        self.load(image)
+        report = self.drv.execute(self.code, None, n_qpus=QPUS, timeout=self.timeout)
+        return self.read(), report
+
+    def load(self, image) -> None:
+        image = np.asarray(image, np.float32)
+        if image.shape != self.input.shape:
+            raise ValueError(f"the network takes an image of shape {self.input.shape}, not {image.shape}")
+        layout = self.input.layout
+        view = np.asarray(self.input.array).reshape(-1)
+        start = layout.lead * layout.pitch
+        rows = view[start:start + layout.height * layout.row * layout.pitch].reshape(layout.height, layout.row,
+                                                                                     layout.pitch)
+        rows[:, :layout.width, :layout.channels] = image
+
+    def read(self) -> np.ndarray:
+        layout = self.output.layout
+        view = np.asarray(self.output.array).reshape(-1)
+        start = layout.lead * layout.pitch
+        rows = view[start:start + layout.height * layout.row * layout.pitch].reshape(layout.height, layout.row,
+                                                                                     layout.pitch)
+        out = np.array(rows[:, :layout.width, :layout.channels])
+        return out.reshape(-1) if out.shape[:2] == (1, 1) else out
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The softmax the model ends with (on the host, after the run), or the logits as they are."""
+        if not self.softmax:
+            return logits
+        e = np.exp(logits - logits.max())
+        return e / e.sum()
+
+    def profile(self, image) -> list[LayerTime]:
+        """Each layer run on its own (one submission per layer, on the same buffers): its modeled
+        time, for the per-layer table. A diagnostic: a real inference is one submission (__call__)."""
+        self.load(image)
+        lines = []
+        for layer in self.layers:
+            blocks: list = []
+            try:
+                code = place_chain(self.drv, layer.segments(self.drv, blocks), blocks)
+                report = self.drv.execute(code, None, n_qpus=QPUS, timeout=self.timeout)
+            finally:
+                free_all(self.drv, blocks)
+            lines.append(LayerTime(layer.node.name, layer.kind, layer.output.shape, layer.flops, report))
+        return lines
+
+    @property
+    def flops(self) -> int:
+        return sum(layer.flops for layer in self.layers)
+
+    def close(self) -> None:
+        blocks, self.blocks = self.blocks, []
+        free_all(self.drv, blocks)
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None) -> Network:  # noqa: A001
+    """A model (a path to .pb / .onnx, or a Graph) compiled for the QPUs: weights uploaded, buffers
+    placed, one program assembled. Errors in the model are raised (ModelError) before anything is
+    allocated; anything allocated is freed if a later step fails."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
+    graph = model if isinstance(model, Graph) else load(Path(model), outputs)
+    simplify(graph)
+    tensors, layers, output, softmax = _layers(graph, 2 if weights == "float16" else 1)
+    (input_name,) = graph.inputs
+    try:
+        plan_buffers(tensors, layers, input_name)
+    except ModelError as error:
+        raise ModelError(graph.source, error.node, error.op, error.what) from None
+    net = Network(drv, graph, layers, tensors, tensors[input_name], tensors[output], softmax, weights)
+    try:
+        for tensor in tensors.values():
+            tensor.array = keep(net.blocks, drv.alloc((tensor.layout.pixels, tensor.layout.pitch), np.float32))
+            tensor.array[:] = 0                   # the borders stay zero: no layer writes them
+        scratch_bytes = max((layer.plan.scratch_bytes(layer.output.layout.pitch) for layer in layers
+                             if isinstance(layer, GemmLayer)), default=64)
+        scratch = keep(net.blocks, drv.alloc(scratch_bytes // 4, np.float32))
+        segments: list[Segment] = []
+        for layer in layers:
+            if isinstance(layer, GemmLayer):
+                layer.scratch = scratch
+            layer.upload(drv, net.blocks)
+            segments += layer.segments(drv, net.blocks)
+        net.code = place_chain(drv, segments, net.blocks)
+        net.timeout = 1.0
+    except BaseException:
+        net.close()
+        raise
+    return net
+
+
+__all__ = ["Layout", "Network", "compile", "plan_buffers"]
