@@ -206,7 +206,7 @@ def kernel_source(cfg: GemmKernel) -> str:
     else:
         start = ["0", "0"]
     for j in range(0, s if start else 0, 2):                   # ra{j} and rb{j} in one instruction
-        emit("        " + "; ".join(f"mov {a}, {start[n]}" for n, a in enumerate(acc[j:j + 2])))
+        emit("        " + "; ".join(f"mov {a}, {start[(j + n) // cfg.rows]}" for n, a in enumerate(acc[j:j + 2])))
     emit(f"        mov r2, {RB_B_STRIDE}")
     for _ in range(cfg.prefetch):
         emit("        add r3, r3, r2; mov t0s, r3")
@@ -226,7 +226,7 @@ def kernel_source(cfg: GemmKernel) -> str:
             previous = acc[j - 1]                                        # acc[-1] for j = 0
             last = j == s - 1
             signal = "" if not last else "; ldtmu1" if u == cfg.unroll - 1 else "; ldtmu0"
-            body.append(f"fadd {previous}, {previous}, r1; fmul r1, unif, r4{unpack[j % cfg.halves]}{signal}")
+            body.append(f"fadd {previous}, {previous}, r1; fmul r1, unif, r4{unpack[j // cfg.rows]}{signal}")
     body.insert(len(body) - 3, "brr.anynz -, r:kloop")                  # the last 3 are its delay slots
     lines += [f"        {line}" for line in body]
     # Between phases (the last product still in r1) one full chunk of the idle set goes out.
@@ -274,13 +274,14 @@ def kernel_source(cfg: GemmKernel) -> str:
 def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
     """acc = beta * C_in's tile, r2 pointing at its first row (+ r0: the lane's word)."""
     emit("        add r2, r2, r0")
-    if cfg.halves == 2:
-        emit(f"        mov r1, {4 * LANES}")
+    if cfg.halves == 2:                                  # r1: the second column half's rows
+        emit(f"        mov r1, {4 * LANES}\n        add r1, r2, r1")
     requests = []
-    for row in range(cfg.rows):
-        requests += ["mov t0s, r2", "add t0s, r2, r1"][:cfg.halves]
-        if row + 1 < cfg.rows:
-            requests.append(f"add r2, r2, {C_IN_STRIDE}")
+    for pointer in ["r2", "r1"][:cfg.halves]:            # in the accumulators' order: half by half
+        for row in range(cfg.rows):
+            requests.append(f"mov t0s, {pointer}")
+            if row + 1 < cfg.rows:
+                requests.append(f"add {pointer}, {pointer}, {C_IN_STRIDE}")
     # Each accumulator pops its row in order; requests run at most 4 ahead (semantics.md §8.2).
     pending, issued = 0, 0
     for value in acc:
@@ -295,8 +296,8 @@ def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
 
 
 def _halves(cfg: GemmKernel, values: list[str]) -> list[list[str]]:
-    """A set's accumulators by column half, in row order."""
-    return [values[h::cfg.halves] for h in range(cfg.halves)]
+    """A set's accumulators by column half, in row order: slot j is row j % rows of half j // rows."""
+    return [values[h * cfg.rows:(h + 1) * cfg.rows] for h in range(cfg.halves)]
 
 
 def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int, offset: int = 0) -> None:
@@ -456,13 +457,13 @@ class GemmPlan:
 
     def pack_a(self, a: np.ndarray) -> np.ndarray:
         """A as the uniform stream reads it: per tile of `rows` rows (from row_start), k-major, each
-        value `halves` times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1
+        the tile's rows `halves` times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1
         prefetch."""
         padded = np.zeros((self.m_pad, self.k_pad), np.float32)
         padded[:self.m, :self.k] = a
         starts = [self.row_start(i) for i in range(0, self.m_pad, self.rows)]
         tiles = np.stack([padded[r:r + self.rows] for r in starts]).transpose(0, 2, 1)
-        streams = np.repeat(tiles, self.halves, axis=2).reshape(len(tiles), -1)
+        streams = np.tile(tiles, (1, 1, self.halves)).reshape(len(tiles), -1)
         out = np.zeros(self.pack_bytes // 4, np.float32)
         words = self.a_tile_bytes // 4
         for t, stream in enumerate(streams):
