@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import qpuasm
-from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from . import reference
 from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, deal, free_all, run_tasks, table_prologue
@@ -43,7 +43,7 @@ RA_ROW_START, RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_ROWS = "ra8",
 RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra17", "ra18"
 RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
 RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
-RB_STEP, RB_OUT_STEP = "rb30", "rb31"
+RB_STEP, RB_OUT_STEP, RB_COPY = "rb30", "rb31", "rb29"
 
 
 def window_columns(stride: int) -> int:
@@ -83,6 +83,24 @@ def load_order(stride: int) -> list[Load]:
 
 
 @dataclass(frozen=True)
+class PackOutput:
+    """The output written as a GEMM's A pack (matmul.GemmPlan.pack_a) instead of NHWC rows: per
+    tile of `rows` pixels (whole image rows), k-major, each k-row `copies` runs of the tile's rows,
+    `slots` = rows * copies words. A VDW store in vertical mode turns the QPU's 4 VPM rows (4 pixels,
+    16 channels each) into 16 memory rows of 4 words, one per channel, `slots` words apart
+    (semantics.md §8.5: memory row r from VPM column X + r): the transpose the GEMM needs, done by
+    the DMA engine."""
+
+    rows: int
+    copies: int
+    last_pixels: int                          # pixels of a row's last iteration that are in the image
+
+    @property
+    def slots(self) -> int:
+        return self.rows * self.copies
+
+
+@dataclass(frozen=True)
 class DepthwiseKernel:
     """What one compiled variant bakes in: the stride, ReLU6, the iterations of a row, and the row's
     ends: in the first iteration the window's columns before `left` lie left of the image, in the
@@ -93,10 +111,18 @@ class DepthwiseKernel:
     iterations: int = 1
     left: int = 1
     right_limit: int = 3
+    pack: PackOutput | None = None            # None: NHWC rows; else straight into a GEMM's A pack
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError("a row has at least one iteration")
+
+    def depth(self, iteration: int) -> int:
+        """The pixels an iteration stores: PIXELS, but the last of a row into a pack stores only
+        those in the image (the pack has no room for the rest)."""
+        if self.pack is not None and iteration == self.iterations - 1:
+            return self.pack.last_pixels
+        return PIXELS
 
     def used(self, iteration: int):
         """Whether a load of iteration `iteration` (0 .. iterations - 1) reads the image."""
@@ -145,7 +171,7 @@ class _Requests:
         self.next = (0, self.next[1])
 
 
-def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool, used) -> list[str]:
+def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool, used, depth: int) -> list[str]:
     """One iteration: load 0 already popped into r4; the products, ReLU6, the VPM writes and the
     VDW store. With `more` it also requests the next iteration's first loads. `used(load)` says
     whether a load's vector lies in the image: a load beyond the row's ends (the first and the last
@@ -188,8 +214,20 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     lines += ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
     for p in range(PIXELS):
         lines += [f"fmax r2, {RA_SUM[p]}, 0", "fmin vpm, r2, r3"] if cfg.relu6 else [f"mov vpm, {RA_SUM[p]}"]
-    lines += [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}",
-              f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
+    if cfg.pack is None:
+        lines += [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}",
+                  f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
+        return lines
+    if depth == PIXELS:
+        setup = [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}"]
+    else:
+        shorter = vdw_setup_0(LANES, depth, 0) - vdw_setup_0(LANES, PIXELS, 0)
+        setup = [f"mov r0, {shorter}", f"add vw_setup, {RA_VDW_SETUP}, r0",
+                 f"mov vw_setup, {vdw_setup_1(4 * (cfg.pack.slots - depth))}"]
+    lines += setup + [f"mov vw_addr, {RA_OUT}"]
+    if cfg.pack.copies == 2:                  # the second run of the k-row: one store after the other
+        lines += ["mov -, vw_wait"] + setup + [f"add vw_addr, {RA_OUT}, {RB_COPY}"]
+    lines.append(f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}")
     return lines
 
 
@@ -201,6 +239,9 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
     group, bias + 64 * group, output row address + 64 * group, output rows]."""
     order = load_order(cfg.stride)
     columns = window_columns(cfg.stride) + PIXELS * cfg.stride
+    # NHWC: 4 memory rows (pixels) of 16 words from VPM rows; a pack: 16 (channels) of 4 from columns.
+    store_setup = (vdw_setup_0(PIXELS, 16, dma_h32(0, 0)) if cfg.pack is None
+                   else vdw_setup_0(LANES, PIXELS, dma_v32(0, 0)))
     lines: list[str] = []
     emit = lines.append
     emit(f"""
@@ -218,7 +259,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
     emit(f"""        add {RA_VPM_SETUP}, r0, r2
         mov r0, {PIXELS * VDW_ROW}
         mul24 r2, r1, r0
-        mov r0, {vdw_setup_0(PIXELS, 16, dma_h32(0, 0))}
+        mov r0, {store_setup}
         add {RA_VDW_SETUP}, r0, r2
         mov r0, vdw_setup_1(0)
         add {RA_VDW_STRIDE}, {RA_VDW_STRIDE}, r0
@@ -226,6 +267,8 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov r1, 0""")
     for c in range(columns):                                          # the column offsets c * pixel bytes
         emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
+    if cfg.pack is not None:
+        emit(f"        mov {RB_COPY}, {4 * cfg.pack.rows}")
     emit(f"""        mov r3, 6.0
 :task
         mov unif_addr, {RA_TASK_POINTER}
@@ -277,7 +320,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         requests.issue(0)
         requests.pop(0)
         more = index + 1 < cfg.iterations
-        body = _body(cfg, order, requests, more, cfg.used(index))
+        body = _body(cfg, order, requests, more, cfg.used(index), cfg.depth(index))
         if more:
             requests.next_iteration()
             assert len(requests.outstanding) == ahead, "an iteration must leave the requests as the row's start does"
@@ -380,10 +423,10 @@ class DepthwisePlan:
     def iterations(self) -> int:
         return self.w_pad // PIXELS
 
-    def kernel(self, relu6: bool) -> DepthwiseKernel:
+    def kernel(self, relu6: bool, pack: PackOutput | None = None) -> DepthwiseKernel:
         left = self.padding[2]
         right_limit = self.width + left - (self.iterations - 1) * PIXELS * self.stride
-        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit)
+        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit, pack)
 
     @property
     def row_bytes(self) -> int:
@@ -414,20 +457,56 @@ class DepthwisePlan:
     def constants(self, y_row_bytes: int, qpus: int = MAX_QPUS, out_pitch: int | None = None) -> list[int]:
         """The uniforms before the task table, for output rows y_row_bytes apart and output pixels
         out_pitch floats apart (c_pad by default)."""
-        row_bytes, pitch_bytes, every = self.row_bytes, self.pitch * 4, self.interleave(qpus)
         out_bytes = 4 * (out_pitch or self.c_pad)
-        return [row_bytes, pitch_bytes, max(0, self.iterations - 2), out_bytes - 64, PIXELS * self.stride * pitch_bytes,
-                PIXELS * out_bytes, every * self.stride * row_bytes, every * y_row_bytes - self.w_pad * out_bytes]
+        every = self.interleave(qpus)
+        return self._constants(every, out_bytes - 64, PIXELS * out_bytes, every * y_row_bytes - self.w_pad * out_bytes)
+
+    def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int) -> list[int]:
+        pitch_bytes = self.pitch * 4
+        return [self.row_bytes, pitch_bytes, max(0, self.iterations - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
+                out_step, every * self.stride * self.row_bytes, out_gap]
+
+    def pack_output(self, rows: int, copies: int) -> PackOutput:
+        """The output as the A pack of a GEMM with tiles of `rows` pixels (whole image rows, a
+        divisor of the image's) and float16 weights (copies = 2) or float32 (1)."""
+        if rows % self.out_w or self.out_h % (rows // self.out_w):
+            raise ValueError(f"a pack tile of {rows} rows is not whole image rows of {self.out_w} pixels "
+                             f"dividing the {self.out_h} rows")
+        return PackOutput(rows, copies, self.out_w - PIXELS * (self.iterations - 1))
+
+    def pack_interleave(self, pack: PackOutput, qpus: int = MAX_QPUS) -> int:
+        """F for a pack: a multiple of the image rows per tile, so that a task's next row is in
+        the same place of a later tile."""
+        q = pack.rows // self.out_w
+        return q * max(1, min(self.out_h, qpus) // q)
+
+    def pack_constants(self, pack: PackOutput, tile_bytes: int, qpus: int = MAX_QPUS) -> list[int]:
+        """The uniforms for an output into a pack whose tiles are tile_bytes apart."""
+        every = self.pack_interleave(pack, qpus)
+        gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
+        return self._constants(every, 4 * (pack.slots - PIXELS), 4 * PIXELS, gap)
+
+    def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
+                   qpus: int = MAX_QPUS) -> list[list[int]]:
+        """The tasks of an output into the pack at pack_address: row r of the image is at row
+        (r % q) * out_w of tile r // q, channel k's k-row at 4 * k * slots bytes into the tile."""
+        q, every = pack.rows // self.out_w, self.pack_interleave(pack, qpus)
+        return [task[:3] + [pack_address + first // q * tile_bytes + 4 * (LANES * g * pack.slots
+                                                                            + first % q * self.out_w)] + task[4:]
+                for task, (g, first) in zip(self.tasks(x, w, bias, 0, 0, every), self._task_keys(every), strict=True)]
+
+    def _task_keys(self, every: int) -> list[tuple[int, int]]:
+        return [(g, first) for g in range(self.c_pad // LANES) for first in range(every)]
 
     def tasks(self, x: int, w: int, bias: int, y: int, y_row_bytes: int, qpus: int = MAX_QPUS) -> list[list[int]]:
         """[first input row, weights, bias, first output row, rows] of each task: x is the address of
         the image's first pixel in the input buffer (pad_input), y the output's first pixel, rows
         y_row_bytes apart (pixels c_pad * 4 apart)."""
         top, _, left, _ = self.padding
-        groups, every, pixel = self.c_pad // LANES, self.interleave(qpus), self.pitch * 4
+        every, pixel = self.interleave(qpus), self.pitch * 4
         return [[x + ((first * self.stride - top) * self.width - left) * pixel + 64 * g, w + 64 * g, bias + 64 * g,
                  y + first * y_row_bytes + 64 * g, len(range(first, self.out_h, every))]
-                for g in range(groups) for first in range(every)]
+                for g, first in self._task_keys(every)]
 
     def task_cost(self, task: list[int]) -> float:
         """A task's work in loop iterations, for dealing: each row also waits for its first loads

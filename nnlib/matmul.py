@@ -485,7 +485,7 @@ class GemmPlan:
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
-              exact: bool = False) -> GemmPlan:
+              exact: bool = False, rows_allowed: tuple[int, ...] | None = None) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (simulator/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
@@ -499,7 +499,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     best: tuple[tuple[float, float], GemmPlan] | None = None
     for both in ([overlap] if overlap is not None else [True, False]):
         most = max_slots(both, accumulate) // halves
-        for r in ([rows] if rows else range(1, most + 1)):
+        for r in ([rows] if rows else rows_allowed or range(1, most + 1)):
             if r > most or (exact and r > m):
                 continue
             slots, chunks = r * halves, chunk_count(r)

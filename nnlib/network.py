@@ -45,7 +45,7 @@ from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
 from .depthwise import DepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
-from .matmul import LANES, GemmKernel, GemmPlan, plan_gemm
+from .matmul import LANES, GemmKernel, GemmPlan, max_slots, plan_gemm
 from .matmul import TASK_WORDS as GEMM_TASK_WORDS
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
@@ -73,6 +73,10 @@ class Layout:
         object.__setattr__(self, "pixels", max(self.pixels, need))
 
     @property
+    def words(self) -> int:
+        return self.pixels * self.pitch
+
+    @property
     def dense(self) -> bool:
         """Rows follow each other with no gap (a pool reads the pixels as one run)."""
         return self.row == self.width
@@ -83,6 +87,17 @@ class Layout:
         oh, ow = np.divmod(np.arange(out_h * out_w, dtype=np.int64), out_w)
         h, w = oh * stride + offset[0], ow * stride + offset[1]
         return base + 4 * self.pitch * (self.lead + h * self.row + w)
+
+
+@dataclass(frozen=True)
+class Pack:
+    """An activation held as a GEMM's A pack (matmul.GemmPlan.pack_a), written so by its producer."""
+
+    plan: GemmPlan
+
+    @property
+    def words(self) -> int:
+        return self.plan.pack_bytes // 4
 
 
 @dataclass
@@ -100,7 +115,9 @@ class Tensor:
 
     @property
     def start(self) -> int:
-        """The bus address of pixel (0, 0)."""
+        """The bus address of pixel (0, 0) (of the pack)."""
+        if isinstance(self.layout, Pack):
+            return self.address
         return self.address + 4 * self.layout.pitch * self.layout.lead
 
 
@@ -153,8 +170,9 @@ def _activation(graph: Graph, node: Node) -> bool:
 class GemmLayer(Layer):
     """conv2d (k x k) and matmul: a gather of patches or pixels into the A pack, then the GEMM."""
 
-    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, halves: int, from_input: bool):
-        self.node, self.source, self.output, self.halves = node, source, output, halves
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, halves: int, from_input: bool,
+                 producer: Layer | None):
+        self.node, self.source, self.output, self.halves, self.producer = node, source, output, halves, producer
         self.relu6 = _activation(graph, node)
         w = graph.constant(node.inputs[1])
         h, w_, c = source.shape
@@ -184,15 +202,32 @@ class GemmLayer(Layer):
         self.from_input = from_input
         self.plan: GemmPlan | None = None
 
+    def direct_rows(self) -> tuple[int, ...]:
+        """The tile heights at which a depthwise producer can write this layer's A pack itself
+        (whole image rows, dividing the image; DepthwisePlan.pack_output): none when the input
+        comes from elsewhere, or rows are too wide for the accumulators."""
+        if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
+            return ()
+        most = max_slots(False, False) // self.halves
+        return tuple(q * self.out_w for q in range(1, self.out_h + 1)
+                     if self.out_h % q == 0 and q * self.out_w <= most)
+
     def make_plan(self, exact: bool) -> None:
-        # A gathered pack is one 16-lane vector per k and tile: tiles of 16 // halves rows.
-        rows = LANES // self.halves
-        self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=rows, relu6=self.relu6,
-                              exact=exact and self.m >= rows)
+        allowed = self.direct_rows()
+        self.direct = bool(allowed)
+        if self.direct:                  # K as the depthwise writes it: whole groups of 16 channels
+            self.k = self.producer.plan.c_pad
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, relu6=self.relu6, rows_allowed=allowed)
+        else:                            # a gathered pack: one 16-lane vector per k and tile
+            rows = LANES // self.halves
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=rows, relu6=self.relu6,
+                                  exact=exact and self.m >= rows)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap)
 
-    def request(self, producer: Layer | None) -> Layout | None:
+    def request(self, producer: Layer | None) -> Layout | Pack | None:
+        if self.direct:
+            return Pack(self.plan)
         if self.size == 1:
             return None
         top, bottom, left, right = self.padding
@@ -211,11 +246,16 @@ class GemmLayer(Layer):
         return None
 
     def upload(self, drv, blocks: list) -> None:
-        self.b_gpu = keep(blocks, drv.copy(self.plan.pack_b(self.b, self.cfg.prefetch)))
+        b = np.zeros((self.plan.k, self.n), np.float32)
+        b[:len(self.b)] = self.b
+        self.b_gpu = keep(blocks, drv.copy(self.plan.pack_b(b, self.cfg.prefetch)))
         self.bias_gpu = keep(blocks, drv.copy(padded_vector(self.bias, self.plan.n_pad))) \
             if self.bias is not None else None
-        self.pack = keep(blocks, drv.alloc(self.plan.pack_bytes // 4, np.float32))
-        self.pack[:] = 0
+        if self.direct:
+            self.pack = self.source.array
+        else:
+            self.pack = keep(blocks, drv.alloc(self.plan.pack_bytes // 4, np.float32))
+            self.pack[:] = 0
 
     def offsets(self) -> tuple[int, ...]:
         layout = self.source.layout
@@ -228,6 +268,9 @@ class GemmLayer(Layer):
                                     self.plan.k_pad)
 
     def segments(self, drv, blocks: list) -> list[Segment]:
+        return ([] if self.direct else [self._gather(drv, blocks)]) + [self._gemm()]
+
+    def _gather(self, drv, blocks: list) -> Segment:
         plan, layout = self.plan, self.source.layout
         if self.flatten:
             corners = np.full(self.m, self.source.start, np.int64)
@@ -236,16 +279,16 @@ class GemmLayer(Layer):
             corners = layout.corners(self.source.address, self.stride, self.out_h, self.out_w, (-top, -left))
         table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
         tiles = plan.m_pad // plan.rows
-        gather = Segment(im2col.Im2colKernel(self.offsets()).source(), [],
-                         [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
-                          for t in range(tiles)], im2col.TASK_WORDS)
-        out = self.output.layout
-        scratch = self.scratch.address
-        gemm = Segment(self.cfg.source(), plan.constants(self.cfg, scratch, pitch=out.pitch),
+        return Segment(im2col.Im2colKernel(self.offsets()).source(), [],
+                       [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
+                        for t in range(tiles)], im2col.TASK_WORDS)
+
+    def _gemm(self) -> Segment:
+        plan, out = self.plan, self.output.layout
+        return Segment(self.cfg.source(), plan.constants(self.cfg, self.scratch.address, pitch=out.pitch),
                        plan.tasks(self.pack.address, self.b_gpu.address, self.output.start,
                                   self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch),
                        GEMM_TASK_WORDS, dealt=True)
-        return [gather, gemm]
 
     @property
     def flops(self) -> int:
@@ -282,7 +325,13 @@ class DepthwiseLayer(Layer):
         p = self.plan
         return Layout(p.out_h, p.out_w, p.channels, p.c_pad, p.w_pad, 0, p.out_h * p.w_pad)
 
-    def accepts(self, layout: Layout) -> str | None:
+    def accepts(self, layout: Layout | Pack) -> str | None:
+        if isinstance(layout, Pack):
+            try:
+                self.plan.pack_output(layout.plan.rows, layout.plan.halves)
+            except ValueError as error:
+                return str(error)
+            return None
         if layout.row < self.plan.w_pad or layout.pitch < self.plan.c_pad:
             return f"the depthwise kernel writes rows of {self.plan.w_pad} pixels (whole iterations of 4)"
         return None
@@ -293,6 +342,11 @@ class DepthwiseLayer(Layer):
 
     def segments(self, drv, blocks: list) -> list[Segment]:
         out, p = self.output.layout, self.plan
+        if isinstance(out, Pack):
+            pack, tile_bytes = p.pack_output(out.plan.rows, out.plan.halves), out.plan.a_tile_bytes
+            return [Segment(p.kernel(self.relu6, pack).source(), p.pack_constants(pack, tile_bytes, QPUS),
+                            p.pack_tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
+                                         pack, tile_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
         y_row_bytes = 4 * out.pitch * out.row
         return [Segment(p.kernel(self.relu6).source(), p.constants(y_row_bytes, QPUS, out.pitch),
                         p.tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
@@ -373,7 +427,7 @@ def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], 
         source, out = tensor(source_name), tensor(node.name)
         producer = producers.get(source_name)
         if node.op in ("conv2d", "matmul"):
-            layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name)
+            layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer)
         elif node.op == "depthwise":
             min_pitch = 0
             if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
@@ -529,7 +583,7 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     net = Network(drv, graph, layers, tensors, tensors[input_name], tensors[output], softmax, weights)
     try:
         for tensor in tensors.values():
-            tensor.array = keep(net.blocks, drv.alloc((tensor.layout.pixels, tensor.layout.pitch), np.float32))
+            tensor.array = keep(net.blocks, drv.alloc(tensor.layout.words, np.float32))
             tensor.array[:] = 0                   # the borders stay zero: no layer writes them
         scratch_bytes = max((layer.plan.scratch_bytes(layer.output.layout.pitch) for layer in layers
                              if isinstance(layer, GemmLayer)), default=64)
