@@ -359,6 +359,14 @@ def kernel_program(cfg: GemmKernel) -> qpuasm.Program:
     return _PROGRAMS[cfg]
 
 
+def float16_weights(b) -> np.ndarray:
+    """B as the QPU multiplies it with float16 weights: rounded to float16, and half denormals as
+    zero (the r4 unpack turns them into float32 denormals, which fmul flushes: semantics.md §5.1)."""
+    halves = np.asarray(b, np.float32).astype(np.float16)
+    halves[np.abs(halves) < np.finfo(np.float16).tiny] = 0
+    return halves.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class GemmPlan:
     """How one product is cut: tile shape, unroll, and the grid of QPUs."""
@@ -477,7 +485,7 @@ class GemmPlan:
         padded[:self.k, :self.n] = b
         if self.halves == 1:
             return padded
-        halves = padded.astype(np.float16).view(np.uint16).reshape(-1, self.n_pad // 32, 2, LANES)
+        halves = float16_weights(padded).astype(np.float16).view(np.uint16).reshape(-1, self.n_pad // 32, 2, LANES)
         return (halves[:, :, 0].astype(np.uint32) | halves[:, :, 1].astype(np.uint32) << 16).reshape(
             padded.shape[0], -1)
 
@@ -606,5 +614,5 @@ def fully_connected(drv, x, w, bias=None, **options):
     return result.reshape(-1), report
 
 
-__all__ = ["GemmKernel", "GemmPlan", "conv_pointwise", "fully_connected", "gemm", "kernel_program", "matmul",
-           "plan_gemm", "reference"]
+__all__ = ["GemmKernel", "GemmPlan", "conv_pointwise", "float16_weights", "fully_connected", "gemm", "kernel_program",
+           "matmul", "plan_gemm", "reference"]

@@ -385,9 +385,9 @@ class PoolLayer(Layer):
         return "pool"
 
 
-def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], str, bool]:
+def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], str, bool, dict[str, str]]:
     """The layers of a simplified graph, in order, with their tensors; the tensor the network
-    returns; whether a softmax follows it (left to the host)."""
+    returns; whether a softmax follows it (left to the host); the tensor each view names."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise graph.error(None, f"one input and one output (this one has {len(graph.inputs)} and "
                           f"{len(graph.outputs)})")
@@ -447,7 +447,7 @@ def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], 
     for layer in layers:
         if isinstance(layer, GemmLayer) and layer.plan is None:
             layer.make_plan(exact=False)
-    return tensors, layers, output, softmax
+    return tensors, layers, output, softmax, alias
 
 
 def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: str) -> None:
@@ -499,6 +499,7 @@ class Network:
     output: Tensor
     softmax: bool
     weights: str
+    alias: dict[str, str]                     # a view's name -> the tensor it shows
     blocks: list = field(default_factory=list)
     code: object = None
     timeout: float = 1.0
@@ -513,21 +514,30 @@ class Network:
         image = np.asarray(image, np.float32)
         if image.shape != self.input.shape:
             raise ValueError(f"the network takes an image of shape {self.input.shape}, not {image.shape}")
-        layout = self.input.layout
-        view = np.asarray(self.input.array).reshape(-1)
-        start = layout.lead * layout.pitch
-        rows = view[start:start + layout.height * layout.row * layout.pitch].reshape(layout.height, layout.row,
-                                                                                     layout.pitch)
-        rows[:, :layout.width, :layout.channels] = image
+        layout, (h, w, c) = self.input.layout, self.input.shape
+        pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]
+        np.asarray(self.input.array).reshape(-1)[pixels[..., None] * layout.pitch + np.arange(c)] = image
 
     def read(self) -> np.ndarray:
-        layout = self.output.layout
-        view = np.asarray(self.output.array).reshape(-1)
-        start = layout.lead * layout.pitch
-        rows = view[start:start + layout.height * layout.row * layout.pitch].reshape(layout.height, layout.row,
-                                                                                     layout.pitch)
-        out = np.array(rows[:, :layout.width, :layout.channels])
+        """The output tensor of the last run."""
+        out = self.activation(self.output.name)
         return out.reshape(-1) if out.shape[:2] == (1, 1) else out
+
+    def activation(self, name: str) -> np.ndarray:
+        """Any tensor of the last run, (H, W, C), from its buffer: every layer's output stays in a
+        buffer of its own (the staleness rule), so a run can be checked layer by layer."""
+        tensor = self.tensors[self.alias.get(name, name)]
+        h, w, c = tensor.shape
+        words = np.asarray(tensor.array).reshape(-1)
+        if isinstance(tensor.layout, Pack):         # per tile: k-rows of `slots` words, the rows first
+            plan = tensor.layout.plan
+            tiles = np.stack([words[t * plan.a_tile_bytes // 4:][:plan.k * plan.rows * plan.halves]
+                              for t in range(plan.m_pad // plan.rows)])
+            rows = tiles.reshape(len(tiles), plan.k, plan.halves, plan.rows)[:, :, 0].transpose(0, 2, 1)
+            return np.array(rows.reshape(-1, plan.k)[:h * w, :c]).reshape(h, w, c)
+        layout = tensor.layout
+        pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]
+        return words[pixels[..., None] * layout.pitch + np.arange(c)]
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The softmax the model ends with (on the host, after the run), or the logits as they are."""
@@ -574,13 +584,13 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     graph = model if isinstance(model, Graph) else load(Path(model), outputs)
     simplify(graph)
-    tensors, layers, output, softmax = _layers(graph, 2 if weights == "float16" else 1)
+    tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1)
     (input_name,) = graph.inputs
     try:
         plan_buffers(tensors, layers, input_name)
     except ModelError as error:
         raise ModelError(graph.source, error.node, error.op, error.what) from None
-    net = Network(drv, graph, layers, tensors, tensors[input_name], tensors[output], softmax, weights)
+    net = Network(drv, graph, layers, tensors, tensors[input_name], tensors[output], softmax, weights, alias)
     try:
         for tensor in tensors.values():
             tensor.array = keep(net.blocks, drv.alloc(tensor.layout.words, np.float32))

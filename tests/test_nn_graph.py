@@ -14,66 +14,10 @@ from nnlib import graph as G
 from nnlib import models, reference
 from nnlib.graph import passes, tf
 
-graph_pb2 = pytest.importorskip("tensorboard.compat.proto.graph_pb2")
-from tensorboard.compat.proto import attr_value_pb2, tensor_pb2, tensor_shape_pb2  # noqa: E402
+pytest.importorskip("tensorboard.compat.proto.graph_pb2")
+from .graph_builders import GraphBuilder  # noqa: E402
 
 RNG = np.random.default_rng(7)
-
-
-class GraphBuilder:
-    """GraphDef messages as TensorFlow writes them (only what the importer reads)."""
-
-    def __init__(self):
-        self.graph = graph_pb2.GraphDef()
-
-    def node(self, name, op, inputs=(), **attrs):
-        node = self.graph.node.add(name=name, op=op, input=list(inputs))
-        for key, value in attrs.items():
-            if isinstance(value, bytes):
-                node.attr[key].CopyFrom(attr_value_pb2.AttrValue(s=value))
-            elif isinstance(value, bool):
-                node.attr[key].CopyFrom(attr_value_pb2.AttrValue(b=value))
-            elif isinstance(value, float):
-                node.attr[key].CopyFrom(attr_value_pb2.AttrValue(f=value))
-            elif isinstance(value, list):
-                node.attr[key].CopyFrom(attr_value_pb2.AttrValue(list=attr_value_pb2.AttrValue.ListValue(i=value)))
-        return name
-
-    def const(self, name, value):
-        value = np.asarray(value)
-        dtype = {np.dtype(np.float32): 1, np.dtype(np.int32): 3}[value.dtype]
-        shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
-                                                       for d in value.shape])
-        tensor = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=value.tobytes())
-        node = self.graph.node.add(name=name, op="Const")
-        node.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tensor))
-        node.attr["dtype"].CopyFrom(attr_value_pb2.AttrValue(type=dtype))
-        return name
-
-    def placeholder(self, name, shape):
-        node = self.graph.node.add(name=name, op="Placeholder")
-        node.attr["shape"].CopyFrom(attr_value_pb2.AttrValue(shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape])))
-        return name
-
-    def conv(self, name, x, w, stride=1, op="Conv2D", padding=b"SAME"):
-        return self.node(name, op, [x, self.const(name + "/weights", w)], strides=[1, stride, stride, 1],
-                         padding=padding)
-
-    def slim_batch_norm(self, name, x, gamma, beta, mean, variance, eps=1e-3):
-        """Batch norm as TF-slim freezes it: Add(var, eps) -> Rsqrt -> Mul(gamma) -> Mul / Sub / Add."""
-        v = self.node(name + "/var/read", "Identity", [self.const(name + "/var", variance)])
-        add = self.node(name + "/add", "Add", [v, self.const(name + "/eps", np.float32(eps))])
-        rsqrt = self.node(name + "/Rsqrt", "Rsqrt", [add])
-        mul = self.node(name + "/mul", "Mul", [rsqrt, self.const(name + "/gamma", gamma)])
-        mul_1 = self.node(name + "/mul_1", "Mul", [x, mul])
-        mul_2 = self.node(name + "/mul_2", "Mul", [self.const(name + "/mean", mean), mul])
-        sub = self.node(name + "/sub", "Sub", [self.const(name + "/beta", beta), mul_2])
-        return self.node(name + "/add_1", "Add", [mul_1, sub])
-
-    def write(self, path):
-        path.write_bytes(self.graph.SerializeToString())
-        return path
 
 
 def _f32(*shape, scale=1.0):

@@ -1,0 +1,191 @@
+"""The whole-network compiler (nnlib.compile) on the simulator in strict mode (which raises on any
+stale cache read, undefined value or unknown behaviour): MobileNet-shaped networks with random
+weights, from each importer's file, against the CPU run of the same graph (nnlib.graph.run), within
+a forward error bound derived from the QPU's round-toward-zero arithmetic; one execute per image;
+errors before anything is allocated; everything freed on close."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import nnlib
+from driver import Driver
+from nnlib import graph as G
+from nnlib.graph import onnx_format
+from nnlib.matmul import float16_weights
+
+pytest.importorskip("tensorboard.compat.proto.graph_pb2")
+from .graph_builders import GraphBuilder, mobilenet  # noqa: E402
+
+RNG = np.random.default_rng(16)
+# Rounding toward zero: each fmul and fadd of the QPU errs by less than one unit in the last place,
+# 2^-23 relative (semantics.md §5); numpy's float32 reference by half of that.
+U_QPU, U_NUMPY = 2.0 ** -23, 2.0 ** -24
+# (stride, channels) blocks after the 3x3/2 stem: 64 pixels wide makes a 32-wide first pointwise
+# layer, which float16 weights tile through the gather (32 x 2 accumulators > 50) and float32 tiles
+# as whole rows written by the depthwise kernel itself; then 16, 8 and 4 wide.
+BLOCKS = [(1, 32), (2, 48), (1, 48), (2, 64), (2, 96)]
+
+
+@pytest.fixture(scope="module")
+def drv():
+    with Driver(backend="sim") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return mobilenet(tmp_path_factory.mktemp("net") / "mini.pb", np.random.default_rng(3), 64, BLOCKS)
+
+
+def terms(graph: G.Graph, node: G.Node, shapes: dict) -> int:
+    """Products summed for one output value of a layer."""
+    if node.op == "global_avg_pool":
+        h, w, _ = shapes[node.inputs[0]]
+        return h * w
+    if node.op not in ("conv2d", "depthwise", "matmul"):
+        return 0
+    w = graph.constant(node.inputs[1])
+    return {"conv2d": int(np.prod(w.shape[:3])), "depthwise": 9, "matmul": w.shape[0]}[node.op]
+
+
+def evaluate(graph: G.Graph, node: G.Node, args: list[np.ndarray]) -> np.ndarray:
+    from nnlib.graph.run import evaluate as run_node
+
+    return run_node(graph, node, args)
+
+
+def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
+    """Each layer's output in its buffer after the one run, against the layer computed by numpy from
+    the QPU's own input to it: within (K + 2) u (QPU's and numpy's rounding) of |W| |x| + |b| for a
+    layer summing K products (ReLU6 is 1-Lipschitz), elementwise."""
+    shapes = G.passes.shapes(graph)
+    absolute = copy.deepcopy(graph)
+    absolute.constants = {k: np.abs(v) for k, v in graph.constants.items()}
+    checked = 0
+    for node in graph.nodes:
+        k = terms(graph, node, shapes)
+        if not k:
+            continue
+        x = image if node.inputs[0] in graph.inputs else net.activation(node.inputs[0])
+        args = [graph.constant(i) if graph.is_constant(i) else x for i in node.inputs]
+        expected = evaluate(graph, node, args)
+        plain = copy.deepcopy(node)
+        plain.attrs.pop("activation", None)
+        magnitude = evaluate(absolute, plain, [absolute.constants[i] if graph.is_constant(i) else np.abs(x)
+                                               for i in node.inputs])
+        bound = (k + 2) * (U_QPU + U_NUMPY) * magnitude
+        got = net.activation(node.name).reshape(expected.shape)
+        error = np.abs(got - expected)
+        worst = error.argmax()
+        assert np.all(error <= bound), f"{node.name}: error {error.max():.3g} beyond {bound.reshape(-1)[worst]:.3g}"
+        checked += 1
+    assert checked == len(net.layers)
+
+
+def rounded_to_float16(graph: G.Graph) -> G.Graph:
+    """The graph with the weights the GEMMs use at weights="float16" (matmul.float16_weights;
+    depthwise weights and biases stay float32)."""
+    out = copy.deepcopy(graph)
+    for node in out.nodes:
+        if node.op in ("conv2d", "matmul"):
+            out.constants[node.inputs[1]] = float16_weights(out.constants[node.inputs[1]])
+    return out
+
+
+def check(net, graph: G.Graph, image: np.ndarray, weights: str) -> np.ndarray:
+    """One run: every layer within its bound, and the logits equal to the CPU run of the whole
+    graph to within what the layer bounds allow to accumulate (measured at 7e-9 of the bound that
+    propagates them through |W|, which is far too loose to test with: instead 1e-4 of the largest
+    logit, 50x the observed error) with the same ranking."""
+    logits, report = net(image)
+    reference = rounded_to_float16(graph) if weights == "float16" else graph
+    check_every_layer(net, reference, image)
+    expected = _logits(reference, image, graph.node(graph.outputs[0]).inputs[0])     # before the softmax
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert np.argmax(logits) == np.argmax(expected)
+    assert report.modeled and report.instructions > 0
+    return logits
+
+
+def _logits(graph: G.Graph, image: np.ndarray, name: str) -> np.ndarray:
+    g = copy.copy(graph)
+    g.outputs = [name]
+    return G.run(g, image)[name]
+
+
+def imported(model, tmp_path, kind: str) -> G.Graph:
+    """The model through one importer, simplified: the .pb as written, or re-written as .onnx and
+    read back."""
+    path, outputs = model
+    graph = G.simplify(G.load(path, outputs))
+    if kind == "onnx":                     # the writer takes a simplified graph (fused layers)
+        graph = G.simplify(G.load(onnx_format.save(graph, tmp_path / "mini.onnx")))
+    return graph
+
+
+@pytest.mark.parametrize("kind", ["pb", "onnx"])
+@pytest.mark.parametrize("weights", ["float32", "float16"])
+def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind, weights):
+    graph = imported(model, tmp_path, kind)
+    with nnlib.compile(copy.deepcopy(graph), drv, weights=weights) as net:
+        paths = {type(layer).__name__ + ("/direct" if getattr(layer, "direct", False) else "") for layer in net.layers}
+        assert {"GemmLayer", "GemmLayer/direct", "DepthwiseLayer", "PoolLayer"} <= paths, paths
+        calls = len(drv.backend.firmware.calls)
+        images = [RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2)]
+        first, second = (check(net, graph, image, weights) for image in images)
+        executes = drv.backend.firmware.calls[calls:].count("execute_qpu")
+    assert executes == 2                                   # one submission per image, the program reused
+    assert not np.allclose(first, second)
+
+
+def test_probabilities_and_the_softmax_left_to_the_host(drv, model, tmp_path):
+    graph = imported(model, tmp_path, "pb")
+    with nnlib.compile(copy.deepcopy(graph), drv) as net:
+        image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+        logits, _ = net(image)
+        probabilities = net.probabilities(logits)
+    np.testing.assert_allclose(probabilities, G.run(graph, image)["Softmax"], rtol=1e-4, atol=1e-6)
+    assert net.softmax and abs(probabilities.sum() - 1) < 1e-5
+
+
+def test_close_frees_every_block_and_a_wrong_image_is_refused(drv, model, tmp_path):
+    before = len(drv.memory.blocks)
+    net = nnlib.compile(imported(model, tmp_path, "pb"), drv)
+    assert len(drv.memory.blocks) > before
+    with pytest.raises(ValueError, match=r"takes an image of shape \(64, 64, 3\), not \(32, 32, 3\)"):
+        net(np.zeros((32, 32, 3), np.float32))
+    net.close()
+    assert len(drv.memory.blocks) == before
+
+
+def _two_layer_model(tmp_path, activation: str, branch: bool = False):
+    b = GraphBuilder()
+    x = b.placeholder("input", [1, 8, 8, 3])
+    y = b.node("conv/act", activation, [b.conv("conv", x, RNG.standard_normal((3, 3, 3, 16)).astype(np.float32), 2)])
+    w = RNG.standard_normal((1, 1, 16, 16)).astype(np.float32)
+    z = b.conv("pw", y, w)
+    if branch:
+        z = b.node("sum", "AddV2", [z, y])
+    return b.write(tmp_path / "two.pb")
+
+
+@pytest.mark.parametrize("activation, branch, what", [
+    ("Relu", False, r"node 'conv/act' \(.*\): activation 'relu' is not supported by the QPU kernels"),
+    ("Relu6", True, r"node 'sum' \(.*\): 2 activation inputs"),
+])
+def test_what_the_compiler_cannot_run_is_refused_before_anything_is_allocated(drv, tmp_path, activation, branch,
+                                                                              what):
+    path = _two_layer_model(tmp_path, activation, branch)
+    before = len(drv.memory.blocks)
+    with pytest.raises(G.ModelError, match=what):
+        nnlib.compile(path, drv)
+    assert len(drv.memory.blocks) == before
+
+
+def test_bad_weights_option(drv, model):
+    with pytest.raises(ValueError, match="weights='int8'"):
+        nnlib.compile(model[0], drv, weights="int8")
