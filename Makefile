@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: classify demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,ref]'
 	touch $(STAMP)
+
+classify: $(STAMP)
+	$(BIN)/vc4 classify sample
 
 demo: $(STAMP)
 	$(BIN)/vc4 info --backend sim

