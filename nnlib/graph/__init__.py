@@ -1,7 +1,7 @@
 """nnlib.graph: a model file becomes a small graph IR (ir.py), simplified by passes (passes.py), which a
 backend runs: graph.run on the CPU with nnlib's references today.
 
-    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef) or .onnx
+    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef), .onnx or .tflite
     nnlib.graph.simplify(g)                          # batch norm folded, bias and ReLU6 fused, ...
     logits = nnlib.graph.run(g, image)[g.outputs[0]]
 """
@@ -22,13 +22,19 @@ def load(path: str | Path, outputs: list[str] | None = None) -> Graph:
         from . import tf
 
         return tf.load(path, outputs)
+    if suffix == ".tflite":
+        from . import tflite_format
+
+        graph = tflite_format.load(path)
+        graph.outputs = outputs or graph.outputs
+        return graph
     if suffix == ".onnx":
         from . import onnx_format
 
         graph = onnx_format.load(path)
         graph.outputs = outputs or graph.outputs
         return graph
-    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb, .onnx)")
+    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb, .onnx, .tflite)")
 
 
 __all__ = ["Graph", "ModelError", "Node", "load", "run", "simplify"]

@@ -1,0 +1,87 @@
+"""The real MobileNet v1 in one submission: modeled Pi Zero time at 250 MHz, float32 and float16 weights,
+the simulator's wall time, and a per-layer table (each layer run on its own), as markdown.
+
+    .venv/bin/python benchmarks/mobilenet.py [--runs 3] [--weights float32 float16] [--no-layers]
+
+Modeled times are deterministic; the wall time is the median of --runs inferences on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import nnlib  # noqa: E402
+from driver import Driver  # noqa: E402
+from nnlib import images, models  # noqa: E402
+from nnlib.bench import PEAK_GFLOPS  # noqa: E402
+from nnlib.classify import _main_stall  # noqa: E402
+from nnlib.graph import load, simplify  # noqa: E402
+
+# Side by side (performance.md §1, §3): what the field reports for MobileNet v1 on a Pi Zero.
+OTHERS = [("XNNPACK fp32 on the Pi Zero's ARM1176 (CPU)", "3919 ms", "measured, google/XNNPACK README"),
+          ("Idein's Pi Zero GPU class (MobileNet v2 pose backbone, 6.6 fps)", "about 100-150 ms",
+           "measured, Idein demo"),
+          ("compute floor of MobileNet v1 at 24 GFLOPS", "47.4 ms", "derived, performance.md §6")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--weights", nargs="+", default=["float32", "float16"], choices=("float32", "float16"))
+    parser.add_argument("--no-layers", action="store_true")
+    args = parser.parse_args()
+    path, photo = models.fetch("mobilenet_v1"), models.fetch("grace_hopper")
+    graph = simplify(load(path, list(models.MODELS["mobilenet_v1"].outputs)))
+    image = images.load_image(photo)
+    labels = images.imagenet_labels(1001)
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
+          "times at 250 MHz are modeled by the simulator's timing model\n")
+    print("| weights | modeled ms (one submission) | GFLOPS | % of peak | instructions | top-1 | compile s "
+          "| sim wall s (median) |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    profiles = {}
+    with Driver(backend="sim") as drv:
+        for weights in args.weights:
+            start = time.perf_counter()
+            net = nnlib.compile(copy.deepcopy(graph), drv, weights=weights)
+            compiled = time.perf_counter() - start
+            with net:
+                walls = []
+                for _ in range(args.runs):
+                    start = time.perf_counter()
+                    logits, report = net(image)
+                    walls.append(time.perf_counter() - start)
+                seconds = report.seconds()
+                gflops = net.flops / seconds / 1e9
+                print(f"| {weights} | {seconds * 1e3:.1f} | {gflops:.2f} | {100 * gflops / PEAK_GFLOPS:.0f} % | "
+                      f"{report.instructions:,} | {labels[int(logits.argmax())]} | {compiled:.1f} | "
+                      f"{statistics.median(walls):.1f} |", flush=True)
+                if not args.no_layers:
+                    profiles[weights] = net.profile(image)
+    print("\n| others | time | kind |\n|---|---:|---|")
+    for name, value, kind in OTHERS:
+        print(f"| {name} | {value} | {kind} |")
+    for weights, lines in profiles.items():
+        print(f"\nPer layer, {weights} weights (each layer run on its own, modeled at 250 MHz):\n")
+        print("| # | layer | kind | output | ms | % of peak | main stall (of busy cycles) |")
+        print("|---:|---|---|---|---:|---:|---|")
+        for n, line in enumerate(lines):
+            ms = line.report.seconds() * 1e3
+            percent = 100 * line.flops / line.report.seconds() / 1e9 / PEAK_GFLOPS
+            name = line.name.split("/")[-2] if line.name.count("/") >= 2 else line.name
+            print(f"| {n} | {name} | {line.kind} | {'x'.join(map(str, line.shape))} | {ms:.3f} | {percent:.0f} | "
+                  f"{_main_stall(line.report)} |")
+        print(f"\nsum of the layers: {sum(x.report.seconds() for x in lines) * 1e3:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
