@@ -71,7 +71,7 @@ def main() -> int:
         print(f"| {name} | {value} | {kind} |")
     for weights, lines in profiles.items():
         print(f"\nPer layer, {weights} weights (each layer run on its own, modeled at 250 MHz):\n")
-        print("| # | layer | kind | output | ms | % of peak | main stall (of busy cycles) |")
+        print("| # | layer | kind | output | ms | % of peak | main stall (share of the QPUs' time) |")
         print("|---:|---|---|---|---:|---:|---|")
         for n, line in enumerate(lines):
             ms = line.report.seconds() * 1e3

@@ -59,13 +59,14 @@ def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path]:
 
 
 def _main_stall(report) -> str:
+    """What the QPUs waited for most, as a share of their time (12 QPUs x the run's cycles)."""
     totals: dict[str, int] = {}
     for q in report.per_qpu:
         for reason, cycles in q.stall_cycles.items():
             totals[reason] = totals.get(reason, 0) + cycles
-    busy = sum(q.busy_cycles for q in report.per_qpu) or 1
+    whole = report.cycles * len(report.per_qpu) or 1
     reason, cycles = max(totals.items(), key=lambda item: item[1], default=("none", 0))
-    return f"{reason} {100 * cycles / busy:.0f} %" if cycles else "none"
+    return f"{reason} {100 * cycles / whole:.0f} %" if cycles else "none"
 
 
 def _cpu_verdicts(graph, image: np.ndarray, logits: np.ndarray, top: int) -> list[dict]:
