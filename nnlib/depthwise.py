@@ -43,7 +43,7 @@ RA_ROW_START, RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_ROWS = "ra8",
 RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra17", "ra18"
 RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
 RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
-RB_STEP, RB_OUT_STEP, RB_COPY = "rb30", "rb31", "rb29"
+RB_STEP, RB_OUT_STEP, RB_COPY, RB_NEXT_TILE = "rb30", "rb31", "rb29", "rb28"
 
 
 def window_columns(stride: int) -> int:
@@ -94,6 +94,10 @@ class PackOutput:
     rows: int
     copies: int
     last_pixels: int                          # pixels of a row's last iteration that are in the image
+    # Tiles narrower than the image (rows < width): each holds rows / 4 iterations, and after the
+    # last of them the output moves on by tile_step bytes more, to the next tile's first k-row.
+    tile_iterations: int = 0                  # 0: a tile is whole image rows
+    tile_step: int = 0
 
     @property
     def slots(self) -> int:
@@ -116,6 +120,15 @@ class DepthwiseKernel:
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError("a row has at least one iteration")
+
+    def unit(self) -> int:
+        """Iterations of one loop pass: a pack tile's when tiles are narrower than a row, else one."""
+        return self.pack.tile_iterations if self.pack is not None and self.pack.tile_iterations else 1
+
+    def ends_tile(self, iteration: int) -> bool:
+        """Whether the output moves on to the next pack tile after this iteration (within a row)."""
+        tile = self.pack.tile_iterations if self.pack is not None else 0
+        return tile > 0 and (iteration + 1) % tile == 0 and iteration + 1 < self.iterations
 
     def depth(self, iteration: int) -> int:
         """The pixels an iteration stores: PIXELS, but the last of a row into a pack stores only
@@ -171,7 +184,8 @@ class _Requests:
         self.next = (0, self.next[1])
 
 
-def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool, used, depth: int) -> list[str]:
+def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bool, used, depth: int,
+          out_step: str = RB_OUT_STEP) -> list[str]:
     """One iteration: load 0 already popped into r4; the products, ReLU6, the VPM writes and the
     VDW store. With `more` it also requests the next iteration's first loads. `used(load)` says
     whether a load's vector lies in the image: a load beyond the row's ends (the first and the last
@@ -227,12 +241,12 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     lines += setup + [f"mov vw_addr, {RA_OUT}"]
     if cfg.pack.copies == 2:                  # the second run of the k-row: one store after the other
         lines += ["mov -, vw_wait"] + setup + [f"add vw_addr, {RA_OUT}, {RB_COPY}"]
-    lines.append(f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}")
+    lines.append(f"add {RA_OUT}, {RA_OUT}, {out_step}")
     return lines
 
 
 def kernel_source(cfg: DepthwiseKernel) -> str:
-    """Uniforms: input row bytes, input pixel bytes, iterations per row - 2, the VDW stride (output
+    """Uniforms: input row bytes, input pixel bytes, loop passes per row - 2, the VDW stride (output
     pixel bytes - 64), the input and output steps per iteration, the input step per output row of a
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
     of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
@@ -269,6 +283,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
     if cfg.pack is not None:
         emit(f"        mov {RB_COPY}, {4 * cfg.pack.rows}")
+        emit(f"        mov {RB_NEXT_TILE}, {4 * PIXELS + cfg.pack.tile_step}")
     emit(f"""        mov r3, 6.0
 :task
         mov unif_addr, {RA_TASK_POINTER}
@@ -320,7 +335,8 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         requests.issue(0)
         requests.pop(0)
         more = index + 1 < cfg.iterations
-        body = _body(cfg, order, requests, more, cfg.used(index), cfg.depth(index))
+        body = _body(cfg, order, requests, more, cfg.used(index), cfg.depth(index),
+                     RB_NEXT_TILE if cfg.ends_tile(index) else RB_OUT_STEP)
         if more:
             requests.next_iteration()
             assert len(requests.outstanding) == ahead, "an iteration must leave the requests as the row's start does"
@@ -328,14 +344,20 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         assert not requests.outstanding
         return body
 
-    lines += [f"        {line}" for line in iteration(0)]
-    if cfg.iterations > 2:
-        middle = iteration(1)
+    # A pass of the loop is one unit: one iteration, or a pack tile's iterations.
+    unit, units = cfg.unit(), cfg.iterations // cfg.unit()
+
+    def passes(start: int) -> list[str]:
+        return [line for index in range(start, start + unit) for line in iteration(index)]
+
+    lines += [f"        {line}" for line in passes(0)]
+    if units > 2:
+        middle = passes(unit)
         loop = middle[:-3] + [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1", "brr.anynz -, r:pixels"] + middle[-3:]
         emit(":pixels")
         lines += [f"        {line}" for line in loop]
-    if cfg.iterations > 1:
-        lines += [f"        {line}" for line in iteration(cfg.iterations - 1)]
+    if units > 1:
+        lines += [f"        {line}" for line in passes(cfg.iterations - unit)]
     # The task's next output row: the window moves down F rows, the output skips the rows of other
     # tasks.
     emit(f"""        sub.setf {RA_ROWS}, {RA_ROWS}, 1
@@ -459,40 +481,51 @@ class DepthwisePlan:
         out_pitch floats apart (c_pad by default)."""
         out_bytes = 4 * (out_pitch or self.c_pad)
         every = self.interleave(qpus)
-        return self._constants(every, out_bytes - 64, PIXELS * out_bytes, every * y_row_bytes - self.w_pad * out_bytes)
+        return self._constants(every, out_bytes - 64, PIXELS * out_bytes, every * y_row_bytes - self.w_pad * out_bytes,
+                               self.iterations)
 
-    def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int) -> list[int]:
+    def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int, passes: int) -> list[int]:
+        """`passes` of the loop per row (the middle ones loop: kernel_source)."""
         pitch_bytes = self.pitch * 4
-        return [self.row_bytes, pitch_bytes, max(0, self.iterations - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
+        return [self.row_bytes, pitch_bytes, max(0, passes - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
                 out_step, every * self.stride * self.row_bytes, out_gap]
 
-    def pack_output(self, rows: int, copies: int) -> PackOutput:
-        """The output as the A pack of a GEMM with tiles of `rows` pixels (whole image rows, a
-        divisor of the image's) and float16 weights (copies = 2) or float32 (1)."""
-        if rows % self.out_w or self.out_h % (rows // self.out_w):
-            raise ValueError(f"a pack tile of {rows} rows is not whole image rows of {self.out_w} pixels "
-                             f"dividing the {self.out_h} rows")
-        return PackOutput(rows, copies, self.out_w - PIXELS * (self.iterations - 1))
+    def pack_output(self, rows: int, copies: int, tile_bytes: int) -> PackOutput:
+        """The output as the A pack of a GEMM with tiles of `rows` pixels, tile_bytes apart, and
+        float16 weights (copies = 2) or float32 (1). A tile is whole image rows (a divisor of the
+        image's), or a whole number of iterations within one (dividing the row)."""
+        last = self.out_w - PIXELS * (self.iterations - 1)
+        if rows % self.out_w == 0 and self.out_h % (rows // self.out_w) == 0:
+            return PackOutput(rows, copies, last)
+        if self.out_w % rows == 0 and rows % PIXELS == 0:
+            return PackOutput(rows, copies, last, rows // PIXELS, tile_bytes - 4 * rows)
+        raise ValueError(f"a pack tile of {rows} rows is neither whole image rows of {self.out_w} pixels dividing "
+                         f"the {self.out_h} rows, nor a multiple of {PIXELS} pixels dividing a row")
 
     def pack_interleave(self, pack: PackOutput, qpus: int = MAX_QPUS) -> int:
-        """F for a pack: a multiple of the image rows per tile, so that a task's next row is in
-        the same place of a later tile."""
-        q = pack.rows // self.out_w
+        """F for a pack: with tiles of q whole image rows a multiple of q, so that a task's next row
+        is in the same place of a later tile."""
+        q = max(1, pack.rows // self.out_w)
         return q * max(1, min(self.out_h, qpus) // q)
 
     def pack_constants(self, pack: PackOutput, tile_bytes: int, qpus: int = MAX_QPUS) -> list[int]:
         """The uniforms for an output into a pack whose tiles are tile_bytes apart."""
         every = self.pack_interleave(pack, qpus)
-        gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
-        return self._constants(every, 4 * (pack.slots - PIXELS), 4 * PIXELS, gap)
+        if pack.tile_iterations:                  # a row ends 4 rows into its last tile
+            tiles = self.out_w // pack.rows
+            gap = (every * tiles - tiles + 1) * tile_bytes - 4 * pack.rows
+        else:                                     # a row ends 4 w_pad bytes on
+            gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
+        passes = self.iterations // (pack.tile_iterations or 1)
+        return self._constants(every, 4 * (pack.slots - PIXELS), 4 * PIXELS, gap, passes)
 
     def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
                    qpus: int = MAX_QPUS) -> list[list[int]]:
-        """The tasks of an output into the pack at pack_address: row r of the image is at row
-        (r % q) * out_w of tile r // q, channel k's k-row at 4 * k * slots bytes into the tile."""
-        q, every = pack.rows // self.out_w, self.pack_interleave(pack, qpus)
-        return [task[:3] + [pack_address + first // q * tile_bytes + 4 * (LANES * g * pack.slots
-                                                                            + first % q * self.out_w)] + task[4:]
+        """The tasks of an output into the pack at pack_address: pixel m = r * out_w of row r is row
+        m % rows of tile m // rows, channel k's k-row at 4 * k * slots bytes into the tile."""
+        every = self.pack_interleave(pack, qpus)
+        return [task[:3] + [pack_address + first * self.out_w // pack.rows * tile_bytes
+                            + 4 * (LANES * g * pack.slots + first * self.out_w % pack.rows)] + task[4:]
                 for task, (g, first) in zip(self.tasks(x, w, bias, 0, 0, every), self._task_keys(every), strict=True)]
 
     def _task_keys(self, every: int) -> list[tuple[int, int]]:

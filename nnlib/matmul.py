@@ -29,7 +29,7 @@ and N needs so that B is read once) store at the tile's end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -381,6 +381,7 @@ class GemmPlan:
     qpus: int = MAX_QPUS
     overlap: bool = True                     # stores of a tile during the next (GemmKernel.overlap)
     exact: bool = False                      # C has m rows, not m_pad (row_start)
+    clocks: float = field(default=0.0, compare=False)    # the planner's modeled cost (plan_gemm)
 
     @property
     def strip(self) -> int:
@@ -536,7 +537,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                         cost *= MULTI_ROW_GRID_HANDICAP
                     stores = row_tiles * strips * tile_store_clocks
                     key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
-                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both, exact)
+                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both, exact, key[0])
                     if best is None or key < best[0]:
                         best = (key, plan)
     assert best is not None

@@ -204,13 +204,14 @@ class GemmLayer(Layer):
 
     def direct_rows(self) -> tuple[int, ...]:
         """The tile heights at which a depthwise producer can write this layer's A pack itself
-        (whole image rows, dividing the image; DepthwisePlan.pack_output): none when the input
-        comes from elsewhere, or rows are too wide for the accumulators."""
+        (DepthwisePlan.pack_output: whole image rows dividing the image, or whole iterations of 4
+        pixels dividing a row); none when the input comes from elsewhere."""
         if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
             return ()
         most = max_slots(False, False) // self.halves
-        return tuple(q * self.out_w for q in range(1, self.out_h + 1)
-                     if self.out_h % q == 0 and q * self.out_w <= most)
+        whole = [q * self.out_w for q in range(1, self.out_h + 1) if self.out_h % q == 0]
+        within = [r for r in range(4, self.out_w, 4) if self.out_w % r == 0]
+        return tuple(r for r in sorted(set(whole + within)) if r <= most)
 
     def make_plan(self, exact: bool) -> None:
         allowed = self.direct_rows()
@@ -328,7 +329,7 @@ class DepthwiseLayer(Layer):
     def accepts(self, layout: Layout | Pack) -> str | None:
         if isinstance(layout, Pack):
             try:
-                self.plan.pack_output(layout.plan.rows, layout.plan.halves)
+                self.plan.pack_output(layout.plan.rows, layout.plan.halves, layout.plan.a_tile_bytes)
             except ValueError as error:
                 return str(error)
             return None
@@ -343,7 +344,8 @@ class DepthwiseLayer(Layer):
     def segments(self, drv, blocks: list) -> list[Segment]:
         out, p = self.output.layout, self.plan
         if isinstance(out, Pack):
-            pack, tile_bytes = p.pack_output(out.plan.rows, out.plan.halves), out.plan.a_tile_bytes
+            tile_bytes = out.plan.a_tile_bytes
+            pack = p.pack_output(out.plan.rows, out.plan.halves, tile_bytes)
             return [Segment(p.kernel(self.relu6, pack).source(), p.pack_constants(pack, tile_bytes, QPUS),
                             p.pack_tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
                                          pack, tile_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
