@@ -3,17 +3,16 @@ all-QPU barrier between them and no host work in between.
 
 Each kernel of nnlib is a segment: its code reads its constants and task table from the uniform
 stream (tasks.py), so in a chain a two-instruction header points the stream at the segment's own
-parameter block ([constants..., table, -1]: tasks found by qpu_num) and the code follows, its labels
-renamed so that segments do not clash and its epilogue cut off. The barrier: every QPU waits for its
-own VDW stores (vw_wait), then QPU 0 collects the other 11 on semaphore 0 and releases them on
-semaphore 1 (semantics.md §8.7). A segment may read what an earlier one wrote only through lines no
+parameter block ([constants..., table, -1]: tasks found by qpu_num) and the code follows, generated
+with its labels in a scope of its own (tasks.Scope) and, but for the last, without the program's end.
+The barrier: every QPU waits for its own VDW stores (vw_wait), then QPU 0 collects the other 11 on
+semaphore 0 and releases them on semaphore 1 (semantics.md §8.7). A segment may read what an earlier one wrote only through lines no
 cache holds from before (the simulator's strict mode checks it): VDW stores bypass the TMU and L2
 caches (performance.md §4 "Cache coherency"), so each layer writes a buffer nothing has read yet.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import numpy as np
 
 import qpuasm
 
-from .tasks import END_LABEL, EPILOGUE, USE_QPU_NUMBER, deal, free_all, keep
+from .tasks import USE_QPU_NUMBER, Scope, deal, free_all, keep
 
 QPUS = 12
 ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
@@ -29,12 +28,12 @@ ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
 
 @dataclass
 class Segment:
-    """One kernel of a chain: its standalone source (ending with tasks.EPILOGUE), its constant
-    uniforms, its tasks and their size in words, and the cost of a task for dealing them over the
-    QPUs (tasks.deal; None: round-robin). With `dealt`, items are already the task lists of QPU 0,
-    1, ... (a kernel that wants particular QPUs on particular work)."""
+    """One kernel of a chain: the kernel (anything with `source(scope)`: its code, labels in that
+    scope), its constant uniforms, its tasks and their size in words, and the cost of a task for
+    dealing them over the QPUs (tasks.deal; None: round-robin). With `dealt`, items are already the
+    task lists of QPU 0, 1, ... (a kernel that wants particular QPUs on particular work)."""
 
-    source: str
+    kernel: object
     constants: list[int]
     items: list
     words: int
@@ -66,29 +65,21 @@ def barrier(prefix: str) -> str:
 """ + f"        mov -, sacq({ARRIVE})\n" * others + f"        mov -, srel({LEAVE})\n" * others + f":{prefix}after\n")
 
 
-def _body(source: str, prefix: str) -> str:
-    """A kernel's code without its epilogue, its labels prefixed (its end label stays, renamed)."""
-    if not source.endswith(EPILOGUE):
-        raise ValueError("a chained kernel's source must end with tasks.EPILOGUE")
-    body = source[:-len(EPILOGUE)] + f":{END_LABEL}\n"
-    names = set(re.findall(r"^\s*:([A-Za-z_]\w*)", body, flags=re.M))
-    if not names:
-        return body
-    return re.sub(r":(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b",
-                  lambda m: f":{prefix}{m.group(1)}", body)
-
-
 def chain_source(segments: list[Segment], parameter_blocks: list[int]) -> str:
+    """The program: per segment a header pointing the uniform stream at its parameter block, its
+    code with its labels in a scope of its own, then a barrier (or, after the last, the end)."""
     parts = []
     for i, (segment, block) in enumerate(zip(segments, parameter_blocks, strict=True)):
+        last = i + 1 == len(segments)
         parts.append(f"""        mov r0, {block}
         mov unif_addr, r0
         nop
         nop
 """)
-        parts.append(_body(segment.source, f"s{i}_"))
-        parts.append(barrier(f"b{i}_") if i + 1 < len(segments) else "        mov -, vw_wait\n")
-    return "".join(parts) + EPILOGUE.split("\n", 1)[1]
+        parts.append(segment.kernel.source(Scope(f"s{i}_", last=last)))
+        if not last:
+            parts.append(barrier(f"b{i}_"))
+    return "".join(parts)
 
 
 def place_chain(drv, segments: list[Segment], blocks: list):

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import im2col, reference
 from .chain import Segment, run_chain
-from .matmul import LANES, TASK_WORDS, GemmKernel, kernel_source, plan_gemm
+from .matmul import LANES, TASK_WORDS, GemmKernel, plan_gemm
 from .tasks import free_all, keep, padded_vector
 
 
@@ -53,9 +53,9 @@ def conv2d(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "
         table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
         tiles = plan.m_pad // plan.rows
         segments = [
-            Segment(gather.source(), [], [[table.address + 4 * LANES * t, pack.address + t * plan.a_tile_bytes]
+            Segment(gather, [], [[table.address + 4 * LANES * t, pack.address + t * plan.a_tile_bytes]
                                           for t in range(tiles)], im2col.TASK_WORDS),
-            Segment(kernel_source(cfg), plan.constants(cfg, c_gpu.address + 4 * plan.m_pad * plan.n_pad),
+            Segment(cfg, plan.constants(cfg, c_gpu.address + 4 * plan.m_pad * plan.n_pad),
                     plan.tasks(pack.address, b_gpu.address, c_gpu.address,
                                bias_gpu.address if bias_gpu is not None else None), TASK_WORDS, dealt=True)]
         report = run_chain(drv, segments)

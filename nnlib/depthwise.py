@@ -24,7 +24,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from . import reference
-from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, deal, free_all, run_tasks, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -142,8 +142,8 @@ class DepthwiseKernel:
         first, last = iteration == 0, iteration == self.iterations - 1
         return lambda load: (not first or load.column >= self.left) and (not last or load.column < self.right_limit)
 
-    def source(self) -> str:
-        return kernel_source(self)
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
 
 
 class _Requests:
@@ -245,7 +245,7 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     return lines
 
 
-def kernel_source(cfg: DepthwiseKernel) -> str:
+def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     """Uniforms: input row bytes, input pixel bytes, loop passes per row - 2, the VDW stride (output
     pixel bytes - 64), the input and output steps per iteration, the input step per output row of a
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
@@ -267,7 +267,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov {RB_OUT_STEP}, unif
         mov {RA_ROW_STEP}, unif
         mov {RA_OUT_GAP}, unif""")
-    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {PIXELS * VPM_ROW}
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, {PIXELS * VPM_ROW}
         mul24 r2, r1, r0
         mov r0, {vpm_setup(0, 1, h32(0))}"""))
     emit(f"""        add {RA_VPM_SETUP}, r0, r2
@@ -285,7 +285,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         emit(f"        mov {RB_COPY}, {4 * cfg.pack.rows}")
         emit(f"        mov {RB_NEXT_TILE}, {4 * PIXELS + cfg.pack.tile_step}")
     emit(f"""        mov r3, 6.0
-:task
+:{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         shl r2, elem_num, 2
         mov r0, 8
@@ -314,7 +314,7 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov {RA_BIAS}, r4
         mov r1, {RA_ROW_START}
         add {RA_ROW_START}, r1, r2
-:row
+:{scope('row')}
         mov r0, {RA_ROW_BYTES}
         mov r1, {RA_ROW_START}
         add r1, r1, r0; mov {RA_ROW[0]}, r1
@@ -353,8 +353,9 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
     lines += [f"        {line}" for line in passes(0)]
     if units > 2:
         middle = passes(unit)
-        loop = middle[:-3] + [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1", "brr.anynz -, r:pixels"] + middle[-3:]
-        emit(":pixels")
+        loop = branch_at_end(middle[:-3] + [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1"] + middle[-3:],
+                             f"brr.anynz -, r:{scope('pixels')}")
+        emit(f":{scope('pixels')}")
         lines += [f"        {line}" for line in loop]
     if units > 1:
         lines += [f"        {line}" for line in passes(cfg.iterations - unit)]
@@ -364,17 +365,17 @@ def kernel_source(cfg: DepthwiseKernel) -> str:
         mov r0, {RA_ROW_STEP}
         add {RA_ROW_START}, {RA_ROW_START}, r0
         mov r0, {RA_OUT_GAP}
-        brr.anynz -, r:row
+        brr.anynz -, r:{scope('row')}
         add {RA_OUT}, {RA_OUT}, r0
         nop
         nop
         sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
-        brr.anynz -, r:task
+        brr.anynz -, r:{scope('task')}
         nop
         nop
         nop
 """)
-    emit(EPILOGUE)
+    emit(scope.end())
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from .matmul import STORE_ROWS
-from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, table_prologue
 
 LANES = 16
 TMU_DEPTH = 4                                 # requests in flight per TMU (semantics.md §8.2)
@@ -33,8 +33,8 @@ RA_BASE, RA_PACK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_VPM_SETUP, RA_VDW_BASE = (f
 class Im2colKernel:
     offsets: tuple[int, ...]                  # bytes from a window's top-left to each k's value, or ZERO
 
-    def source(self) -> str:
-        return kernel_source(self)
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
 
 
 def patch_offsets(size: int, row_floats: int, pitch: int, channels: int, k_pad: int) -> tuple[int, ...]:
@@ -46,16 +46,17 @@ def patch_offsets(size: int, row_floats: int, pitch: int, channels: int, k_pad: 
     return tuple(offsets + [ZERO] * (k_pad - len(offsets)))
 
 
-def kernel_source(cfg: Im2colKernel) -> str:
+def kernel_source(cfg: Im2colKernel, scope: Scope = ALONE) -> str:
     """Uniforms: the task table (tasks.py) of [lane table address, pack address] tasks."""
-    lines = [table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {STORE_ROWS * VPM_ROW}
+    lines = [table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""\
+        mov r0, {STORE_ROWS * VPM_ROW}
         mul24 r2, r1, r0
         mov r0, {vpm_setup(0, 1, h32(0))}""")]
     emit = lines.append
     emit(f"""        add {RA_VPM_SETUP}, r0, r2
         mov r0, {STORE_ROWS * VDW_ROW}
         mul24 {RA_VDW_BASE}, r1, r0
-:task
+:{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         shl r2, elem_num, 2
         mov r0, 8
@@ -92,12 +93,12 @@ def kernel_source(cfg: Im2colKernel) -> str:
         mov r0, {64 * first}
         add vw_addr, {RA_PACK}, r0""")
     emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
-        brr.anynz -, r:task
+        brr.anynz -, r:{scope('task')}
         nop
         nop
         nop
 """)
-    emit(EPILOGUE)
+    emit(scope.end())
     return "\n".join(lines)
 
 

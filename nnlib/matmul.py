@@ -37,7 +37,18 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
-from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, free_all, keep, padded_vector, run_tasks, table_prologue
+from .tasks import (
+    ALONE,
+    VDW_ROW,
+    VPM_ROW,
+    Scope,
+    branch_at_end,
+    free_all,
+    keep,
+    padded_vector,
+    run_tasks,
+    table_prologue,
+)
 
 LANES = 16
 MAX_QPUS = 12
@@ -119,8 +130,8 @@ class GemmKernel:
         """The k-loop runs in this many equal phases, the previous tile's chunk stores between them."""
         return chunk_count(self.rows) if self.overlap else 1
 
-    def source(self) -> str:
-        return kernel_source(self)
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
 
 
 def max_slots(overlap: bool, accumulate: bool) -> int:
@@ -133,7 +144,7 @@ def max_unroll(slots: int) -> int:
     return A_PREFETCH_BYTES // (4 * slots)
 
 
-def kernel_source(cfg: GemmKernel) -> str:
+def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     """The kernel as QPU assembly. Uniforms: bytes of A one k-loop phase reads, B row stride (bytes), C row
     stride - 64, the bytes of STORE_ROWS rows of C, a scratch area of `rows` rows of C (where the
     first tile's stores of the idle set go), with accumulate beta and C_in's row stride, then the
@@ -157,7 +168,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         mov {RA_C_CHUNK}, unif""")
     if cfg.accumulate:
         emit(f"        mov {BETA}, unif\n        mov {C_IN_STRIDE}, unif")
-    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, vdw_setup_1(0)
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, vdw_setup_1(0)
         add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
         mov r0, {STORE_ROWS * VPM_ROW}
         mul24 {RB_VPM_BASE}, r1, r0"""))
@@ -169,7 +180,7 @@ def kernel_source(cfg: GemmKernel) -> str:
         emit(f"        mov {RA_ZERO}, 0\n        mov {RB_SIX}, 6.0")
     for j in range(0, s if cfg.overlap else 0, 2):     # the idle set's first stores go to the scratch rows
         emit("        " + "; ".join(f"mov {a}, 0" for a in idle[j:j + 2]))
-    emit(f""":task
+    emit(f""":{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 8
         shl r1, elem_num, 6
@@ -215,7 +226,7 @@ def kernel_source(cfg: GemmKernel) -> str:
     emit(f"""        mov {RA_COUNT}, {RB_PHASE_BYTES}
         mov r1, 0
         mov {RA_PHASES}, {cfg.phases}
-:kloop""")
+:{scope('kloop')}""")
     # The count is in bytes of the A phase left (a register operand: a small immediate and a signal
     # share one field); r4 <- B row k.
     body = [f"sub.setf {RA_COUNT}, {RA_COUNT}, {RB_A_STEP}; nop; ldtmu0",
@@ -227,11 +238,10 @@ def kernel_source(cfg: GemmKernel) -> str:
             last = j == s - 1
             signal = "" if not last else "; ldtmu1" if u == cfg.unroll - 1 else "; ldtmu0"
             body.append(f"fadd {previous}, {previous}, r1; fmul r1, unif, r4{unpack[j // cfg.rows]}{signal}")
-    body.insert(len(body) - 3, "brr.anynz -, r:kloop")                  # the last 3 are its delay slots
-    lines += [f"        {line}" for line in body]
+    lines += [f"        {line}" for line in branch_at_end(body, f"brr.anynz -, r:{scope('kloop')}")]
     # Between phases (the last product still in r1) one full chunk of the idle set goes out.
     emit(f"""        sub.setf {RA_PHASES}, {RA_PHASES}, 1
-        brr.allz -, r:tile_end
+        brr.allz -, r:{scope('tile_end')}
         nop
         nop
         nop""")
@@ -242,11 +252,11 @@ def kernel_source(cfg: GemmKernel) -> str:
     moves = [(values[i], values[i + STORE_ROWS]) for i in range(cfg.rows - STORE_ROWS) for values in halves]
     for pair in _pairs(moves):
         emit("        " + "; ".join(f"mov {dst}, {src}" for dst, src in pair))
-    emit(f"""        brr -, r:kloop
+    emit(f"""        brr -, r:{scope('kloop')}
         mov {RA_COUNT}, {RB_PHASE_BYTES}
         nop
         nop
-:tile_end""")
+:{scope('tile_end')}""")
     emit(f"        fadd {acc[-1]}, {acc[-1]}, r1")                         # the last product
     for _ in range(cfg.prefetch):
         emit("        nop; ldtmu0")                                        # the rows beyond K
@@ -261,13 +271,13 @@ def kernel_source(cfg: GemmKernel) -> str:
             emit("        mov r1, 0\n        mov r2, 6.0")
         _emit_all_chunks(emit, cfg, acc)
     emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
-        brr.anynz -, r:task
+        brr.anynz -, r:{scope('task')}
         nop
         nop
         nop""")
     if cfg.overlap:
         _emit_all_chunks(emit, cfg, idle)                                  # the last tile
-    emit(EPILOGUE)
+    emit(scope.end())
     return "\n".join(lines)
 
 

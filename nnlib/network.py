@@ -280,13 +280,13 @@ class GemmLayer(Layer):
             corners = layout.corners(self.source.address, self.stride, self.out_h, self.out_w, (-top, -left))
         table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
         tiles = plan.m_pad // plan.rows
-        return Segment(im2col.Im2colKernel(self.offsets()).source(), [],
+        return Segment(im2col.Im2colKernel(self.offsets()), [],
                        [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
                         for t in range(tiles)], im2col.TASK_WORDS)
 
     def _gemm(self) -> Segment:
         plan, out = self.plan, self.output.layout
-        return Segment(self.cfg.source(), plan.constants(self.cfg, self.scratch.address, pitch=out.pitch),
+        return Segment(self.cfg, plan.constants(self.cfg, self.scratch.address, pitch=out.pitch),
                        plan.tasks(self.pack.address, self.b_gpu.address, self.output.start,
                                   self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch),
                        GEMM_TASK_WORDS, dealt=True)
@@ -346,11 +346,11 @@ class DepthwiseLayer(Layer):
         if isinstance(out, Pack):
             tile_bytes = out.plan.a_tile_bytes
             pack = p.pack_output(out.plan.rows, out.plan.halves, tile_bytes)
-            return [Segment(p.kernel(self.relu6, pack).source(), p.pack_constants(pack, tile_bytes, QPUS),
+            return [Segment(p.kernel(self.relu6, pack), p.pack_constants(pack, tile_bytes, QPUS),
                             p.pack_tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
                                          pack, tile_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
         y_row_bytes = 4 * out.pitch * out.row
-        return [Segment(p.kernel(self.relu6).source(), p.constants(y_row_bytes, QPUS, out.pitch),
+        return [Segment(p.kernel(self.relu6), p.constants(y_row_bytes, QPUS, out.pitch),
                         p.tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
                                 y_row_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
 
@@ -378,7 +378,7 @@ class PoolLayer(Layer):
     def segments(self, drv, blocks: list) -> list[Segment]:
         layout = self.source.layout
         scale = struct.unpack("<I", struct.pack("<f", 1.0 / self.cfg.pixels))[0]
-        return [Segment(self.cfg.source(), [4 * layout.pitch, scale],
+        return [Segment(self.cfg, [4 * layout.pitch, scale],
                         [[self.source.start + 64 * g, self.output.start + 64 * g] for g in range(self.c_pad // LANES)],
                         pool.TASK_WORDS)]
 

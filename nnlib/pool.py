@@ -16,7 +16,7 @@ import numpy as np
 import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
-from .tasks import EPILOGUE, VDW_ROW, VPM_ROW, deal, free_all, run_tasks, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, deal, free_all, run_tasks, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -35,17 +35,17 @@ class PoolKernel:
         if not 1 <= self.pixels <= MAX_PIXELS:
             raise ValueError(f"global_avg_pool: {self.pixels} pixels; 1 to {MAX_PIXELS}")
 
-    def source(self) -> str:
-        return kernel_source(self)
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
 
 
-def kernel_source(cfg: PoolKernel) -> str:
+def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
     """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py)."""
     lines = [f"""
         mov {RB_PIXEL_BYTES}, unif
         mov {RB_SCALE}, unif"""]
     emit = lines.append
-    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, f"""        mov r0, {VPM_ROW}
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, {VPM_ROW}
         mul24 r2, r1, r0"""))
     emit(f"""        mov r0, {vpm_setup(1, 1, h32(0))}
         add {RB_VPM_SETUP}, r0, r2
@@ -53,7 +53,7 @@ def kernel_source(cfg: PoolKernel) -> str:
         mul24 r2, r1, r0
         mov r0, {vdw_setup_0(1, 16, dma_h32(0, 0))}
         add {RB_VDW_SETUP}, r0, r2
-:task
+:{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         shl r2, elem_num, 2
         mov r0, {4 * TASK_WORDS}
@@ -77,12 +77,12 @@ def kernel_source(cfg: PoolKernel) -> str:
         mov vw_addr, {RA_OUT}
         mov -, vw_wait
         sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
-        brr.anynz -, r:task
+        brr.anynz -, r:{scope('task')}
         nop
         nop
         nop
 """)
-    emit(EPILOGUE)
+    emit(scope.end())
     return "\n".join(lines)
 
 

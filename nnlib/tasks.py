@@ -9,6 +9,8 @@ code then runs alone or, later, behind other kernels in one submission.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
@@ -19,20 +21,50 @@ VPM_ROW = vpm_setup(0, 1, h32(1)) - vpm_setup(0, 1, h32(0))
 VDW_ROW = vdw_setup_0(1, 16, dma_h32(1, 0)) - vdw_setup_0(1, 16, dma_h32(0, 0))
 USE_QPU_NUMBER = 0xFFFFFFFF
 END_LABEL = "done"
-# Every kernel ends here: its DMA stores finished, the host interrupt raised, the program ended. A
-# chain (chain.py) cuts this off and puts a barrier or the next kernel in its place.
-EPILOGUE = f""":{END_LABEL}
-        mov -, vw_wait
+BRANCH_DELAY_SLOTS = 3        # instructions a branch runs before it takes effect (qpu-isa.md, branches)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a kernel's code goes: the prefix of its labels (so that kernels chained in one program,
+    chain.py, do not clash), and whether it ends the program or runs on into what follows."""
+
+    prefix: str = ""
+    last: bool = True
+
+    def __call__(self, name: str) -> str:
+        """A label's name in this scope."""
+        return self.prefix + name
+
+    def end(self) -> str:
+        """Every kernel ends here: its DMA stores finished; as the last, the host interrupt raised
+        and the program ended. In a chain a barrier or the next kernel follows instead."""
+        tail = """        mov -, vw_wait
         mov irq, 1
         nop; nop; thrend
         nop
         nop
-"""
+""" if self.last else ""
+        return f":{self(END_LABEL)}\n{tail}"
 
 
-def table_prologue(task_pointer: str, tasks_left: str, between: str = "nop\nnop") -> str:
+ALONE = Scope()               # a kernel that is the whole program
+
+
+def branch_at_end(lines: list[str], branch: str) -> list[str]:
+    """A loop body with its closing branch placed so that the body's last BRANCH_DELAY_SLOTS
+    instructions run in the branch's delay slots (they must be plain instructions: no label, no
+    other branch)."""
+    slots = lines[-BRANCH_DELAY_SLOTS:]
+    if len(slots) < BRANCH_DELAY_SLOTS or any(line.lstrip().startswith((":", "br")) for line in slots):
+        raise ValueError(f"a branch's delay slots must be {BRANCH_DELAY_SLOTS} plain instructions: {slots}")
+    return lines[:-BRANCH_DELAY_SLOTS] + [branch] + slots
+
+
+def table_prologue(task_pointer: str, tasks_left: str, between: str = "        nop\n        nop",
+                   scope: Scope = ALONE) -> str:
     """Assembly: read [table address, index] from the uniforms, leave the index in r1, and load
-    this program's [task pointer, task count], going to the end (END_LABEL) if it has none.
+    this program's [task pointer, task count], going to the scope's end (Scope.end) if it has none.
     `between` (at least two instructions, no uniform reads, r1 kept) fills the wait after the
     uniforms address is written (semantics.md §8.6)."""
     return f"""
@@ -44,7 +76,7 @@ def table_prologue(task_pointer: str, tasks_left: str, between: str = "nop\nnop"
 {between}
         mov {task_pointer}, unif
         mov.setf {tasks_left}, unif
-        brr.allz -, r:{END_LABEL}
+        brr.allz -, r:{scope(END_LABEL)}
         nop
         nop
         nop

@@ -33,12 +33,12 @@ def depthwise_pair(drv, x, w1, b1, w2, b2, blocks):
     blocks += [x_gpu, w1_gpu, b1_gpu, mid, w2_gpu, b2_gpu, y_gpu]
     inside = mid.address + 4 * second.lead * second.pitch
     segments = [
-        chain.Segment(first.kernel(True).source(),
+        chain.Segment(first.kernel(True),
                       first.constants(second.row_bytes, out_pitch=second.pitch),
                       first.tasks(x_gpu.address + 4 * first.lead * first.pitch, w1_gpu.address, b1_gpu.address,
                                   inside, second.row_bytes),
                       depthwise.TASK_WORDS, first.task_cost),
-        chain.Segment(second.kernel(True).source(),
+        chain.Segment(second.kernel(True),
                       second.constants(second.w_pad * second.c_pad * 4),
                       second.tasks(inside, w2_gpu.address, b2_gpu.address, y_gpu.address,
                                    second.w_pad * second.c_pad * 4), depthwise.TASK_WORDS, second.task_cost)]
@@ -71,7 +71,7 @@ def test_two_depthwise_layers_in_one_submission(drv):
 def test_a_barrier_orders_the_segments(drv):
     """Without the barrier the second layer would read the middle buffer before it is written: the
     chain's code has one, on every QPU, between the two segments."""
-    source = chain.chain_source([chain.Segment(depthwise.DepthwiseKernel().source(),
+    source = chain.chain_source([chain.Segment(depthwise.DepthwiseKernel(),
                                                [], [], 4)] * 2, [0x1000, 0x2000])
     assert source.count(f"srel({chain.ARRIVE})") == 1 and source.count(f"sacq({chain.ARRIVE})") == 11
     assert source.count("thrend") == 1 and ":s0_task" in source and ":s1_task" in source
@@ -86,7 +86,7 @@ def test_reading_a_buffer_again_after_it_was_rewritten_is_caught(drv):
     blocks: list = []
     try:
         segments, y_gpu, second = depthwise_pair(drv, x, w, b, w, b, blocks)
-        early_read = chain.Segment(segments[1].source, segments[1].constants, segments[1].items, segments[1].words)
+        early_read = chain.Segment(segments[1].kernel, segments[1].constants, segments[1].items, segments[1].words)
         with pytest.raises(Exception, match="stale"):
             chain.run_chain(drv, [early_read] + segments)
     finally:
