@@ -1,14 +1,15 @@
-"""Kernels chained in one submission: one program on all 12 QPUs runs kernel after kernel, with an
-all-QPU barrier between them and no host work in between.
+"""Kernels chained in one submission: one program on all 12 QPUs runs kernel after kernel, with an all-
+QPU barrier between them and no host work in between.
 
 Each kernel of nnlib is a segment: its code reads its constants and task table from the uniform
 stream (tasks.py), so in a chain a two-instruction header points the stream at the segment's own
 parameter block ([constants..., table, -1]: tasks found by qpu_num) and the code follows, generated
-with its labels in a scope of its own (tasks.Scope) and, but for the last, without the program's end.
-The barrier: every QPU waits for its own VDW stores (vw_wait), then QPU 0 collects the other 11 on
-semaphore 0 and releases them on semaphore 1 (semantics.md §8.7). A segment may read what an earlier one wrote only through lines no
-cache holds from before (the simulator's strict mode checks it): VDW stores bypass the TMU and L2
-caches (performance.md §4 "Cache coherency"), so each layer writes a buffer nothing has read yet.
+with its labels in a scope of its own (tasks.Scope) and, but for the last, without the program's
+end. The barrier: every QPU waits for its own VDW stores (vw_wait), then QPU 0 collects the other 11
+on semaphore 0 and releases them on semaphore 1 (semantics.md §8.7). A segment may read what an
+earlier one wrote only through lines no cache holds from before (the simulator's strict mode checks
+it): VDW stores bypass the TMU and L2 caches (performance.md §4 "Cache coherency"), so each layer
+writes a buffer nothing has read yet.
 """
 
 from __future__ import annotations

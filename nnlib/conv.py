@@ -38,8 +38,8 @@ def conv2d(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "
     padded[top:top + height, left:left + width] = x
     halves = 2 if weights == "float16" else 1
     cout = w.shape[3]
-    # One k of a 16 // halves row tile is one 16-lane vector of the pack: what the gather writes.
-    plan = plan_gemm(out_h * out_w, cout, 9 * channels, halves, rows=LANES // halves, relu6=relu6)
+    # One k of a 16-row tile is one 16-lane vector of the pack: what the gather writes.
+    plan = plan_gemm(out_h * out_w, cout, 9 * channels, halves, rows=LANES, relu6=relu6)
     cfg = GemmKernel(plan.rows, plan.unroll, 4, halves, bias is not None, relu6, plan.overlap)
     gather = im2col.Im2colKernel(im2col.patch_offsets(3, padded.shape[1] * channels, channels, channels, plan.k_pad))
     blocks: list = []

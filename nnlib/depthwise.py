@@ -43,7 +43,7 @@ RA_ROW_START, RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_ROWS = "ra8",
 RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra17", "ra18"
 RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
 RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
-RB_STEP, RB_OUT_STEP, RB_COPY, RB_NEXT_TILE = "rb30", "rb31", "rb29", "rb28"
+RB_STEP, RB_OUT_STEP, RB_NEXT_TILE = "rb30", "rb31", "rb28"
 
 
 def window_columns(stride: int) -> int:
@@ -85,23 +85,17 @@ def load_order(stride: int) -> list[Load]:
 @dataclass(frozen=True)
 class PackOutput:
     """The output written as a GEMM's A pack (matmul.GemmPlan.pack_a) instead of NHWC rows: per
-    tile of `rows` pixels (whole image rows), k-major, each k-row `copies` runs of the tile's rows,
-    `slots` = rows * copies words. A VDW store in vertical mode turns the QPU's 4 VPM rows (4 pixels,
-    16 channels each) into 16 memory rows of 4 words, one per channel, `slots` words apart
-    (semantics.md §8.5: memory row r from VPM column X + r): the transpose the GEMM needs, done by
-    the DMA engine."""
+    tile of `rows` pixels, k-major, a k-row of `rows` words. A VDW store in vertical mode turns the
+    QPU's 4 VPM rows (4 pixels, 16 channels each) into 16 memory rows of 4 words, one per channel,
+    `rows` words apart (semantics.md §8.5: memory row r from VPM column X + r): the transpose the
+    GEMM needs, done by the DMA engine."""
 
     rows: int
-    copies: int
     last_pixels: int                          # pixels of a row's last iteration that are in the image
     # Tiles narrower than the image (rows < width): each holds rows / 4 iterations, and after the
     # last of them the output moves on by tile_step bytes more, to the next tile's first k-row.
     tile_iterations: int = 0                  # 0: a tile is whole image rows
     tile_step: int = 0
-
-    @property
-    def slots(self) -> int:
-        return self.rows * self.copies
 
 
 @dataclass(frozen=True)
@@ -237,10 +231,8 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     else:
         shorter = vdw_setup_0(LANES, depth, 0) - vdw_setup_0(LANES, PIXELS, 0)
         setup = [f"mov r0, {shorter}", f"add vw_setup, {RA_VDW_SETUP}, r0",
-                 f"mov vw_setup, {vdw_setup_1(4 * (cfg.pack.slots - depth))}"]
+                 f"mov vw_setup, {vdw_setup_1(4 * (cfg.pack.rows - depth))}"]
     lines += setup + [f"mov vw_addr, {RA_OUT}"]
-    if cfg.pack.copies == 2:                  # the second run of the k-row: one store after the other
-        lines += ["mov -, vw_wait"] + setup + [f"add vw_addr, {RA_OUT}, {RB_COPY}"]
     lines.append(f"add {RA_OUT}, {RA_OUT}, {out_step}")
     return lines
 
@@ -282,7 +274,6 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     for c in range(columns):                                          # the column offsets c * pixel bytes
         emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
     if cfg.pack is not None:
-        emit(f"        mov {RB_COPY}, {4 * cfg.pack.rows}")
         emit(f"        mov {RB_NEXT_TILE}, {4 * PIXELS + cfg.pack.tile_step}")
     emit(f"""        mov r3, 6.0
 :{scope('task')}
@@ -491,15 +482,15 @@ class DepthwisePlan:
         return [self.row_bytes, pitch_bytes, max(0, passes - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
                 out_step, every * self.stride * self.row_bytes, out_gap]
 
-    def pack_output(self, rows: int, copies: int, tile_bytes: int) -> PackOutput:
-        """The output as the A pack of a GEMM with tiles of `rows` pixels, tile_bytes apart, and
-        float16 weights (copies = 2) or float32 (1). A tile is whole image rows (a divisor of the
-        image's), or a whole number of iterations within one (dividing the row)."""
+    def pack_output(self, rows: int, tile_bytes: int) -> PackOutput:
+        """The output as the A pack of a GEMM with tiles of `rows` pixels, tile_bytes apart. A tile
+        is whole image rows (a divisor of the image's), or a whole number of iterations within one
+        (dividing the row)."""
         last = self.out_w - PIXELS * (self.iterations - 1)
         if rows % self.out_w == 0 and self.out_h % (rows // self.out_w) == 0:
-            return PackOutput(rows, copies, last)
+            return PackOutput(rows, last)
         if self.out_w % rows == 0 and rows % PIXELS == 0:
-            return PackOutput(rows, copies, last, rows // PIXELS, tile_bytes - 4 * rows)
+            return PackOutput(rows, last, rows // PIXELS, tile_bytes - 4 * rows)
         raise ValueError(f"a pack tile of {rows} rows is neither whole image rows of {self.out_w} pixels dividing "
                          f"the {self.out_h} rows, nor a multiple of {PIXELS} pixels dividing a row")
 
@@ -518,15 +509,15 @@ class DepthwisePlan:
         else:                                     # a row ends 4 w_pad bytes on
             gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
         passes = self.iterations // (pack.tile_iterations or 1)
-        return self._constants(every, 4 * (pack.slots - PIXELS), 4 * PIXELS, gap, passes)
+        return self._constants(every, 4 * (pack.rows - PIXELS), 4 * PIXELS, gap, passes)
 
     def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
                    qpus: int = MAX_QPUS) -> list[list[int]]:
         """The tasks of an output into the pack at pack_address: pixel m = r * out_w of row r is row
-        m % rows of tile m // rows, channel k's k-row at 4 * k * slots bytes into the tile."""
+        m % rows of tile m // rows, channel k's k-row at 4 * k * rows bytes into the tile."""
         every = self.pack_interleave(pack, qpus)
         return [task[:3] + [pack_address + first * self.out_w // pack.rows * tile_bytes
-                            + 4 * (LANES * g * pack.slots + first * self.out_w % pack.rows)] + task[4:]
+                            + 4 * (LANES * g * pack.rows + first * self.out_w % pack.rows)] + task[4:]
                 for task, (g, first) in zip(self.tasks(x, w, bias, 0, 0, every), self._task_keys(every), strict=True)]
 
     def _task_keys(self, every: int) -> list[tuple[int, int]]:

@@ -1,13 +1,13 @@
 """A 3x3 convolution's image patches, gathered by the QPUs straight into the GEMM's A pack.
 
-The GEMM kernel (matmul.py) reads A from its uniform stream, packed tile by tile, k-major, each
-tile's rows `halves` times (GemmPlan.pack_a). With tiles of 16 // halves rows, one k of one tile
-is exactly 16 words: one vector, lane i holding the patch value of pixel i % rows. So a QPU builds
-a tile's pack by one TMU gather per k (each lane reads its own pixel's window at that k's offset),
-writes the vectors to its own VPM rows and stores them with VDW DMA, STORE_ROWS k at a time. The
-windows' top-left addresses (one per lane and tile) come from a table the host writes with the
-tasks; the offsets of the k within a window are baked into the code (the kernel is specialised by
-the input's width and channels). The padded input comes from the host, as for depthwise.py.
+The GEMM kernel (matmul.py) reads A from its uniform stream, packed tile by tile, k-major
+(GemmPlan.pack_a). With tiles of 16 rows, one k of one tile is exactly 16 words: one vector, lane i
+holding the patch value of pixel i. So a QPU builds a tile's pack by one TMU gather per k (each lane
+reads its own pixel's window at that k's offset), writes the vectors to its own VPM rows and stores
+them with VDW DMA, STORE_ROWS k at a time. The windows' top-left addresses (one per lane and tile)
+come from a table the host writes with the tasks; the offsets of the k within a window are baked
+into the code (the kernel is specialised by the input's width and channels). The padded input comes
+from the host, as for depthwise.py.
 """
 
 from __future__ import annotations
@@ -119,13 +119,13 @@ def window_corners(out_h: int, out_w: int, row_floats: int, pitch: int, stride: 
 
 
 def lane_table(corners: np.ndarray, plan) -> np.ndarray:
-    """Each row tile's 16 lane addresses for a GEMM plan (matmul.GemmPlan, rows * halves = 16):
-    lane i of a tile reads row plan.row_start(tile) + i % rows, whose window's corner is at
+    """Each row tile's 16 lane addresses for a GEMM plan (matmul.GemmPlan of 16-row tiles): lane i
+    of a tile reads row plan.row_start(tile) + i, whose window's corner is at
     corners[row] (rows past M, the last tile's padding, repeat the last)."""
-    if plan.rows * plan.halves != LANES:
-        raise ValueError(f"a gathered A pack needs tiles of {LANES // plan.halves} rows, not {plan.rows}")
+    if plan.rows != LANES:
+        raise ValueError(f"a gathered A pack needs tiles of {LANES} rows, not {plan.rows}")
     starts = np.array([plan.row_start(i) for i in range(0, plan.m_pad, plan.rows)])
-    rows = np.minimum(starts[:, None] + np.arange(LANES)[None, :] % plan.rows, plan.m - 1)
+    rows = np.minimum(starts[:, None] + np.arange(LANES)[None, :], plan.m - 1)
     return np.asarray(corners, np.int64)[rows].astype(np.uint32)
 
 

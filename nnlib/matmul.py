@@ -1,22 +1,23 @@
 """SGEMM on up to 12 QPUs, and the kernels built on it (pointwise convolution, fully connected).
 
-C (M x N) = A (M x K) @ B (K x N), float32. C is cut into tiles of `rows` rows by 16 columns (32 with
-float16 weights). For one tile a QPU keeps one accumulator (16 lanes = 16 columns) per row and
-column half in regfiles A and B, and for each k multiplies B's row k (read by TMU0, `prefetch` rows
-ahead) by A[i, k] for each row i. A[i, k] comes from the uniform stream, which hands every lane the
-same 32-bit value for free: A is packed once per call, tile by tile, k-major, and the QPU points its
-uniform stream at the tile's pack (unif_addr). So the inner loop issues one fmul (MUL ALU) and one
-fadd (ADD ALU) per instruction: 32 flops per 4 clocks, the QPU's peak.
+C (M x N) = A (M x K) @ B (K x N), float32. C is cut into tiles of `rows` rows by 16 columns. For
+one tile a QPU keeps one accumulator (16 lanes = 16 columns) per row in regfiles A and B, and for
+each k multiplies B's row k (read by TMU0, `prefetch` rows ahead) by A[i, k] for each row i. A[i, k]
+comes from the uniform stream, which hands every lane the same 32-bit value for free: A is packed
+once per call, tile by tile, k-major, and the QPU points its uniform stream at the tile's pack
+(unif_addr). So the inner loop issues one fmul (MUL ALU) and one fadd (ADD ALU) per instruction: 32
+flops per 4 clocks, the QPU's peak.
 
 Memory traffic decides the rest (performance.md §4: SDRAM is far slower than the QPUs can eat):
 - The QPUs form a grid: with 3 x 4, the four QPUs of a slice work on the same rows of A (their
   slice's uniforms cache serves all four from one line fill) and on four different column strips,
   which the three slices share through the L2. A QPU finds its task list by qpu_num.
-- The uniform stream would stall on every line that comes from SDRAM; so once per loop iteration
-  a TMU1 request touches the 16 lines of A the next iteration reads, bringing them into the L2.
-- With float16 weights, one 32-bit word of B holds the columns j and j + 16: the r4 unpack
+- The uniform stream would stall on every line that comes from SDRAM; so once per loop iteration a
+  TMU1 request touches the 16 lines of A the next iteration reads, bringing them into the L2.
+- With float16 weights, one 32-bit word of B holds rows k and k + 1 of its column: the r4 unpack
   (16a, 16b, semantics.md §5.2) turns each half into float32 as the fmul reads it, so one TMU load
-  feeds two accumulators and B's traffic halves.
+  feeds two k-steps of every accumulator and B's traffic halves, while tiles stay as tall and A's
+  pack the same as with float32.
 
 The bias (one per column), or gemm's beta * C, is where a tile's accumulators start; ReLU6 is fused
 into the store, which goes through each QPU's own VPM rows and VDW DMA stores, which no TMU of this
@@ -95,7 +96,7 @@ class GemmKernel:
     rows: int = 20                   # rows of C per tile
     unroll: int = 8                  # k-steps per loop iteration
     prefetch: int = 4                # B rows requested ahead (at most 4 in flight, semantics.md §8.2)
-    halves: int = 1                  # 2: float16 B, two 16-column halves per word
+    halves: int = 1                  # 2: float16 B, rows k and k + 1 in the halves of one word
     bias: bool = False
     relu6: bool = False
     overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
@@ -107,23 +108,23 @@ class GemmKernel:
         if self.accumulate and (self.bias or self.relu6):
             raise ValueError("accumulate (beta * C) goes without bias and ReLU6")
         most = max_slots(self.overlap, self.accumulate)
-        if not 1 <= self.rows * self.halves <= most:
-            raise ValueError(f"rows={self.rows}: 1 to {most // self.halves} with halves={self.halves}, "
-                             f"overlap={self.overlap}")
+        least = self.halves          # with float16 B a row's two products of one load must not meet
+        if not least <= self.rows <= most:
+            raise ValueError(f"rows={self.rows}: {least} to {most} with halves={self.halves}, overlap={self.overlap}")
         if not 1 <= self.unroll or self.step_bytes > A_PREFETCH_BYTES:
             raise ValueError(f"unroll={self.unroll}: one iteration must read at most {A_PREFETCH_BYTES} bytes of A")
         if not 1 <= self.prefetch <= 4:
             raise ValueError("prefetch: 1 to 4 rows ahead")
 
     @property
-    def slots(self) -> int:
-        """Accumulators of one set, and uniforms read per k-step."""
+    def reads(self) -> int:
+        """Uniforms (values of A) read per TMU load of B: a row's A[i, k] for each k the load holds."""
         return self.rows * self.halves
 
     @property
     def step_bytes(self) -> int:
         """Bytes of the A pack one loop iteration reads."""
-        return 4 * self.slots * self.unroll
+        return 4 * self.reads * self.unroll
 
     @property
     def phases(self) -> int:
@@ -140,8 +141,8 @@ def max_slots(overlap: bool, accumulate: bool) -> int:
     return MAX_SLOTS if overlap else len(ACCUMULATORS) - (2 if accumulate else 0)
 
 
-def max_unroll(slots: int) -> int:
-    return A_PREFETCH_BYTES // (4 * slots)
+def max_unroll(reads: int) -> int:
+    return A_PREFETCH_BYTES // (4 * reads)
 
 
 def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
@@ -155,7 +156,7 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     Set A computes a tile while set B, the tile before, goes out chunk by chunk between the k-loop's
     phases, so that the stores of all QPUs spread over the computation instead of queueing for the
     one VDW engine at the end of every tile; at the tile's end set A moves to set B."""
-    s, lines = cfg.slots, []
+    s, lines = cfg.rows, []
     emit = lines.append
     acc = ACCUMULATORS[:s]
     idle = ACCUMULATORS[s:2 * s] if cfg.overlap else acc
@@ -197,27 +198,17 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         add {RA_A_PREFETCH}, r0, {RB_A_STEP}
         shl r0, elem_num, 2
         add r3, r3, r0""")
-    # Set A starts from beta * C_in (a TMU load per accumulator, 4 in flight), the bias (one
-    # vector per column half) or zero.
+    # Set A starts from beta * C_in (a TMU load per accumulator, 4 in flight), the bias or zero.
     if cfg.accumulate:
         _emit_scaled_c(emit, cfg, acc)
-        start = []
+        start = ""
     elif cfg.bias:
-        emit("        add t0s, r2, r0")
-        if cfg.halves == 2:
-            emit(f"""        mov r1, {4 * LANES}
-        add r2, r2, r1
-        add t0s, r2, r0
-        nop; ldtmu0
-        mov r0, r4
-        nop; ldtmu0""")
-        else:
-            emit("        nop; ldtmu0\n        mov r0, r4")
-        start = ["r0", "r4"]
+        emit("        add t0s, r2, r0\n        nop; ldtmu0")
+        start = "r4"
     else:
-        start = ["0", "0"]
+        start = "0"
     for j in range(0, s if start else 0, 2):                   # ra{j} and rb{j} in one instruction
-        emit("        " + "; ".join(f"mov {a}, {start[(j + n) // cfg.rows]}" for n, a in enumerate(acc[j:j + 2])))
+        emit("        " + "; ".join(f"mov {a}, {start}" for a in acc[j:j + 2]))
     emit(f"        mov r2, {RB_B_STRIDE}")
     for _ in range(cfg.prefetch):
         emit("        add r3, r3, r2; mov t0s, r3")
@@ -228,14 +219,15 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         mov {RA_PHASES}, {cfg.phases}
 :{scope('kloop')}""")
     # The count is in bytes of the A phase left (a register operand: a small immediate and a signal
-    # share one field); r4 <- B row k.
+    # share one field); r4 <- B row k (with float16 B rows k and k + 1: the first `rows` products
+    # take row k's half, the next row k + 1's).
     body = [f"sub.setf {RA_COUNT}, {RA_COUNT}, {RB_A_STEP}; nop; ldtmu0",
             f"add {RA_A_PREFETCH}, {RA_A_PREFETCH}, {RB_A_STEP}; mov t1s, {RA_A_PREFETCH}"]
     for u in range(cfg.unroll):
         body.append("add r3, r3, r2; mov t0s, r3")                     # request row k + prefetch
-        for j in range(s):
-            previous = acc[j - 1]                                        # acc[-1] for j = 0
-            last = j == s - 1
+        for j in range(cfg.reads):
+            previous = acc[(j - 1) % s]                                  # acc[-1] for j = 0
+            last = j == cfg.reads - 1
             signal = "" if not last else "; ldtmu1" if u == cfg.unroll - 1 else "; ldtmu0"
             body.append(f"fadd {previous}, {previous}, r1; fmul r1, unif, r4{unpack[j // cfg.rows]}{signal}")
     lines += [f"        {line}" for line in branch_at_end(body, f"brr.anynz -, r:{scope('kloop')}")]
@@ -284,14 +276,11 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
 def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
     """acc = beta * C_in's tile, r2 pointing at its first row (+ r0: the lane's word)."""
     emit("        add r2, r2, r0")
-    if cfg.halves == 2:                                  # r1: the second column half's rows
-        emit(f"        mov r1, {4 * LANES}\n        add r1, r2, r1")
     requests = []
-    for pointer in ["r2", "r1"][:cfg.halves]:            # in the accumulators' order: half by half
-        for row in range(cfg.rows):
-            requests.append(f"mov t0s, {pointer}")
-            if row + 1 < cfg.rows:
-                requests.append(f"add {pointer}, {pointer}, {C_IN_STRIDE}")
+    for row in range(cfg.rows):
+        requests.append("mov t0s, r2")
+        if row + 1 < cfg.rows:
+            requests.append(f"add r2, r2, {C_IN_STRIDE}")
     # Each accumulator pops its row in order; requests run at most 4 ahead (semantics.md §8.2).
     pending, issued = 0, 0
     for value in acc:
@@ -306,8 +295,8 @@ def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
 
 
 def _halves(cfg: GemmKernel, values: list[str]) -> list[list[str]]:
-    """A set's accumulators by column half, in row order: slot j is row j % rows of half j // rows."""
-    return [values[h * cfg.rows:(h + 1) * cfg.rows] for h in range(cfg.halves)]
+    """A set's accumulators by 16-column strip, in row order (one strip per tile)."""
+    return [values[:cfg.rows]]
 
 
 def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int, offset: int = 0) -> None:
@@ -395,7 +384,7 @@ class GemmPlan:
 
     @property
     def strip(self) -> int:
-        return LANES * self.halves
+        return LANES
 
     @property
     def m_pad(self) -> int:
@@ -411,8 +400,8 @@ class GemmPlan:
 
     @property
     def k_pad(self) -> int:
-        """K padded to whole loop iterations in every phase of the k-loop."""
-        step = self.unroll * self.phases
+        """K padded to whole loop iterations in every phase of the k-loop (a load holds `halves` k)."""
+        step = self.unroll * self.phases * self.halves
         return -(-self.k // step) * step
 
     def task_lists(self) -> list[list[tuple[int, int]]]:
@@ -443,7 +432,7 @@ class GemmPlan:
         lists = []
         for tiles in self.task_lists():
             packs = [pack + i // self.rows * self.a_tile_bytes for i, _ in tiles]
-            lists.append([[a_pack, b + 4 * j // self.halves, c + 4 * (self.row_start(i) * pitch + j),
+            lists.append([[a_pack, b + 4 * j, c + 4 * (self.row_start(i) * pitch + j),
                            c_in + 4 * (i * self.n_pad + j) if c_in is not None else
                            bias + 4 * j if bias is not None else 0, next_pack]
                           for (i, j), a_pack, next_pack in zip(tiles, packs, packs[1:] + packs[-1:], strict=True)])
@@ -455,7 +444,7 @@ class GemmPlan:
         the idle set's first stores go there), and beta with accumulate."""
         pitch = pitch or self.n_pad
         scaled = [int(np.float32(beta).view(np.uint32)), 4 * self.n_pad] if cfg.accumulate else []
-        return [self.k_pad // self.unroll // self.phases * cfg.step_bytes, 4 * self.n_pad // self.halves,
+        return [4 * self.rows * self.k_pad // self.phases, 4 * self.n_pad,
                 4 * pitch - 64, STORE_ROWS * 4 * pitch, scratch] + scaled
 
     def scratch_bytes(self, pitch: int | None = None) -> int:
@@ -466,7 +455,7 @@ class GemmPlan:
         """Distance between the packs of consecutive row tiles: whole uniforms caches (4 KB) plus a
         quarter, so that streams of different row tiles that share a slice's direct-mapped uniforms
         cache (when tiles are dealt round-robin) start in different quarters of it."""
-        stream = 4 * self.rows * self.halves * self.k_pad
+        stream = 4 * self.rows * self.k_pad
         return -(-stream // LINE_BYTES) * LINE_BYTES
 
     @property
@@ -475,14 +464,13 @@ class GemmPlan:
         return self.m_pad // self.rows * self.a_tile_bytes + 2 * A_PREFETCH_BYTES
 
     def pack_a(self, a: np.ndarray) -> np.ndarray:
-        """A as the uniform stream reads it: per tile of `rows` rows (from row_start), k-major, each
-        the tile's rows `halves` times (zeros where padded), tiles a_tile_bytes apart, then room for the TMU1
-        prefetch."""
+        """A as the uniform stream reads it: per tile of `rows` rows (from row_start), k-major (zeros
+        where padded), tiles a_tile_bytes apart, then room for the TMU1 prefetch."""
         padded = np.zeros((self.m_pad, self.k_pad), np.float32)
         padded[:self.m, :self.k] = a
         starts = [self.row_start(i) for i in range(0, self.m_pad, self.rows)]
         tiles = np.stack([padded[r:r + self.rows] for r in starts]).transpose(0, 2, 1)
-        streams = np.tile(tiles, (1, 1, self.halves)).reshape(len(tiles), -1)
+        streams = tiles.reshape(len(tiles), -1)
         out = np.zeros(self.pack_bytes // 4, np.float32)
         words = self.a_tile_bytes // 4
         for t, stream in enumerate(streams):
@@ -490,15 +478,15 @@ class GemmPlan:
         return out
 
     def pack_b(self, b: np.ndarray, prefetch: int) -> np.ndarray:
-        """B with the columns padded to a whole strip and zero rows beyond K for the prefetch; with
-        float16 weights each word holds column j (low half) and j + 16 (high half) of its strip."""
-        padded = np.zeros((self.k_pad + prefetch, self.n_pad), np.float32)
+        """B with the columns padded to a whole strip and zero rows beyond K, and `prefetch` loads
+        more for the prefetch; with float16 weights word row p holds rows 2p (low half) and 2p + 1
+        (high half)."""
+        padded = np.zeros((self.k_pad + prefetch * self.halves, self.n_pad), np.float32)
         padded[:self.k, :self.n] = b
         if self.halves == 1:
             return padded
-        halves = float16_weights(padded).astype(np.float16).view(np.uint16).reshape(-1, self.n_pad // 32, 2, LANES)
-        return (halves[:, :, 0].astype(np.uint32) | halves[:, :, 1].astype(np.uint32) << 16).reshape(
-            padded.shape[0], -1)
+        halves = float16_weights(padded).astype(np.float16).view(np.uint16).reshape(-1, 2, self.n_pad)
+        return halves[:, 0].astype(np.uint32) | halves[:, 1].astype(np.uint32) << 16
 
 
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
@@ -517,23 +505,24 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
     best: tuple[tuple[float, float], GemmPlan] | None = None
     for both in ([overlap] if overlap is not None else [True, False]):
-        most = max_slots(both, accumulate) // halves
+        most = max_slots(both, accumulate)
         for r in ([rows] if rows else rows_allowed or range(1, most + 1)):
-            if r > most or (exact and r > m):
+            if r > most or r < halves or (exact and r > m):
                 continue
-            slots, chunks = r * halves, chunk_count(r)
+            reads, chunks = r * halves, chunk_count(r)
             phases = chunks if both else 1
-            top = max_unroll(slots)
+            top = max_unroll(reads)
             # Every VDW store costs the engine its latency too.
-            tile_store_clocks = halves * (chunks * latency + r * LANES * 4 / vdw_rate)
+            tile_store_clocks = chunks * latency + r * LANES * 4 / vdw_rate
             # Per chunk: ReLU6, VPM writes, setups; with overlap also the k-loop's exit and row moves.
-            chunk_clocks = 4 * halves * (12 + STORE_ROWS * (2 if relu6 else 1) + (r if both else 0))
+            chunk_clocks = 4 * (12 + STORE_ROWS * (2 if relu6 else 1) + (r if both else 0))
             for u in ([unroll] if unroll else sorted({top} | {1 << e for e in range(top.bit_length())})):
-                if u > max_unroll(slots) or u < 1:
+                if u > max_unroll(reads) or u < 1:
                     continue
-                k_pad = -(-k // (u * phases)) * u * phases
-                step_clocks = max(4 * (slots + 1 + 2 / u), memory / prefetch)
-                row_tiles, strips = -(-m // r), -(-n // (LANES * halves))
+                step = u * phases * halves
+                loads = -(-k // step) * step // halves          # TMU loads of B per tile
+                step_clocks = max(4 * (reads + 1 + 2 / u), memory / prefetch)
+                row_tiles, strips = -(-m // r), -(-n // LANES)
                 # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
                 # slices stream all of B each (measured: fp16 pw 512->1024 @7, 74 % -> 44 %).
                 grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
@@ -541,8 +530,8 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                 for candidate in grids or [None]:
                     g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
                     tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
-                    traffic = (g_rows * 4 * slots + g_cols * LINE_BYTES) / port
-                    cost = tiles * (k_pad * max(step_clocks, traffic) + chunks * chunk_clocks + 4 * (slots + 60))
+                    traffic = (g_rows * 4 * reads + g_cols * LINE_BYTES) / port
+                    cost = tiles * (loads * max(step_clocks, traffic) + chunks * chunk_clocks + 4 * (r + 60))
                     if g_rows > 1 and not both:
                         cost *= MULTI_ROW_GRID_HANDICAP
                     stores = row_tiles * strips * tile_store_clocks

@@ -208,10 +208,10 @@ class GemmLayer(Layer):
         pixels dividing a row); none when the input comes from elsewhere."""
         if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
             return ()
-        most = max_slots(False, False) // self.halves
+        most = max_slots(False, False)
         whole = [q * self.out_w for q in range(1, self.out_h + 1) if self.out_h % q == 0]
         within = [r for r in range(4, self.out_w, 4) if self.out_w % r == 0]
-        return tuple(r for r in sorted(set(whole + within)) if r <= most)
+        return tuple(r for r in sorted(set(whole + within)) if self.halves <= r <= most)
 
     def make_plan(self, exact: bool) -> None:
         allowed = self.direct_rows()
@@ -220,9 +220,8 @@ class GemmLayer(Layer):
             self.k = self.producer.plan.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, relu6=self.relu6, rows_allowed=allowed)
         else:                            # a gathered pack: one 16-lane vector per k and tile
-            rows = LANES // self.halves
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=rows, relu6=self.relu6,
-                                  exact=exact and self.m >= rows)
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=LANES, relu6=self.relu6,
+                                  exact=exact and self.m >= LANES)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap)
 
@@ -329,7 +328,7 @@ class DepthwiseLayer(Layer):
     def accepts(self, layout: Layout | Pack) -> str | None:
         if isinstance(layout, Pack):
             try:
-                self.plan.pack_output(layout.plan.rows, layout.plan.halves, layout.plan.a_tile_bytes)
+                self.plan.pack_output(layout.plan.rows, layout.plan.a_tile_bytes)
             except ValueError as error:
                 return str(error)
             return None
@@ -345,7 +344,7 @@ class DepthwiseLayer(Layer):
         out, p = self.output.layout, self.plan
         if isinstance(out, Pack):
             tile_bytes = out.plan.a_tile_bytes
-            pack = p.pack_output(out.plan.rows, out.plan.halves, tile_bytes)
+            pack = p.pack_output(out.plan.rows, tile_bytes)
             return [Segment(p.kernel(self.relu6, pack), p.pack_constants(pack, tile_bytes, QPUS),
                             p.pack_tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
                                          pack, tile_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
@@ -531,11 +530,11 @@ class Network:
         tensor = self.tensors[self.alias.get(name, name)]
         h, w, c = tensor.shape
         words = np.asarray(tensor.array).reshape(-1)
-        if isinstance(tensor.layout, Pack):         # per tile: k-rows of `slots` words, the rows first
+        if isinstance(tensor.layout, Pack):         # per tile: k-rows of `rows` words
             plan = tensor.layout.plan
-            tiles = np.stack([words[t * plan.a_tile_bytes // 4:][:plan.k * plan.rows * plan.halves]
+            tiles = np.stack([words[t * plan.a_tile_bytes // 4:][:plan.k * plan.rows]
                               for t in range(plan.m_pad // plan.rows)])
-            rows = tiles.reshape(len(tiles), plan.k, plan.halves, plan.rows)[:, :, 0].transpose(0, 2, 1)
+            rows = tiles.reshape(len(tiles), plan.k, plan.rows).transpose(0, 2, 1)
             return np.array(rows.reshape(-1, plan.k)[:h * w, :c]).reshape(h, w, c)
         layout = tensor.layout
         pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]

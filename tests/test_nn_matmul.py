@@ -126,7 +126,8 @@ def test_grids_of_qpus(drv, grid):
 
 @pytest.mark.parametrize("rows, overlap, weights", [(3, True, "float32"), (7, True, "float32"), (24, True, "float32"),
                                                      (12, True, "float16"), (37, False, "float32"),
-                                                     (50, False, "float32"), (13, False, "float16")])
+                                                     (50, False, "float32"), (13, False, "float16"),
+                                                     (24, True, "float16"), (50, False, "float16")])
 def test_stores_with_and_without_overlap(drv, rows, overlap, weights):
     """Several tiles per QPU: with overlap a tile's chunks go out between the next tile's k-loop
     phases (the first tile's idle set to the scratch rows, the last tile's after the task loop);
@@ -142,6 +143,8 @@ def test_stores_with_and_without_overlap(drv, rows, overlap, weights):
 def test_kernel_registers_bound_the_rows():
     with pytest.raises(ValueError, match="rows=25"):
         G.GemmKernel(rows=25, overlap=True)
-    with pytest.raises(ValueError, match="rows=26"):
-        G.GemmKernel(rows=26, halves=2, overlap=False)
-    assert G.GemmKernel(rows=50, unroll=1, overlap=False).slots == 50
+    with pytest.raises(ValueError, match="rows=51"):
+        G.GemmKernel(rows=51, halves=2, overlap=False)
+    with pytest.raises(ValueError, match="rows=1: 2 to 24 with halves=2"):       # two products of one row in a row
+        G.GemmKernel(rows=1, halves=2)
+    assert G.GemmKernel(rows=50, unroll=1, halves=2, overlap=False).reads == 100
