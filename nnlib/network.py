@@ -203,9 +203,12 @@ class GemmLayer(Layer):
         self.plan: GemmPlan | None = None
 
     def direct_rows(self) -> tuple[int, ...]:
-        """The tile heights at which a depthwise producer can write this layer's A pack itself
-        (DepthwisePlan.pack_output: whole image rows dividing the image, or whole iterations of 4
-        pixels dividing a row); none when the input comes from elsewhere."""
+        """The tile heights at which the producer can write this layer's A pack itself: a
+        depthwise layer (DepthwisePlan.pack_output: whole image rows dividing the image, or whole
+        iterations of 4 pixels dividing a row), or a pool into a fully connected layer (one row, two
+        with float16 weights); none when the input comes from elsewhere."""
+        if isinstance(self.producer, PoolLayer) and self.m == 1 and self.source.shape[:2] == (1, 1):
+            return (self.halves,)
         if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
             return ()
         most = max_slots(False, False)
@@ -216,8 +219,8 @@ class GemmLayer(Layer):
     def make_plan(self, exact: bool) -> None:
         allowed = self.direct_rows()
         self.direct = bool(allowed)
-        if self.direct:                  # K as the depthwise writes it: whole groups of 16 channels
-            self.k = self.producer.plan.c_pad
+        if self.direct:                  # K as the producer writes it: whole groups of 16 channels
+            self.k = self.producer.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, relu6=self.relu6, rows_allowed=allowed)
         else:                            # a gathered pack: one 16-lane vector per k and tile
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=LANES, relu6=self.relu6,
@@ -316,6 +319,7 @@ class DepthwiseLayer(Layer):
             raise graph.error(node, str(error)) from None
         bias = node.attrs.get("bias")
         self.w, self.bias = w.reshape(3, 3, -1), graph.constant(bias) if bias else None
+        self.c_pad = self.plan.c_pad
 
     def request(self, producer: Layer | None) -> Layout | None:
         p = self.plan
@@ -371,15 +375,22 @@ class PoolLayer(Layer):
     def natural(self) -> Layout:
         return Layout(1, 1, self.source.shape[2], self.c_pad, 1, 0, 1)
 
+    def accepts(self, layout: Layout | Pack) -> str | None:
+        if isinstance(layout, Pack) and (layout.plan.m_pad != layout.plan.rows or layout.plan.k < self.c_pad):
+            return "the pool writes a pack of one tile"
+        return None
+
     def check(self, layout: Layout) -> str | None:
         return None if layout.dense else "the pool reads the pixels as one run, and its input has gaps between rows"
 
     def segments(self, drv, blocks: list) -> list[Segment]:
         layout = self.source.layout
         scale = struct.unpack("<I", struct.pack("<f", 1.0 / self.cfg.pixels))[0]
-        return [Segment(self.cfg, [4 * layout.pitch, scale],
-                        [[self.source.start + 64 * g, self.output.start + 64 * g] for g in range(self.c_pad // LANES)],
-                        pool.TASK_WORDS)]
+        out = self.output.layout
+        rows = out.plan.rows if isinstance(out, Pack) else 0
+        step = 4 * LANES * max(1, rows)                  # a group's means: 16 words, or 16 k-rows
+        tasks = [[self.source.start + 64 * g, self.output.start + step * g] for g in range(self.c_pad // LANES)]
+        return [Segment(pool.PoolKernel(self.cfg.pixels, rows), [4 * layout.pitch, scale], tasks, pool.TASK_WORDS)]
 
     @property
     def kind(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import qpuasm
-from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, deal, free_all, run_tasks, table_prologue
 
@@ -30,6 +30,8 @@ RB_PIXEL_BYTES, RB_SCALE, RB_VPM_SETUP, RB_VDW_SETUP = "rb31", "rb30", "rb29", "
 @dataclass(frozen=True)
 class PoolKernel:
     pixels: int
+    pack_rows: int = 0        # 0: the means as a vector; else as the A pack of a GEMM of this many rows
+
 
     def __post_init__(self) -> None:
         if not 1 <= self.pixels <= MAX_PIXELS:
@@ -40,7 +42,14 @@ class PoolKernel:
 
 
 def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
-    """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py)."""
+    """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py). Into a pack (a
+    k-row of `pack_rows` words per channel, matmul.GemmPlan.pack_a) the 16 means go out as 16 memory
+    rows of one word each from the VPM row's columns (vertical VDW, semantics.md §8.5)."""
+    if cfg.pack_rows:
+        store = vdw_setup_0(LANES, 1, dma_v32(0, 0))
+        stride = f"\n        mov vw_setup, {vdw_setup_1(4 * (cfg.pack_rows - 1))}"
+    else:
+        store, stride = vdw_setup_0(1, 16, dma_h32(0, 0)), ""
     lines = [f"""
         mov {RB_PIXEL_BYTES}, unif
         mov {RB_SCALE}, unif"""]
@@ -51,7 +60,7 @@ def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
         add {RB_VPM_SETUP}, r0, r2
         mov r0, {VDW_ROW}
         mul24 r2, r1, r0
-        mov r0, {vdw_setup_0(1, 16, dma_h32(0, 0))}
+        mov r0, {store}
         add {RB_VDW_SETUP}, r0, r2
 :{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
@@ -73,7 +82,7 @@ def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
     emit(f"""        nop; fmul r0, r0, {RB_SCALE}
         mov vw_setup, {RB_VPM_SETUP}
         mov vpm, r0
-        mov vw_setup, {RB_VDW_SETUP}
+        mov vw_setup, {RB_VDW_SETUP}{stride}
         mov vw_addr, {RA_OUT}
         mov -, vw_wait
         sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
