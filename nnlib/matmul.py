@@ -70,6 +70,10 @@ GRIDS = ((3, 4), (1, 12), (6, 2))
 # 45 %) but lost where the model put them within ~10 % (pw 256->512 @14: 54 % vs 66 %, SGEMM 1024^3:
 # 62 % vs 72 %, modeled 14 % cheaper). So a multi-row grid must be modeled 20 % cheaper to be chosen.
 MULTI_ROW_GRID_HANDICAP = 1.2
+# A k-loop phase of fewer iterations than this stalls on the uniform stream (the A prefetch barely
+# runs ahead): measured, float16 pw 32->64 @112 (K = 32, 4 phases): 9.2 ms at unroll 2, 5.3 at 1.
+# The cost model does not see it, so the planner unrolls only when every phase keeps this many.
+MIN_ITERATIONS = 4
 
 # Each QPU owns STORE_ROWS rows of the VPM's 64 (semantics.md §8.3): 12 x 5 = 60. Every VDW store
 # costs the engine its latency, so the largest chunk that fits is the cheapest per row.
@@ -521,6 +525,8 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                     continue
                 step = u * phases * halves
                 loads = -(-k // step) * step // halves          # TMU loads of B per tile
+                if unroll is None and u > 1 and loads // phases < MIN_ITERATIONS * u:
+                    continue
                 step_clocks = max(4 * (reads + 1 + 2 / u), memory / prefetch)
                 row_tiles, strips = -(-m // r), -(-n // LANES)
                 # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
