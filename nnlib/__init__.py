@@ -13,11 +13,9 @@
 """
 
 from . import reference
-from .conv import conv2d
-from .depthwise import conv_depthwise
-from .matmul import conv_pointwise, fully_connected, gemm
+from .layers import conv2d, conv_depthwise, conv_pointwise, fully_connected, global_avg_pool
+from .matmul import gemm
 from .network import Network, compile  # noqa: A004
-from .pool import global_avg_pool
 
 __all__ = ["Network", "compile", "conv2d", "conv_depthwise", "conv_pointwise", "fully_connected", "gemm",
            "global_avg_pool", "reference"]

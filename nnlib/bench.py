@@ -22,9 +22,8 @@ import numpy as np
 from driver import Driver
 from simulator.timing import param
 
-from . import depthwise as D
 from . import matmul as G
-from .conv import conv2d
+from .layers import conv2d, conv_depthwise
 
 PEAK_GFLOPS = 24.0          # 12 QPUs x 16 lanes x 2 flops / 4 clocks x 250 MHz (performance.md §2)
 LAYERS = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "mobilenet_v1_layers.txt"
@@ -83,7 +82,7 @@ def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) ->
     x = rng.standard_normal((size, size, channels)).astype(np.float32)
     w = rng.standard_normal((3, 3, channels)).astype(np.float32)
     start = time.perf_counter()
-    y, report = D.conv_depthwise(drv, x, w, np.zeros(channels, np.float32), stride)
+    y, report = conv_depthwise(drv, x, w, np.zeros(channels, np.float32), stride)
     wall = time.perf_counter() - start
     bytes_in, bytes_out = x.nbytes, y.nbytes
     clock = param("clock_hz")

@@ -40,9 +40,10 @@ class Segment:
     words: int
     cost: Callable[[list[int]], float] | None = None
     dealt: bool = False
+    qpus: int = QPUS                     # the QPUs the tasks are dealt over (the rest idle to the barrier)
 
     def task_lists(self) -> list[list[list[int]]]:
-        lists = list(self.items) if self.dealt else deal(self.items, QPUS, self.cost)
+        lists = list(self.items) if self.dealt else deal(self.items, self.qpus, self.cost)
         if len(lists) > QPUS:
             raise ValueError(f"a chain runs on {QPUS} QPUs, not {len(lists)}")
         return lists + [[] for _ in range(QPUS - len(lists))]

@@ -24,7 +24,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from . import reference
-from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, deal, free_all, run_tasks, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -553,32 +553,4 @@ class DepthwisePlan:
         return weights, biases
 
 
-def conv_depthwise(drv, x, w, bias=None, stride: int = 1, padding: reference.Padding = "tf_same",
-                   relu6: bool = True, n_qpus: int = MAX_QPUS):
-    """3x3 depthwise convolution of x (H, W, C) by w (3, 3, C), + bias, ReLU6: (result, report)."""
-    x = np.asarray(x, np.float32)
-    w = np.asarray(w, np.float32)
-    if x.ndim != 3 or w.shape != (3, 3, x.shape[2]):
-        raise ValueError(f"conv_depthwise: x {x.shape} (H, W, C) and w {w.shape} (3, 3, C) do not match")
-    plan = DepthwisePlan.of(x.shape, stride, padding)
-    weights, biases = plan.pad_weights(w, bias)
-    blocks: list = []
-    try:
-        x_gpu, w_gpu, b_gpu = (drv.copy(array) for array in (plan.pad_input(x), weights, biases))
-        blocks += [x_gpu, w_gpu, b_gpu]
-        y_gpu = drv.alloc((plan.out_h, plan.w_pad, plan.c_pad), np.float32)
-        blocks.append(y_gpu)
-        y_row_bytes = plan.w_pad * plan.c_pad * 4
-        items = plan.tasks(x_gpu.address + 4 * plan.lead * plan.pitch, w_gpu.address, b_gpu.address, y_gpu.address,
-                           y_row_bytes, n_qpus)
-        code = drv.program(kernel_program(plan.kernel(relu6)))
-        blocks.append(code)
-        report = run_tasks(drv, code, deal(items, n_qpus, plan.task_cost), TASK_WORDS,
-                           plan.constants(y_row_bytes, n_qpus), False, blocks)
-        result = np.array(y_gpu[:, :plan.out_w, :plan.channels])
-    finally:
-        free_all(drv, blocks)
-    return result, report
-
-
-__all__ = ["DepthwiseKernel", "DepthwisePlan", "conv_depthwise", "kernel_program"]
+__all__ = ["DepthwiseKernel", "DepthwisePlan", "PackOutput", "kernel_program"]

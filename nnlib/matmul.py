@@ -606,19 +606,5 @@ def gemm(drv, a, b, c=None, alpha: float = 1.0, beta: float = 0.0, **options):
     return matmul(drv, scaled, b, c=c, beta=beta, **options)
 
 
-def conv_pointwise(drv, x, w, bias=None, relu6: bool = True, **options):
-    """1x1 convolution, x (H, W, Cin) and w (Cin, Cout), bias and ReLU6 fused: (result, report)."""
-    x = np.asarray(x, np.float32)
-    h, width, cin = x.shape
-    result, report = matmul(drv, x.reshape(h * width, cin), w, bias, relu6, **options)
-    return result.reshape(h, width, -1), report
-
-
-def fully_connected(drv, x, w, bias=None, **options):
-    """x (Cin,) @ w (Cin, Cout) + bias: (result (Cout,), report)."""
-    result, report = matmul(drv, np.asarray(x, np.float32).reshape(1, -1), w, bias, False, **options)
-    return result.reshape(-1), report
-
-
-__all__ = ["GemmKernel", "GemmPlan", "conv_pointwise", "float16_weights", "fully_connected", "gemm", "kernel_program",
+__all__ = ["GemmKernel", "GemmPlan", "float16_weights", "gemm", "kernel_program",
            "matmul", "plan_gemm", "reference"]

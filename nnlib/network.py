@@ -171,8 +171,9 @@ class GemmLayer(Layer):
     """conv2d (k x k) and matmul: a gather of patches or pixels into the A pack, then the GEMM."""
 
     def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, halves: int, from_input: bool,
-                 producer: Layer | None):
+                 producer: Layer | None, qpus: int = QPUS):
         self.node, self.source, self.output, self.halves, self.producer = node, source, output, halves, producer
+        self.qpus = qpus
         self.relu6 = _activation(graph, node)
         w = graph.constant(node.inputs[1])
         h, w_, c = source.shape
@@ -218,12 +219,17 @@ class GemmLayer(Layer):
 
     def make_plan(self, exact: bool) -> None:
         allowed = self.direct_rows()
-        self.direct = bool(allowed)
-        if self.direct:                  # K as the producer writes it: whole groups of 16 channels
+        # The host packs A itself when it writes the model's input (a layout, no arithmetic).
+        host = self.from_input and (self.flatten or self.size == 1 and self.stride == 1)
+        self.direct = bool(allowed) or host
+        if host:
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact)
+        elif self.direct:                # K as the producer writes it: whole groups of 16 channels
             self.k = self.producer.c_pad
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, relu6=self.relu6, rows_allowed=allowed)
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
+                                  rows_allowed=allowed)
         else:                            # a gathered pack: one 16-lane vector per k and tile
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, rows=LANES, relu6=self.relu6,
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, rows=LANES, relu6=self.relu6,
                                   exact=exact and self.m >= LANES)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap)
@@ -284,7 +290,7 @@ class GemmLayer(Layer):
         tiles = plan.m_pad // plan.rows
         return Segment(im2col.Im2colKernel(self.offsets()), [],
                        [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
-                        for t in range(tiles)], im2col.TASK_WORDS)
+                        for t in range(tiles)], im2col.TASK_WORDS, qpus=self.qpus)
 
     def _gemm(self) -> Segment:
         plan, out = self.plan, self.output.layout
@@ -305,8 +311,8 @@ class GemmLayer(Layer):
 
 
 class DepthwiseLayer(Layer):
-    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int):
-        self.node, self.source, self.output = node, source, output
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int, qpus: int = QPUS):
+        self.node, self.source, self.output, self.qpus = node, source, output, qpus
         self.relu6 = _activation(graph, node)
         w = graph.constant(node.inputs[1])
         if w.shape[:2] != (3, 3):
@@ -349,13 +355,14 @@ class DepthwiseLayer(Layer):
         if isinstance(out, Pack):
             tile_bytes = out.plan.a_tile_bytes
             pack = p.pack_output(out.plan.rows, tile_bytes)
-            return [Segment(p.kernel(self.relu6, pack), p.pack_constants(pack, tile_bytes, QPUS),
+            return [Segment(p.kernel(self.relu6, pack), p.pack_constants(pack, tile_bytes, self.qpus),
                             p.pack_tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
-                                         pack, tile_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
+                                         pack, tile_bytes, self.qpus), DEPTHWISE_TASK_WORDS, p.task_cost,
+                            qpus=self.qpus)]
         y_row_bytes = 4 * out.pitch * out.row
-        return [Segment(p.kernel(self.relu6), p.constants(y_row_bytes, QPUS, out.pitch),
+        return [Segment(p.kernel(self.relu6), p.constants(y_row_bytes, self.qpus, out.pitch),
                         p.tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
-                                y_row_bytes, QPUS), DEPTHWISE_TASK_WORDS, p.task_cost)]
+                                y_row_bytes, self.qpus), DEPTHWISE_TASK_WORDS, p.task_cost, qpus=self.qpus)]
 
     @property
     def flops(self) -> int:
@@ -363,8 +370,8 @@ class DepthwiseLayer(Layer):
 
 
 class PoolLayer(Layer):
-    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor):
-        self.node, self.source, self.output = node, source, output
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, qpus: int = QPUS):
+        self.node, self.source, self.output, self.qpus = node, source, output, qpus
         h, w, c = source.shape
         try:
             self.cfg = pool.PoolKernel(h * w)
@@ -374,6 +381,11 @@ class PoolLayer(Layer):
 
     def natural(self) -> Layout:
         return Layout(1, 1, self.source.shape[2], self.c_pad, 1, 0, 1)
+
+    def request(self, producer: Layer | None) -> Layout | None:
+        """From the host: pixels c_pad floats apart (the lanes read 16 channels of one pixel)."""
+        h, w, c = self.source.shape
+        return Layout(h, w, c, self.c_pad, w) if producer is None else None
 
     def accepts(self, layout: Layout | Pack) -> str | None:
         if isinstance(layout, Pack) and (layout.plan.m_pad != layout.plan.rows or layout.plan.k < self.c_pad):
@@ -390,14 +402,16 @@ class PoolLayer(Layer):
         rows = out.plan.rows if isinstance(out, Pack) else 0
         step = 4 * LANES * max(1, rows)                  # a group's means: 16 words, or 16 k-rows
         tasks = [[self.source.start + 64 * g, self.output.start + step * g] for g in range(self.c_pad // LANES)]
-        return [Segment(pool.PoolKernel(self.cfg.pixels, rows), [4 * layout.pitch, scale], tasks, pool.TASK_WORDS)]
+        return [Segment(pool.PoolKernel(self.cfg.pixels, rows), [4 * layout.pitch, scale], tasks, pool.TASK_WORDS,
+                        qpus=self.qpus)]
 
     @property
     def kind(self) -> str:
         return "pool"
 
 
-def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], str, bool, dict[str, str]]:
+def _layers(graph: Graph, halves: int, qpus: int = QPUS) -> tuple[dict[str, Tensor], list[Layer], str, bool,
+                                                                   dict[str, str]]:
     """The layers of a simplified graph, in order, with their tensors; the tensor the network
     returns; whether a softmax follows it (left to the host); the tensor each view names."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -439,15 +453,15 @@ def _layers(graph: Graph, halves: int) -> tuple[dict[str, Tensor], list[Layer], 
         source, out = tensor(source_name), tensor(node.name)
         producer = producers.get(source_name)
         if node.op in ("conv2d", "matmul"):
-            layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer)
+            layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer, qpus)
         elif node.op == "depthwise":
             min_pitch = 0
             if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
                 producer.make_plan(exact=True)
                 min_pitch = producer.plan.n_pad
-            layer = DepthwiseLayer(graph, node, source, out, min_pitch)
+            layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus)
         elif node.op == "global_avg_pool":
-            layer = PoolLayer(graph, node, source, out)
+            layer = PoolLayer(graph, node, source, out, qpus)
         else:
             raise graph.error(node, f"op {node.op!r} is not supported by the QPU compiler")
         layers.append(layer)
@@ -527,6 +541,9 @@ class Network:
         if image.shape != self.input.shape:
             raise ValueError(f"the network takes an image of shape {self.input.shape}, not {image.shape}")
         layout, (h, w, c) = self.input.layout, self.input.shape
+        if isinstance(layout, Pack):                 # a GEMM reads the input: packed as its uniforms read it
+            np.asarray(self.input.array).reshape(-1)[:] = layout.plan.pack_a(image.reshape(layout.plan.m, -1))
+            return
         pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]
         np.asarray(self.input.array).reshape(-1)[pixels[..., None] * layout.pitch + np.arange(c)] = image
 
@@ -588,15 +605,19 @@ class Network:
         self.close()
 
 
-def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None) -> Network:  # noqa: A001
-    """A model (a path to .pb / .onnx, or a Graph) compiled for the QPUs: weights uploaded, buffers
-    placed, one program assembled. Errors in the model are raised (ModelError) before anything is
-    allocated; anything allocated is freed if a later step fails."""
+def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None,  # noqa: A001
+            qpus: int = QPUS) -> Network:
+    """A model (a path to .pb / .onnx / .tflite, or a Graph) compiled for the QPUs: weights uploaded,
+    buffers placed, one program assembled. Errors in the model are raised (ModelError) before
+    anything is allocated; anything allocated is freed if a later step fails. `qpus` (1 to 12)
+    limits the QPUs that get work; the program runs on all 12."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
+    if not 1 <= qpus <= QPUS:
+        raise ValueError(f"qpus={qpus}: 1 to {QPUS}")
     graph = model if isinstance(model, Graph) else load(Path(model), outputs)
     simplify(graph)
-    tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1)
+    tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1, qpus)
     (input_name,) = graph.inputs
     try:
         plan_buffers(tensors, layers, input_name)

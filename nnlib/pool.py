@@ -8,15 +8,12 @@ one VDW store. The code is specialised by the pixel count (straight-line, up to 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
-
-import numpy as np
 
 import qpuasm
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
-from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, deal, free_all, run_tasks, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, table_prologue
 
 LANES = 16
 MAX_QPUS = 12
@@ -104,31 +101,4 @@ def kernel_program(cfg: PoolKernel) -> qpuasm.Program:
     return _PROGRAMS[cfg]
 
 
-def global_avg_pool(drv, x, n_qpus: int = MAX_QPUS):
-    """The mean of x (H, W, C) over H and W: (float32 (C,), report)."""
-    x = np.asarray(x, np.float32)
-    if x.ndim != 3:
-        raise ValueError(f"global_avg_pool: x {x.shape} is not (H, W, C)")
-    height, width, channels = x.shape
-    cfg = PoolKernel(height * width)
-    c_pad = -(-channels // LANES) * LANES
-    padded = np.zeros((height * width, c_pad), np.float32)
-    padded[:, :channels] = x.reshape(-1, channels)
-    scale = struct.unpack("<I", struct.pack("<f", 1.0 / cfg.pixels))[0]
-    blocks: list = []
-    try:
-        x_gpu = drv.copy(padded)
-        blocks.append(x_gpu)
-        y_gpu = drv.alloc(c_pad, np.float32)
-        blocks.append(y_gpu)
-        items = [[x_gpu.address + 64 * g, y_gpu.address + 64 * g] for g in range(c_pad // LANES)]
-        code = drv.program(kernel_program(cfg))
-        blocks.append(code)
-        report = run_tasks(drv, code, deal(items, n_qpus), TASK_WORDS, [4 * c_pad, scale], False, blocks)
-        result = np.array(y_gpu[:channels])
-    finally:
-        free_all(drv, blocks)
-    return result, report
-
-
-__all__ = ["PoolKernel", "global_avg_pool", "kernel_program"]
+__all__ = ["PoolKernel", "kernel_program"]

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from driver import Driver
-from nnlib import im2col
+from nnlib import conv2d, im2col
 from nnlib import reference as ref
-from nnlib.conv import conv2d
 from nnlib.matmul import plan_gemm
 
 U = 2.0 ** -23

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from driver import Driver
-from nnlib.depthwise import PIXELS, conv_depthwise, load_order, window_columns
+from nnlib import conv_depthwise
+from nnlib.depthwise import PIXELS, load_order, window_columns
 from nnlib.tasks import deal
 
 from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
@@ -56,7 +57,7 @@ def test_long_rows_on_few_qpus(drv, h, w, c, stride, qpus):
     x, wt, bias = rand(h, w, c), rand(3, 3, c), rand(c)
     y, report = conv_depthwise(drv, x, wt, bias, stride, "same", relu6=False, n_qpus=qpus)
     assert_within_bound(y, x, wt, bias, stride, "same", False)
-    assert len(report.per_qpu) == qpus
+    assert sum(q.instructions > 100 for q in report.per_qpu) == qpus       # the others idle to the end
 
 
 @pytest.mark.parametrize("stride", [1, 2])
