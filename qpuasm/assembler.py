@@ -24,6 +24,8 @@ from .operands import REGISTERS, Label, PerElement, Reg
 from .parser import COMMENT_PATTERN, ParseFailure, parse_line
 from .slots import IMMEDIATE_OPS, UNIT_PREFIXES, AluOp, Branch, EncodeError, Line, describe, encode_line
 
+SHOWN = 160                 # characters of a source line (and of a message) an error shows
+
 
 class AssembleError(Exception):
     """An error in assembly source, with its position: str() is `file:line:col: error: message`
@@ -40,10 +42,15 @@ class AssembleError(Exception):
         super().__init__(self.format())
 
     def format(self) -> str:
-        text = f"{self.filename}:{self.line}:{self.column}: {self.kind}: {self.message}"
+        message = self.message if len(self.message) <= SHOWN else self.message[:SHOWN] + " ..."
+        where = f"{self.filename}:{self.line}:{self.column}" if self.line else self.filename   # a file, not a line
+        text = f"{where}: {self.kind}: {message}"
         if self.source_line is not None:
-            caret = " " * max(self.column - 1, 0) + "^"
-            text += f"\n    {self.source_line.rstrip()}\n    {caret}"
+            line, column = self.source_line.rstrip(), max(self.column - 1, 0)
+            start = max(0, min(column - SHOWN // 2, len(line) - SHOWN))     # a window around the column
+            shown = ("..." if start else "") + line[start:start + SHOWN] + ("..." if start + SHOWN < len(line) else "")
+            caret = " " * (column - start + (3 if start else 0)) + "^"
+            text += f"\n    {shown}\n    {caret}"
         return text
 
 
@@ -227,15 +234,20 @@ class _Assembler:
             return self._lookup(node[1], node[2], scope, final, pc)
         if kind == "int" or kind == "float":
             return node[1]
-        if kind == "bin":
-            _, op, a, b, column = node
-            if op == "&&":
-                return int(self._truth(self.evaluate(a, scope, final, pc), column)
-                           and self._truth(self.evaluate(b, scope, final, pc), column))
-            if op == "||":
-                return int(self._truth(self.evaluate(a, scope, final, pc), column)
-                           or self._truth(self.evaluate(b, scope, final, pc), column))
-            return self._binary(op, self.evaluate(a, scope, final, pc), self.evaluate(b, scope, final, pc), column)
+        if kind == "bin":                 # a left-leaning chain (a + b + c ...) folds in a loop, not deep
+            chain = []
+            while node[0] == "bin":
+                chain.append(node)
+                node = node[2]
+            value = self.evaluate(node, scope, final, pc)
+            for _, op, _, b, column in reversed(chain):
+                if op == "&&":
+                    value = int(self._truth(value, column) and self._truth(self.evaluate(b, scope, final, pc), column))
+                elif op == "||":
+                    value = int(self._truth(value, column) or self._truth(self.evaluate(b, scope, final, pc), column))
+                else:
+                    value = self._binary(op, value, self.evaluate(b, scope, final, pc), column)
+            return value
         if kind == "un":
             _, op, a, column = node
             value = self.evaluate(a, scope, final, pc)

@@ -72,6 +72,8 @@ class _ToAst(Transformer):
 
     def int(self, tok):
         text = str(tok).lower()
+        if len(text) > MAX_DIGITS:          # and Python would refuse to convert it
+            raise ParseFailure(f"a number of {len(text)} digits (a QPU word holds 32 bits)", tok.column)
         value = int(text, 0) if text.startswith(("0x", "0b")) else int(text, 10)
         return ("int", value, tok.column)
 
@@ -98,6 +100,9 @@ class _ToAst(Transformer):
 
     def binary(self, *items):
         """Operands and operators in source order -> a tree by C precedence (precedence climbing)."""
+        if len(items) > 2 * MAX_OPERATORS + 1:
+            raise ParseFailure(f"an expression of {len(items) // 2} operators (at most {MAX_OPERATORS})",
+                               items[1].column)
         return _climb(list(items), 0)[0]
 
     def unary(self, op, a):
@@ -106,6 +111,11 @@ class _ToAst(Transformer):
     def ternary(self, cond, a, b):
         return ("tern", cond, a, b, cond[-1])
 
+
+# Bounds that keep every walk over an expression (evaluation, hashing its tuples) well inside the
+# interpreter's stack, with a clear error instead of a crash.
+MAX_OPERATORS = 4096
+MAX_DIGITS = 100
 
 # C operator precedence (higher binds tighter); ** is vc4asm's power operator, right-associative.
 BINARY_PRECEDENCE = {

@@ -127,3 +127,32 @@ def test_the_no_pi_hint_names_the_cli_flag_too():
     if "no /dev/vcio" not in result.stderr:
         pytest.skip("this machine has /dev/vcio")
     assert "--backend sim" in result.stderr and "backend='sim'" in result.stderr
+
+
+@pytest.mark.parametrize("line, what", [
+    ("ldi r0, 0 " + "+ 1" * 200_000, "1:11: error: an expression of 200000 operators (at most 4096)"),   # item 2
+    ("mov r0, " + "9" * 1_000_000, "1:9: error: a number of 1000000 digits (a QPU word holds 32 bits)"),  # item 3
+])
+def test_huge_expressions_are_one_clear_error_not_a_crash(tmp_path, line, what):
+    source = tmp_path / "k.qasm"
+    source.write_text(line + "\nnop; thrend\nnop\nnop\n")
+    result = vc4("asm", str(source), "-o", str(tmp_path / "k.bin"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first, shown, caret = result.stderr.strip().splitlines()
+    assert first.endswith(what)
+    assert len(shown) < 200 and shown.rstrip().endswith("...") and caret.strip() == "^"   # a window, not 1 MB
+
+
+def test_a_long_flat_sum_assembles(tmp_path):
+    """Item 2: 4,000 terms (a left-leaning chain) fold in a loop, not 4,000 nested calls."""
+    import qpuasm
+
+    program = qpuasm.assemble("ldi r0, 0 " + "+ 1" * 4000 + "\nnop; thrend\nnop\nnop\n")
+    assert int(program.words[0]) & 0xFFFFFFFF == 4000
+
+
+def test_a_missing_file_is_named_without_a_position(tmp_path):
+    """Item 17: no ':0:0' for a file that cannot be read."""
+    result = vc4("asm", str(tmp_path / "nothere.qasm"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nothere.qasm'}: error: cannot read" in result.stderr and ":0:0" not in result.stderr
