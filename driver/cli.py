@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from qpuasm import cli as asm_cli
+from qpuasm import formats
 from qpuasm.assembler import assemble_file
 from simulator.machine import SimulationError, SimulationWarning
 from simulator.timing import STALL_REASONS, Report
@@ -52,13 +54,19 @@ def _uniform(text: str) -> tuple[str, float | int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or buf:N") from None
 
 
+def console() -> Console:
+    """stdout as rich sees it; piped or redirected, wide enough that no table cuts a value (rich
+    would assume 80 columns); on a narrow terminal values fold onto a second line, never cut."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
 def report_table(report: Report, clock_hz: float, title: str = "run") -> Table:
     kind = "modeled" if report.modeled else "measured"
     table = Table(title=f"{title}: {report.cycles:,} cycles = {report.seconds(clock_hz) * 1e6:,.2f} µs at "
                         f"{clock_hz / 1e6:g} MHz ({kind})",
                   caption="busy and stall columns in V3D clock cycles; stalls by what the QPU waited for")
     for name in ("QPU", "instr", "busy", *STALL_REASONS, "end"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for q in report.per_qpu:
         table.add_row(str(q.qpu), f"{q.instructions:,}", f"{q.busy_cycles:,}",
                       *(f"{q.stall_cycles[r]:,}" for r in STALL_REASONS), f"{q.end_cycle:,}")
@@ -66,9 +74,14 @@ def report_table(report: Report, clock_hz: float, title: str = "run") -> Table:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    console = Console()
-    # The assembler refuses hazard errors with file:line:col; --force leaves them to the run.
-    program = assemble_file(args.file, dict(args.define), args.include, check=not args.force)
+    out = console()
+    path = Path(args.file)
+    data = path.read_bytes() if path.is_file() else b""
+    if data and formats.detect(data) != "asm":
+        program = formats.read_words(data)          # code as `vc4 asm` writes it: bin, hex, C or ELF
+    else:
+        # The assembler refuses hazard errors with file:line:col; --force leaves them to the run.
+        program = assemble_file(args.file, dict(args.define), args.include, check=not args.force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SimulationWarning)
         with Driver(backend=args.backend, strict=args.strict) as drv:
@@ -83,12 +96,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = drv.execute(drv.program(program), uniforms, n_qpus=args.qpus, timeout=args.timeout,
                                  force=args.force)
             clock = args.clock * 1e6
-            console.print(report_table(report, clock, title=args.file))
+            out.print(report_table(report, clock, title=args.file))
             for name, value in report.counters.items():
-                console.print(f"  {name} = {value:,}")
+                out.print(f"  {name} = {value:,}")
             for n, buffer in enumerate(buffers):
-                console.print(f"buffer {n} at {buffer.address:#010x}:")
-                console.print(np.array2string(np.asarray(buffer).reshape(-1, min(16, buffer.size)),
+                out.print(f"buffer {n} at {buffer.address:#010x}:")
+                out.print(np.array2string(np.asarray(buffer).reshape(-1, min(16, buffer.size)),
                                               max_line_width=160, threshold=4096))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -106,7 +119,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     table.add_column("")
     for name, value in info_rows(info):
         table.add_row(name, value)
-    Console().print(table)
+    console().print(table)
     return 0
 
 
@@ -115,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     asm_cli.add_commands(sub)
 
-    p = sub.add_parser("run", help="assemble a kernel and run it on the simulator or a Pi; print its report")
+    p = sub.add_parser("run", help="run a kernel (assembly, or code as `vc4 asm` writes it) on the simulator or a Pi; "
+                                   "print its report")
     p.add_argument("file")
     p.add_argument("--qpus", type=int, default=1, help="QPUs to run it on, 1 to 12 (default 1)")
     p.add_argument("--uniform", type=_uniform, action="append", default=[], metavar="VALUE",

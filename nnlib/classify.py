@@ -175,7 +175,7 @@ def _percent(flops: int, seconds: float) -> float:
 
 
 def _print(result: dict, layer_lines: list, clock: float) -> None:
-    out = Console()
+    out = Console() if sys.stdout.isatty() else Console(width=240)     # piped: no cell cut at 80 columns
     table = Table(title=f"{result['image']}: {result['model']} ({result['weights']} weights)")
     table.add_column("#", justify="right")
     table.add_column("class")

@@ -262,7 +262,12 @@ class V3D:
         if code == core.E_MEMORY:
             return self._error(q, pc, outside_message(arg, arg2, self.memory.size))
         signal = isa.SIGNALS[arg] if code == core.E_SIGNAL else ""
-        return self._error(q, pc, ERRORS[code].format(arg, arg2, signal=signal))
+        message = ERRORS[code].format(arg, arg2, signal=signal)
+        if code == core.E_BREAKPOINT and self.memory.read32(pc) == 0 and self.memory.read32(pc + 4) == 0:
+            # A zero word decodes as a breakpoint: usually the program ran off its end.
+            message += (" (the word there is 0: did the program run past its end? A kernel ends with "
+                        "thrend and two delay slots)")
+        return self._error(q, pc, message)
 
     def _collect_events(self) -> None:
         """Strict mode raises the first report; otherwise warn once per instruction and rule."""

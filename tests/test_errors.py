@@ -156,3 +156,29 @@ def test_a_missing_file_is_named_without_a_position(tmp_path):
     result = vc4("asm", str(tmp_path / "nothere.qasm"))
     assert result.returncode == 1
     assert f"{tmp_path / 'nothere.qasm'}: error: cannot read" in result.stderr and ":0:0" not in result.stderr
+
+
+def test_a_kernel_without_thrend_says_it_ran_past_its_end(tmp_path):
+    """Item 17: not a bare 'breakpoint'."""
+    source = tmp_path / "k.qasm"
+    source.write_text("nop\nnop\n")
+    result = vc4("run", str(source))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "breakpoint (the word there is 0: did the program run past its end?" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["bin", "hex", "c", "elf"])
+def test_run_takes_every_format_asm_writes(tmp_path, fmt):
+    """Item 17: `vc4 run add1.bin` ran the bytes as assembly text and echoed them in its error."""
+    code = tmp_path / f"k.{fmt}"
+    assert vc4("asm", str(ROOT / "examples" / "hello.qasm"), "--format", fmt, "-o", str(code)).returncode == 0
+    result = vc4("run", str(code), "--qpus", "12", "--uniform", "buf:192")
+    assert result.returncode == 0, result.stderr
+    assert "cycles" in result.stdout and "buffer 0 at" in result.stdout
+
+
+def test_piped_tables_cut_no_value():
+    """Item 19: piped output had headers and values cut at 80 columns ('ins…', '1,2…')."""
+    result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--qpus", "12", "--uniform", "buf:192")
+    assert result.returncode == 0
+    assert "…" not in result.stdout and "semaphore" in result.stdout and "uniforms" in result.stdout
