@@ -6,16 +6,15 @@ For the kernels with weights, float32 and float16 weights side by side: time, GF
 24 GFLOPS peak. Depthwise layers are memory-bound, so they show GB/s and the ratio to their
 DMA-bound time: the input at the VDR rate and the output at the VDW rate, both engines at once
 (performance.md §4, simulator/timing.py). Every row also gives the QPU instructions and the wall
-time of the run (the simulator's, on the simulator). Layer shapes come from
-../shared/reference/mobilenet_v1_layers.txt when present.
+time of the run (the simulator's, on the simulator). The layer shapes come from the real MobileNet v1
+(nnlib.models fetches and caches it; without it the command says why and stops).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -23,30 +22,36 @@ from driver import Driver
 from simulator.timing import param
 
 from . import matmul as G
+from . import models
 from .layers import conv2d, conv_depthwise
 
 PEAK_GFLOPS = 24.0          # 12 QPUs x 16 lanes x 2 flops / 4 clocks x 250 MHz (performance.md §2)
-LAYERS = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "mobilenet_v1_layers.txt"
 
 
 def mobilenet_layers(kind: str) -> list[tuple]:
-    """Distinct (name, ...) shapes of MobileNet v1's layers of one kind."""
-    if not LAYERS.exists():
-        return []
-    text = LAYERS.read_text().split("== MobileNet v2")[0]
-    pattern = {"pw": r"pw1x1/s1\s+(\d+)@\s*(\d+) ->\s+(\d+)@", "dw": r"dw3x3/s(\d)\s+(\d+)@\s*(\d+) ->"}[kind]
-    seen, shapes = set(), []
-    for match in re.findall(pattern, text):
-        if match in seen:
+    """Distinct (name, ...) shapes of MobileNet v1's layers of one kind ("pw", "dw", "fc"), read from
+    the real model (fetched and cached by nnlib.models): pw (name, M, Cin, Cout), dw (name, size,
+    channels, stride), fc (name, Cin, Cout)."""
+    from .graph import load, simplify
+    from .graph.passes import shapes
+
+    graph = simplify(load(models.fetch("mobilenet_v1", quiet=True), list(models.MODELS["mobilenet_v1"].outputs)))
+    sizes = shapes(graph)
+    out: list[tuple] = []
+    for node in graph.nodes:
+        if len(sizes[node.inputs[0]]) != 3:
             continue
-        seen.add(match)
-        if kind == "pw":
-            cin, size, cout = map(int, match)
-            shapes.append((f"pw {cin}->{cout} @{size}", size * size, cin, cout))
-        else:
-            stride, channels, size = map(int, match)
-            shapes.append((f"dw s{stride} {channels} @{size}", size, channels, stride))
-    return shapes
+        size, _, cin = sizes[node.inputs[0]]
+        if kind == "dw" and node.op == "depthwise":
+            stride = node.attrs.get("stride", 1)
+            out.append((f"dw s{stride} {cin} @{size}", size, cin, stride))
+        elif node.op == "conv2d" and graph.constant(node.inputs[1]).shape[:2] == (1, 1):
+            cout = graph.constant(node.inputs[1]).shape[3]
+            if kind == "pw" and size > 1:
+                out.append((f"pw {cin}->{cout} @{size}", size * size, cin, cout))
+            elif kind == "fc" and size == 1:
+                out.append((f"fc {cin}->{cout}", cin, cout))
+    return list(dict.fromkeys(out))
 
 
 def flops_row(name: str, flops: int, run) -> str:
@@ -102,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        layers = {kind: mobilenet_layers(kind) for kind in ("pw", "dw", "fc")}
+    except models.FetchError as error:
+        print(f"vc4 bench: error: the MobileNet v1 layer shapes come from the model: {error}", file=sys.stderr)
+        return 1
     rng = np.random.default_rng(0)
     print(f"{'kernel':<26} {'--- float32 weights ---':>21}   {'--- float16 weights ---':>21}")
     print(f"{'':<26} {'ms':>9} {'GFLOPS':>6} {'peak':>4}   {'ms':>9} {'GFLOPS':>6} {'peak':>4} "
@@ -116,13 +126,14 @@ def run(args: argparse.Namespace) -> int:
         if args.only in (None, "conv"):
             print(conv_row(drv, rng), flush=True)
         if args.only in (None, "pointwise"):
-            for name, m, k, n in mobilenet_layers("pw"):
+            for name, m, k, n in layers["pw"]:
                 print(gemm_row(drv, name, m, k, n, True, rng), flush=True)
-        if args.only in (None, "fc") and LAYERS.exists():
-            print(gemm_row(drv, "fc 1024->1001", 1, 1024, 1001, False, rng), flush=True)
+        if args.only in (None, "fc"):
+            for name, k, n in layers["fc"]:
+                print(gemm_row(drv, name, 1, k, n, False, rng), flush=True)
         if args.only in (None, "depthwise"):
             print(f"\n{'depthwise (memory-bound)':<26} {'ms':>9} {'rate':>11} {'vs DMA-bound time':>21}")
-            for name, size, channels, stride in mobilenet_layers("dw"):
+            for name, size, channels, stride in layers["dw"]:
                 print(depthwise_row(drv, name, size, channels, stride, rng), flush=True)
     return 0
 

