@@ -86,6 +86,10 @@ class Backend:
         """The report of the last run where the backend has one (the simulator's timing model)."""
         return None
 
+    def note_uniforms(self, ends: dict[int, int]) -> None:
+        """Where the uniforms written for the next run end, by their start (bus addresses): only a
+        simulator can use it (strict mode reports a program reading past them); a Pi has no record."""
+
     def close(self) -> None:
         pass
 
@@ -112,6 +116,9 @@ class SimulatorBackend(Backend):
 
     def run_report(self):
         return self.firmware.v3d.report
+
+    def note_uniforms(self, ends: dict[int, int]) -> None:
+        self.firmware.registers.uniforms_ends = dict(ends)
 
     def map_memory(self, bus_address: int, size: int) -> np.ndarray:
         return self.firmware.memory_view(bus_address, size)

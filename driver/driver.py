@@ -214,6 +214,9 @@ class Driver:
                 message[:, 0] = [int(a) & 0xFFFFFFFF for a in uniform_addresses]
             message[:, 1] = code.address
             jobs = [(int(u), int(c)) for u, c in message]
+            # Uniforms written here end after k words (a stream placed by the caller: unknown).
+            self.backend.note_uniforms({} if uniform_addresses is not None else
+                                       {int(u): int(u) + 4 * k for u, _ in message})
             start = time.perf_counter()
             if direct:
                 try:
@@ -228,6 +231,7 @@ class Driver:
                                       f"{status:#x}); raise timeout= or check the program ends")
             elapsed = time.perf_counter() - start
         finally:
+            self.backend.note_uniforms({})
             self.memory.release(block)
         self.last_report = self.backend.run_report() or self._measured_report(elapsed)
         return self.last_report

@@ -42,7 +42,9 @@ INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run m
 (PC, UNIFORMS, RUNNING, END_COUNTDOWN, BRANCH_TARGET, BRANCH_COUNTDOWN, VPM_WRITE, VPM_READ, VPM_READS_LEFT,
  VDW_SETUP, VDW_STRIDE, VDR_SETUP, VDR_PITCH, INSTRUCTIONS, NOSWAP, CYCLE, DMA_DONE, _DMA_STORE_DONE, VPM_READY,
  WAITING, WAITING_SINCE, BUSY, STALL, _S1, _S2, _S3, _S4, _S5, _S6, _S7, PENDING_COUNT, FIFO_HEAD, _FIFO_HEAD1,
- FIFO_COUNT, _FIFO_COUNT1, INTERRUPTS, CODE_LINE, QPU_SCALARS) = range(38)
+ FIFO_COUNT, _FIFO_COUNT1, INTERRUPTS, CODE_LINE, UNIFORMS_END, QPU_SCALARS) = range(39)
+# UNIFORMS_END: where the uniforms the host gave this program end (0: unknown, or the program has
+# pointed its stream elsewhere through unif_addr); strict mode reports a read at or past it.
 # Stall reasons (columns STALL + reason), in the order of timing.STALL_REASONS.
 ST_TMU, ST_DMA, ST_SFU, ST_VPM, ST_SEMAPHORE, ST_MUTEX, ST_ICACHE, ST_UNIFORMS = range(8)
 NOT_WAITING = -1
@@ -112,7 +114,8 @@ BLOCKED, EXECUTED, ERROR = 0, 1, -1
 # Reports (strict mode raises, non-strict warns once per site); messages are in machine.py.
 (R_SFU_R4_READ, R_UNDEFINED_WRITE, R_RULE1, R_UNDEFINED_BRANCH, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
  R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU, R_THREAD_END_IO, R_THREAD_END_REG14,
- R_VPM_READS_LEFT, R_STALE_UNIFORM, R_MUL_NOP_WRITE, R_WIDE_PITCH, R_VERTICAL_SUBWORD) = range(1, 19)
+ R_VPM_READS_LEFT, R_STALE_UNIFORM, R_MUL_NOP_WRITE, R_WIDE_PITCH, R_VERTICAL_SUBWORD,
+ R_UNIFORMS_PAST_END) = range(1, 20)
 # Errors (always fatal).
 (E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
  E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
@@ -280,6 +283,8 @@ def _slice_cache_read(qpu, m, cache, data, params, q: int, number: int, address:
 def _uniform(qpu, m, cache, data, params, q: int) -> int:
     """The next uniform, through the slice's uniforms cache (§8.6); OUTSIDE outside the SDRAM."""
     address = qpu[q, UNIFORMS]
+    if qpu[q, UNIFORMS_END] and address >= qpu[q, UNIFORMS_END]:
+        _report(m, q, qpu[q, PC], R_UNIFORMS_PAST_END, address, qpu[q, UNIFORMS_END])
     value, stale = _slice_cache_read(qpu, m, cache, data, params, q, UNIFORMS_CACHE + q // QPUS_PER_SLICE, address,
                                      int(params[P_UNIFORMS_PREFETCH]), ST_UNIFORMS)
     if stale:
@@ -577,6 +582,7 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
     if addr == isa.ADDR_UNIFORMS_ADDRESS:
         # B-space is a relative change (unif_addr_rel, §10).
         qpu[q, UNIFORMS] = value if file == 0 else (qpu[q, UNIFORMS] + value) & MASK
+        qpu[q, UNIFORMS_END] = 0                # the program reads what it chose from here on
         return True
     if addr == isa.ADDR_VPM:
         if size_reserved(qpu[q, VPM_WRITE]):

@@ -73,6 +73,9 @@ REPORTS = {
                                      "or its two delay slots"),
     core.R_THREAD_END_REG14: ("rule 6", "ra14/rb14 accessed in the thrend instruction or its two delay slots"),
     core.R_VPM_READS_LEFT: ("rule 21", "the program ends with {0} vector(s) of the last VPM read setup unread"),
+    core.R_UNIFORMS_PAST_END: ("uniforms", "a uniform read at {0:#010x}, past the end of the uniforms the host gave "
+                                           "this program ({1:#010x}): the hardware would read whatever lies "
+                                           "there"),
     core.R_STALE_UNIFORM: ("stale cache", "the uniform at {0:#010x} comes from a uniforms-cache line filled before "
                                           "memory changed (VDW store or host write): the hardware returns the old "
                                           "word; clear the caches (SLCACTL) or write uniforms before the run"),
@@ -176,13 +179,14 @@ class V3D:
 
     # ---- running --------------------------------------------------------------------------------
 
-    def execute(self, jobs: list[tuple[int, int]], max_instructions: int = 10_000_000) -> list[QpuState]:
-        """Run one program per (code address, uniforms address) pair, one per QPU, until all end."""
+    def execute(self, jobs: list[tuple], max_instructions: int = 10_000_000) -> list[QpuState]:
+        """Run one program per (code address, uniforms address[, uniforms end]) job, one per QPU, until
+        all end. The uniforms' end (0: unknown) lets strict mode report a read past them."""
         if len(jobs) > self.qpus:
             raise SimulationError(f"{len(jobs)} programs for {self.qpus} QPUs")
         self._start(jobs)
         self._cache_before = statistics(self.caches, self.tmus)
-        starts = [code for code, _ in jobs]
+        starts = [job[0] for job in jobs]
         low, high = min(starts, default=0), max(starts, default=0) + DECODE_WINDOW
         base, prog = self._decode(low, high)
         qpu, m = self.qpu_state, self.machine
@@ -214,9 +218,10 @@ class V3D:
         """Fresh QPUs at the jobs' code and uniforms; the machine keeps its semaphores, caches and
         interrupt count."""
         self.qpu_state = qpu = np.zeros((len(jobs), core.QPU_SIZE), dtype=np.int64)
-        for i, (code, uniforms) in enumerate(jobs):
+        for i, (code, uniforms, *end) in enumerate(jobs):
             qpu[i, core.PC] = code
             qpu[i, core.UNIFORMS] = uniforms
+            qpu[i, core.UNIFORMS_END] = end[0] if end else 0
         qpu[:, core.RUNNING] = 1
         qpu[:, core.END_COUNTDOWN] = -1
         qpu[:, core.BRANCH_COUNTDOWN] = -1

@@ -25,8 +25,12 @@ class V3DRegisters:
     def __init__(self, v3d: V3D):
         self.v3d = v3d
         self.values: dict[int, int] = dict.fromkeys(isa.V3D_REGISTER_NAMES, 0)
-        self.queue: list[tuple[int, int]] = []          # (code address, uniforms address)
+        self.queue: list[tuple[int, int, int]] = []     # (code address, uniforms address, uniforms end)
         self.next_uniforms = 0
+        # What the driver told the simulator about the uniforms it wrote (uniforms address -> end), so
+        # that strict mode can report a program reading past them: the hardware has no such record
+        # (SRQUL, the queue's uniforms length, is not what a mailbox run sets: semantics.md §9).
+        self.uniforms_ends: dict[int, int] = {}
         self.completed = self.requested = 0
         self.error = False
         self.interrupt_latches = 0                       # bit q: QPU q raised host_int (DBQITC)
@@ -76,7 +80,8 @@ class V3DRegisters:
             if len(self.queue) >= isa.SRQ_QUEUE_DEPTH:
                 self.error = True                        # the request is dropped (semantics.md §9.1)
             else:
-                self.queue.append((value, self.next_uniforms))
+                end = self.uniforms_ends.get(self.next_uniforms, 0)
+                self.queue.append((value, self.next_uniforms, end))
             return
         elif offset == R["SRQCS"]:
             if value & 1 << isa.SRQCS_COMPLETED.lo:

@@ -208,3 +208,20 @@ def test_a_view_cannot_free_its_base():
         assert len(drv.memory.blocks) == 1
         drv.free(b)
         assert drv.memory.blocks == []
+
+
+def test_reading_past_the_given_uniforms_is_a_strict_error():
+    """Item 13: a kernel that reads a uniform it was never given stored 161 bytes through it."""
+    from simulator.machine import SimulationError
+
+    hello = (ROOT / "examples" / "hello.qasm").read_text()
+    with Driver(backend="sim") as drv:
+        with pytest.raises(SimulationError, match=r"a uniform read at 0x[0-9a-f]+, past the end of the uniforms the "
+                                                  r"host gave this program"):
+            drv.execute(hello, uniforms=[], n_qpus=1)
+        out = drv.alloc(192, "uint32")
+        drv.execute(hello, uniforms=[out.address], n_qpus=1)        # given: it runs
+        assert drv.memory.blocks and np.asarray(out).any()
+    with Driver(backend="sim", strict=False) as drv, pytest.warns(Warning, match="past the end of the uniforms"):
+        drv.execute(hello, uniforms=[drv.alloc(192, "uint32").address, 0], n_qpus=1)   # enough: no warning
+        drv.execute("mov r0, unif\nmov r1, unif\nmov irq, 1\nnop; thrend\nnop\nnop\n", uniforms=[1], n_qpus=1)
