@@ -7,10 +7,12 @@ An iteration loads each input vector of its window once (3 rows of 6 columns at 
 stride 2) and adds every vector's products to the sums of the pixels it touches; the sums go
 through the QPU's own 4 VPM rows to memory by one VDW store. The TMU requests run 4 per TMU ahead of
 use, across iterations, so the memory latency of one window hides behind the arithmetic of the one
-before. The input comes already padded (the host pads it here; in a chained network the producing
-layer writes into a zero-bordered buffer), so the kernel has no edge cases. The layer is
-memory-bound: a pixel needs 9 fmul + 9 fadd for 64 bytes out and 64 (stride 1) or 256 (stride 2)
-bytes in, and the QPUs outrun the DMA and SDRAM rates (performance.md §4).
+before. The input is dense rows between zero rows (DepthwisePlan), which a producing GEMM writes as
+its rows come: the first and last iteration of a row skip the loads beyond its ends, which is the
+zero border at its sides. The output goes out as NHWC rows, or (PackOutput) straight into the next
+pointwise layer's A pack, transposed by the DMA engine. The layer is memory-bound: a pixel needs
+9 fmul + 9 fadd for 64 bytes out and 64 (stride 1) or 256 (stride 2) bytes in, and the QPUs outrun
+the DMA and SDRAM rates (performance.md §4).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import qpuasm
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from . import reference
@@ -370,14 +371,6 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     return "\n".join(lines)
 
 
-_PROGRAMS: dict[DepthwiseKernel, qpuasm.Program] = {}
-
-
-def kernel_program(cfg: DepthwiseKernel) -> qpuasm.Program:
-    if cfg not in _PROGRAMS:
-        _PROGRAMS[cfg] = qpuasm.assemble(cfg.source(), filename=f"<depthwise {cfg}>")
-    return _PROGRAMS[cfg]
-
 
 @dataclass(frozen=True)
 class DepthwisePlan:
@@ -553,4 +546,4 @@ class DepthwisePlan:
         return weights, biases
 
 
-__all__ = ["DepthwiseKernel", "DepthwisePlan", "PackOutput", "kernel_program"]
+__all__ = ["DepthwiseKernel", "DepthwisePlan", "PackOutput"]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from .matmul import STORE_ROWS
@@ -102,14 +101,6 @@ def kernel_source(cfg: Im2colKernel, scope: Scope = ALONE) -> str:
     return "\n".join(lines)
 
 
-_PROGRAMS: dict[Im2colKernel, qpuasm.Program] = {}
-
-
-def kernel_program(cfg: Im2colKernel) -> qpuasm.Program:
-    if cfg not in _PROGRAMS:
-        _PROGRAMS[cfg] = qpuasm.assemble(cfg.source(), filename="<im2col>")
-    return _PROGRAMS[cfg]
-
 
 def window_corners(out_h: int, out_w: int, row_floats: int, pitch: int, stride: int, base: int) -> np.ndarray:
     """The address of each output pixel's window corner (row-major), in an input whose rows are
@@ -129,4 +120,4 @@ def lane_table(corners: np.ndarray, plan) -> np.ndarray:
     return np.asarray(corners, np.int64)[rows].astype(np.uint32)
 
 
-__all__ = ["Im2colKernel", "kernel_program", "lane_table", "patch_offsets", "window_corners"]
+__all__ = ["Im2colKernel", "lane_table", "patch_offsets", "window_corners"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import qpuasm
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, table_prologue
@@ -92,13 +91,5 @@ def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
     return "\n".join(lines)
 
 
-_PROGRAMS: dict[PoolKernel, qpuasm.Program] = {}
 
-
-def kernel_program(cfg: PoolKernel) -> qpuasm.Program:
-    if cfg not in _PROGRAMS:
-        _PROGRAMS[cfg] = qpuasm.assemble(cfg.source(), filename=f"<pool {cfg}>")
-    return _PROGRAMS[cfg]
-
-
-__all__ = ["PoolKernel", "kernel_program"]
+__all__ = ["PoolKernel"]
