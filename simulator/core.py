@@ -22,7 +22,7 @@ from .cache import FROM_MEMORY, FROM_SYSTEM_L2, ICACHE, LINE_BYTES, TMU_HIT, sli
 from .cache import UNIFORMS as UNIFORMS_CACHE
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent
 from .jit import jit
-from .memory import OUTSIDE
+from .memory import OFFSET_MASK, OUTSIDE
 from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
 from .sfu import SFU_LATENCY, sfu
 from .vpm import RESERVED, generic_advanced, load, read_vector, size_reserved, store, write_vector
@@ -96,12 +96,18 @@ QPU_SIZE = VECTORS + 19 * LANES
  G_ERROR, G_ERROR_ARG, G_ERROR_ARG2, G_ERROR_QPU, G_ERROR_PC, G_NEED_PC, G_MEMORY_FREE, G_BUS_FREE,
  G_SFU_FREE) = range(18)
 NO_OWNER = -1
-SEMAPHORES = G_SFU_FREE + MAX_QPUS // QPUS_PER_SLICE
+G_PAGES_ON = G_SFU_FREE + MAX_QPUS // QPUS_PER_SLICE       # after the SFUs' free cycles, one per slice
+SEMAPHORES = G_PAGES_ON + 1
 EVENTS = SEMAPHORES + isa.SEMAPHORE_COUNT
 EVENT_FIELDS = 5
 EVENT_CAPACITY = 64
 EVENT_DRAIN = EVENT_CAPACITY - 24        # one instruction adds at most a few
-MACHINE_SIZE = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
+# The pages of SDRAM the firmware has allocated (1: allocated), when G_PAGES_ON: strict mode reports
+# a TMU read, a uniform or a DMA transfer elsewhere (on a Pi that could be the ARM's memory).
+PAGE_SHIFT = 12
+PAGE_COUNT = (1 << 30) >> PAGE_SHIFT                 # 1 GB: the largest Pi SDRAM of this GPU
+PAGES = EVENTS + EVENT_CAPACITY * EVENT_FIELDS
+MACHINE_SIZE = PAGES + PAGE_COUNT
 # Timing parameters: params[k] in the order of timing.CORE_PARAMETERS.
 (P_CPI, P_TMU_HIT, P_L2_HIT, P_MEMORY, P_VDR_RATE, P_VDW_RATE, P_DMA_LATENCY, P_SFU_BUSY, P_VPM_LATENCY,
  P_MEMORY_RATE, P_ICACHE_PREFETCH, P_UNIFORMS_PREFETCH, P_DMA_ROW, P_SYSTEM_L2, P_BUS_RATE) = range(15)
@@ -115,7 +121,9 @@ BLOCKED, EXECUTED, ERROR = 0, 1, -1
 (R_SFU_R4_READ, R_UNDEFINED_WRITE, R_RULE1, R_UNDEFINED_BRANCH, R_TWO_UNIFORMS, R_FTOI, R_MUL_CARRY,
  R_PACK_OUTSIDE_A, R_TMU_OVERFLOW, R_STALE, R_SFU_R4_LDTMU, R_THREAD_END_IO, R_THREAD_END_REG14,
  R_VPM_READS_LEFT, R_STALE_UNIFORM, R_MUL_NOP_WRITE, R_WIDE_PITCH, R_VERTICAL_SUBWORD,
- R_UNIFORMS_PAST_END) = range(1, 20)
+ R_UNIFORMS_PAST_END, R_UNALLOCATED) = range(1, 21)
+# What R_UNALLOCATED's second argument names.
+BY_TMU, BY_UNIFORMS, BY_VDW, BY_VDR = range(4)
 # Errors (always fatal).
 (E_MEMORY, E_RESERVED_ADD, E_VPM_READ_EMPTY, E_TEXTURE, E_IO_WRITE, E_VR_SETUP, E_LDTMU_EMPTY, E_BREAKPOINT,
  E_SIGNAL, E_RESERVED_BRANCH, E_UNDEFINED, E_VPM_SIZE, E_DMA_MODEW, E_FIFO_FULL, E_PENDING_FULL,
@@ -279,10 +287,21 @@ def _slice_cache_read(qpu, m, cache, data, params, q: int, number: int, address:
     return value, stale
 
 
+@jit(inline=True)
+def _unallocated(m, address: int) -> bool:
+    """Whether an access at `address` falls outside the memory the firmware allocated (when known)."""
+    if not m[G_PAGES_ON]:
+        return False
+    page = (address & OFFSET_MASK) >> PAGE_SHIFT
+    return page >= PAGE_COUNT or m[PAGES + page] == 0
+
+
 @jit
 def _uniform(qpu, m, cache, data, params, q: int) -> int:
     """The next uniform, through the slice's uniforms cache (§8.6); OUTSIDE outside the SDRAM."""
     address = qpu[q, UNIFORMS]
+    if _unallocated(m, address):
+        _report(m, q, qpu[q, PC], R_UNALLOCATED, address, BY_UNIFORMS)
     if qpu[q, UNIFORMS_END] and address >= qpu[q, UNIFORMS_END]:
         _report(m, q, qpu[q, PC], R_UNIFORMS_PAST_END, address, qpu[q, UNIFORMS_END])
     value, stale = _slice_cache_read(qpu, m, cache, data, params, q, UNIFORMS_CACHE + q // QPUS_PER_SLICE, address,
@@ -599,6 +618,8 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         vertical = (setup & VDW_HORIZ_BIT) == 0 if file == 1 else (setup & VDR_VERT_BIT) != 0
         if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
+        if _unallocated(m, value):
+            _report(m, q, pc, R_UNALLOCATED, value, BY_VDW if file == 1 else BY_VDR)
         if file == 1:
             moved, outside, port_bytes, rows = store(vpm, data, cache, value, setup, qpu[q, VDW_STRIDE])
             rate = params[P_VDW_RATE]
@@ -693,8 +714,12 @@ def _tmu_request(qpu, m, cache, data, params, q: int, addr: int, src: int) -> bo
     entry = tmu * FIFO_CAPACITY + (qpu[q, FIFO_HEAD + tmu] + count) % FIFO_CAPACITY
     latency = 0
     stale_seen = False
+    unallocated_seen = False
     for lane in range(LANES):
         address = qpu[q, src + lane]            # a byte address; the low 2 bits are ignored
+        if not unallocated_seen and _unallocated(m, address):
+            unallocated_seen = True
+            _report(m, q, pc, R_UNALLOCATED, address, BY_TMU)
         value, stale, level = tmu_read(cache, data, physical, address)
         if value == OUTSIDE:
             return _fail(m, q, pc, E_MEMORY, address & ~3, 4) != ERROR

@@ -178,6 +178,7 @@ class Firmware:
         self.allocations[handle] = Allocation(start, size, flags)
         if flags & isa.MEM_FLAG_ZERO:
             self.v3d.memory.data[start:start + size] = 0
+        self._allocated_changed()
         return handle
 
     def _find_room(self, size: int, alignment: int) -> int | None:
@@ -205,7 +206,14 @@ class Firmware:
         return 0
 
     def _release(self, handle: int) -> int:
-        return 0 if self.allocations.pop(handle, None) is not None else 1
+        if self.allocations.pop(handle, None) is None:
+            return 1
+        self._allocated_changed()
+        return 0
+
+    def _allocated_changed(self) -> None:
+        """Tell the V3D what memory is given out, for strict mode's check of every access."""
+        self.v3d.allocated([(a.offset, a.size) for a in self.allocations.values()])
 
     def bus_alias(self, flags: int) -> int:
         """The alias bits of the bus address a lock answers (semantics.md §9.2)."""

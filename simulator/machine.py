@@ -73,6 +73,8 @@ REPORTS = {
                                      "or its two delay slots"),
     core.R_THREAD_END_REG14: ("rule 6", "ra14/rb14 accessed in the thrend instruction or its two delay slots"),
     core.R_VPM_READS_LEFT: ("rule 21", "the program ends with {0} vector(s) of the last VPM read setup unread"),
+    core.R_UNALLOCATED: ("GPU memory", "{0:#010x} ({by}) is not in memory the firmware allocated: on a Pi that "
+                                       "address may be the ARM's own memory"),
     core.R_UNIFORMS_PAST_END: ("uniforms", "a uniform read at {0:#010x}, past the end of the uniforms the host gave "
                                            "this program ({1:#010x}): the hardware would read whatever lies "
                                            "there"),
@@ -179,6 +181,16 @@ class V3D:
 
     # ---- running --------------------------------------------------------------------------------
 
+    def allocated(self, ranges: list[tuple[int, int]] | None) -> None:
+        """The SDRAM the firmware has allocated, as (offset, size) ranges: strict mode then reports a
+        TMU read, uniform or DMA transfer outside them. None: unknown (no firmware: no check)."""
+        m = self.machine
+        m[core.PAGES:core.PAGES + core.PAGE_COUNT] = 0
+        m[core.G_PAGES_ON] = ranges is not None
+        for offset, size in ranges or []:
+            first, last = offset >> core.PAGE_SHIFT, (offset + size - 1) >> core.PAGE_SHIFT
+            m[core.PAGES + first:core.PAGES + min(last + 1, core.PAGE_COUNT)] = 1
+
     def execute(self, jobs: list[tuple], max_instructions: int = 10_000_000) -> list[QpuState]:
         """Run one program per (code address, uniforms address[, uniforms end]) job, one per QPU, until
         all end. The uniforms' end (0: unknown) lets strict mode report a read past them."""
@@ -235,9 +247,9 @@ class V3D:
         qpu[:, core.S_ELEMENT:core.S_ELEMENT + core.LANES] = np.arange(core.LANES)
         restart_clocks(self.caches)
         m = self.machine
-        interrupts = m[core.G_HOST_INTERRUPTS]
+        interrupts, pages_on = m[core.G_HOST_INTERRUPTS], m[core.G_PAGES_ON]
         m[:core.SEMAPHORES] = 0
-        m[core.G_HOST_INTERRUPTS] = interrupts
+        m[core.G_HOST_INTERRUPTS], m[core.G_PAGES_ON] = interrupts, pages_on    # both outlive a run
         m[core.G_MUTEX_OWNER] = core.NO_OWNER
         m[core.G_STRICT] = 1 if self.strict else 0
         m[core.G_SEEDED] = 0 if self.seed is None else 1
@@ -283,7 +295,8 @@ class V3D:
         for q, pc, code, arg, arg2 in events[:count].tolist():
             rule, message = REPORTS[code]
             file = "ab"[arg] if code == core.R_RULE1 else ""
-            text = message.format(arg, arg2, file=file, name=_report_name(code, arg))
+            by = ("a TMU read", "a uniform", "a VDW store", "a VDR load")[arg2] if code == core.R_UNALLOCATED else ""
+            text = message.format(arg, arg2, file=file, name=_report_name(code, arg), by=by)
             report = f"QPU{q} at {pc:#x} [{self._instruction_text(pc)}]: {text} ({rule})"
             if self.strict:
                 raise SimulationError(report)

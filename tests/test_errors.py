@@ -225,3 +225,21 @@ def test_reading_past_the_given_uniforms_is_a_strict_error():
     with Driver(backend="sim", strict=False) as drv, pytest.warns(Warning, match="past the end of the uniforms"):
         drv.execute(hello, uniforms=[drv.alloc(192, "uint32").address, 0], n_qpus=1)   # enough: no warning
         drv.execute("mov r0, unif\nmov r1, unif\nmov irq, 1\nnop; thrend\nnop\nnop\n", uniforms=[1], n_qpus=1)
+
+
+@pytest.mark.parametrize("address", [0, 0x1000])
+def test_an_access_outside_the_allocations_is_a_strict_error(address):
+    """Item 12: a DMA store or TMU read at the ARM's RAM passed with exit 0; now every TMU read,
+    uniform and DMA transfer outside the GPU memory the firmware gave out is an error in strict
+    mode, naming the QPU, the PC and the address."""
+    from simulator.machine import SimulationError
+
+    hello = (ROOT / "examples" / "hello.qasm").read_text()
+    read = "mov r0, unif\nmov t0s, r0\nnop; ldtmu0\nmov irq, 1\nnop; thrend\nnop\nnop\n"
+    with Driver(backend="sim") as drv:
+        for source, what in ((hello, "a VDW store"), (read, "a TMU read")):
+            with pytest.raises(SimulationError, match=rf"QPU0 at 0x[0-9a-f]+ .*{address:#010x} \({what}\) is not in "
+                                                      "memory the firmware allocated"):
+                drv.execute(source, uniforms=[address], n_qpus=1)
+        inside = drv.alloc(16, "uint32")
+        drv.execute(read, uniforms=[inside.address], n_qpus=1)       # an allocation: fine
