@@ -14,9 +14,10 @@ the logits.
 Kernels per layer:
 - conv2d k x k reading the model's input: the im2col gather (im2col.py) into the GEMM's A pack, then
   the GEMM (matmul.py); the host writes the image into a zero-bordered buffer.
-- conv2d 1x1 and matmul (fully connected): a gather of each pixel's channels into the A pack, then
-  the GEMM. The gather is where a layout changes: the GEMM reads A through its uniform stream,
-  k-major per tile of pixels, which no producer writes directly (yet).
+- conv2d 1x1 and matmul (fully connected): the GEMM, reading A through its uniform stream, k-major
+  per tile of pixels (GemmPlan.pack_a). The producer writes that pack itself where it can: a
+  depthwise layer (tiles of whole image rows, or of whole 4-pixel iterations within a row), the pool
+  (for the FC layer), the host (the model's input); otherwise a gather of each pixel's channels.
 - depthwise 3x3: depthwise.py, reading dense rows between zero rows, which a GEMM writes directly
   (exact tiles, the depthwise's pitch).
 - global average pool: pool.py.
@@ -26,8 +27,8 @@ Reshape, squeeze, flatten and identity move no data; a softmax at the very end i
 Buffers follow the cache-staleness rule (DESIGN.md, performance.md §4 "Cache coherency"): a buffer
 written by VDW in a submission must not be read through TMU or uniform-cache lines that an earlier
 read in the same submission may have left behind. Every kernel here reads through those caches, so
-no buffer is written twice in a submission: each tensor has a buffer of its own (MobileNet v1 at
-float32 needs about 50 MB of the 128 MB GPU memory; see plan_buffers). The simulator's strict mode
+no buffer is written twice in a submission: each tensor has a buffer of its own (MobileNet v1 takes
+41 MiB of the 128 MB GPU memory at float32 weights; see plan_buffers). The simulator's strict mode
 checks the rule on every run.
 """
 
