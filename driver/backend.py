@@ -90,6 +90,10 @@ class Backend:
         """Where the uniforms written for the next run end, by their start (bus addresses): only a
         simulator can use it (strict mode reports a program reading past them); a Pi has no record."""
 
+    def note_direct_timeout(self, n_qpus: int, seconds: float) -> None:
+        """The time a direct submission (through the V3D registers) may take: a simulator runs it
+        at once when the last program is queued, so it must know its budget first; a Pi polls."""
+
     def close(self) -> None:
         pass
 
@@ -119,6 +123,9 @@ class SimulatorBackend(Backend):
 
     def note_uniforms(self, ends: dict[int, int]) -> None:
         self.firmware.registers.uniforms_ends = dict(ends)
+
+    def note_direct_timeout(self, n_qpus: int, seconds: float) -> None:
+        self.firmware.registers.max_instructions = self.firmware.instruction_budget(n_qpus, seconds)
 
     def map_memory(self, bus_address: int, size: int) -> np.ndarray:
         return self.firmware.memory_view(bus_address, size)

@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 else:
                     uniforms.append(value)
             report = drv.execute(drv.program(program), uniforms, n_qpus=args.qpus, timeout=args.timeout,
-                                 force=args.force)
+                                 force=args.force, direct=args.direct)
             clock = args.clock * 1e6
             out.print(report_table(report, clock, title=args.file))
             for name, value in report.counters.items():
@@ -137,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
     p.add_argument("--strict", action="store_true", help="the simulator stops at hazards instead of warning")
     p.add_argument("--force", action="store_true", help="run even if the hazard check finds errors")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds (default 1)")
+    p.add_argument("--timeout", type=float, default=1.0,
+                   help="seconds the run may take (default 1): modeled V3D time on the simulator, wall time on a "
+                        "Pi; through the mailbox the firmware stops a run after 1 s (see --direct)")
+    p.add_argument("--direct", action="store_true",
+                   help="submit through the V3D registers instead of the mailbox (no 1-second firmware limit)")
     p.add_argument("--clock", type=float, default=250.0, help="V3D clock for the report, MHz (default 250)")
     p.add_argument("-D", "--define", type=asm_cli._define, action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("-I", "--include", action="append", default=[], metavar="DIR")

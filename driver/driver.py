@@ -25,6 +25,7 @@ import numpy as np
 
 import qpuasm
 from qpuasm import isa
+from simulator.machine import BudgetExceeded
 from simulator.timing import Report
 
 from .backend import Backend
@@ -219,10 +220,14 @@ class Driver:
                                        {int(u): int(u) + 4 * k for u, _ in message})
             start = time.perf_counter()
             if direct:
+                self.backend.note_direct_timeout(n_qpus, timeout)
                 try:
                     self.v3d.submit_direct(jobs, timeout)
                 except V3DError as error:
                     raise DriverError(f"direct submission: {error}") from None
+                except BudgetExceeded:
+                    raise DriverError(f"direct submission: the programs were still running after {timeout} s "
+                                      "(modeled V3D time); raise timeout= or check the program ends") from None
             else:
                 status = self.backend.mailbox.execute_qpu(n_qpus, block.bus_address + 4 * n_qpus * k, False,
                                                           max(1, int(timeout * 1000)))

@@ -221,6 +221,12 @@ class Firmware:
         return {isa.MEM_FLAG_NORMAL: 0x00000000, isa.MEM_FLAG_DIRECT: 0xC0000000,
                 isa.MEM_FLAG_COHERENT: 0x80000000, isa.MEM_FLAG_L1_NONALLOCATING: 0x40000000}[kind]
 
+    def instruction_budget(self, num_qpus: int, seconds: float) -> int:
+        """No QPU issues more than one instruction per cycles_per_instruction clocks: past this many
+        instructions `seconds` of V3D time have certainly passed."""
+        clocks = seconds * self.board.clocks_hz["v3d"]
+        return num_qpus * (int(clocks / param("cycles_per_instruction")) + 1000)
+
     def allocated_bytes(self) -> int:
         return sum(a.size for a in self.allocations.values())
 
@@ -238,10 +244,7 @@ class Firmware:
         for uniforms, code in pairs:
             regs.write(isa.V3D_REGISTERS["SRQUA"], uniforms)
             regs.write(isa.V3D_REGISTERS["SRQPC"], code)
-        # No QPU issues more than one instruction per cycles_per_instruction clocks: past this many the
-        # timeout has certainly passed.
-        clocks = timeout_ms / 1000 * self.board.clocks_hz["v3d"]
-        regs.max_instructions = num_qpus * (int(clocks / param("cycles_per_instruction")) + 1000)
+        regs.max_instructions = self.instruction_budget(num_qpus, timeout_ms / 1000)
         try:
             regs.run_queue()
         except BudgetExceeded:

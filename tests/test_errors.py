@@ -243,3 +243,16 @@ def test_an_access_outside_the_allocations_is_a_strict_error(address):
                 drv.execute(source, uniforms=[address], n_qpus=1)
         inside = drv.alloc(16, "uint32")
         drv.execute(read, uniforms=[inside.address], n_qpus=1)       # an allocation: fine
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_kernel_that_spins_stops_at_its_timeout_on_either_path(tmp_path, direct):
+    """Item 16: `vc4 run` has --direct, and a spinning kernel fails at its (modeled) timeout with one
+    line on both paths (the direct path ran 200 million instructions and said 'BudgetExceeded')."""
+    source = tmp_path / "spin.qasm"
+    source.write_text(":loop\n    brr -, r:loop\n    nop\n    nop\n    nop\n")
+    result = vc4("run", str(source), "--timeout", "0.01", *(["--direct"] if direct else []))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("vc4 run: error: direct submission: the programs were still running after 0.01 s"
+                           if direct else "vc4 run: error: QPU execution timed out after 0.01 s")
