@@ -37,3 +37,14 @@ sys.modules.setdefault("nose.tools", _nose.tools)
 compat.install()
 if not hasattr(np, "alltrue"):              # removed in numpy 2.0; py-videocore's test_rotate uses it
     np.alltrue = np.all
+
+
+def pytest_runtest_setup(item) -> None:
+    """py-videocore's tests draw their inputs unseeded; seeded here, per test, so that a run is
+    reproducible. Unseeded, test_unpack_regA_float fails about once in a thousand runs, on the
+    hardware as on vc4kit: a draw below float16's smallest normal (6.1e-5) is a half denormal, which
+    the QPU's unpack makes a float denormal and the ALU flushes to zero (semantics.md §5.1)."""
+    import random
+
+    np.random.seed(0)
+    random.seed(0)
