@@ -29,6 +29,7 @@ from . import images, models
 from .bench import PEAK_GFLOPS
 from .graph import ModelError, load, simplify
 from .network import compile as compile_network
+from .network import softmax
 
 SAMPLE = "sample"
 DEFAULT_MODEL = "mobilenet_v1"
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.layers:
                     with console.status("each layer on its own, for the per-layer table"):
                         layer_lines = net.profile(image)
-        # The model's own softmax if it ends with one, else the softmax of its logits (on the host).
-        probabilities = net.probabilities(logits) if net.softmax else _softmax(logits)
+        # The softmax of the logits, on the host: the model's own last op when it ends with one.
+        probabilities = softmax(logits)
         names = images.imagenet_labels(len(logits)) if len(logits) in (1000, 1001) else None
         best = list(np.argsort(-probabilities)[:args.top])
         verdicts = _cpu_verdicts(graph, image, probabilities if net.softmax else logits, args.top)
@@ -163,11 +164,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print(result, layer_lines, clock)
     return 0
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
 
 
 def _percent(flops: int, seconds: float) -> float:

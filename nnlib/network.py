@@ -82,6 +82,12 @@ class Layout:
         """Rows follow each other with no gap (a pool reads the pixels as one run)."""
         return self.row == self.width
 
+    def indices(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The index, in the buffer's float32 words, of every value of an (H, W, C) tensor."""
+        h, w, c = shape
+        pixels = self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
+        return pixels[..., None] * self.pitch + np.arange(c)
+
     def corners(self, base: int, stride: int, out_h: int, out_w: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
         """For each output pixel (row-major), the address of pixel (oh stride, ow stride) + offset
         in a buffer at `base`."""
@@ -503,6 +509,11 @@ def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: st
             raise ModelError("<graph>", user.node.name, user.node.op, why)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
 @dataclass
 class LayerTime:
     """One layer's line in a profile: its modeled time from a run of its own."""
@@ -541,12 +552,11 @@ class Network:
         image = np.asarray(image, np.float32)
         if image.shape != self.input.shape:
             raise ValueError(f"the network takes an image of shape {self.input.shape}, not {image.shape}")
-        layout, (h, w, c) = self.input.layout, self.input.shape
+        layout = self.input.layout
         if isinstance(layout, Pack):                 # a GEMM reads the input: packed as its uniforms read it
             np.asarray(self.input.array).reshape(-1)[:] = layout.plan.pack_a(image.reshape(layout.plan.m, -1))
             return
-        pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]
-        np.asarray(self.input.array).reshape(-1)[pixels[..., None] * layout.pitch + np.arange(c)] = image
+        np.asarray(self.input.array).reshape(-1)[layout.indices(self.input.shape)] = image
 
     def read(self) -> np.ndarray:
         """The output tensor of the last run."""
@@ -565,16 +575,11 @@ class Network:
                               for t in range(plan.m_pad // plan.rows)])
             rows = tiles.reshape(len(tiles), plan.k, plan.rows).transpose(0, 2, 1)
             return np.array(rows.reshape(-1, plan.k)[:h * w, :c]).reshape(h, w, c)
-        layout = tensor.layout
-        pixels = layout.lead + np.arange(h)[:, None] * layout.row + np.arange(w)[None, :]
-        return words[pixels[..., None] * layout.pitch + np.arange(c)]
+        return words[tensor.layout.indices(tensor.shape)]
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The softmax the model ends with (on the host, after the run), or the logits as they are."""
-        if not self.softmax:
-            return logits
-        e = np.exp(logits - logits.max())
-        return e / e.sum()
+        return softmax(logits) if self.softmax else logits
 
     def profile(self, image) -> list[LayerTime]:
         """Each layer run on its own (one submission per layer, on the same buffers): its modeled

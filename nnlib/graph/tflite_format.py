@@ -262,6 +262,13 @@ class _Writer:
     def finish(self, inputs: list[int], outputs: list[int]) -> bytes:
         t, b = self.t, self.b
 
+        def table_vector(start, offsets) -> int:
+            """A vector of tables already built (their offsets), in order."""
+            start(b, len(offsets))
+            for o in reversed(offsets):
+                b.PrependUOffsetTRelative(o)
+            return b.EndVector()
+
         def int_vector(start, values) -> int:
             start(b, len(values))
             for v in reversed(values):
@@ -280,10 +287,7 @@ class _Writer:
                 t.OperatorAddBuiltinOptionsType(b, kind)
                 t.OperatorAddBuiltinOptions(b, options)
             offsets.append(t.OperatorEnd(b))
-        t.SubGraphStartOperatorsVector(b, len(offsets))
-        for o in reversed(offsets):
-            b.PrependUOffsetTRelative(o)
-        operators = b.EndVector()
+        operators = table_vector(t.SubGraphStartOperatorsVector, offsets)
         tensor_offsets = []
         for index, (name, shape, dtype, buffer) in enumerate(self.tensors):
             name_s, shape_v = b.CreateString(name), int_vector(t.TensorStartShapeVector, list(shape))
@@ -305,10 +309,7 @@ class _Writer:
             t.TensorAddBuffer(b, buffer)
             t.TensorAddName(b, name_s)
             tensor_offsets.append(t.TensorEnd(b))
-        t.SubGraphStartTensorsVector(b, len(tensor_offsets))
-        for o in reversed(tensor_offsets):
-            b.PrependUOffsetTRelative(o)
-        tensors = b.EndVector()
+        tensors = table_vector(t.SubGraphStartTensorsVector, tensor_offsets)
         ins_v = int_vector(t.SubGraphStartInputsVector, inputs)
         outs_v = int_vector(t.SubGraphStartOutputsVector, outputs)
         t.SubGraphStart(b)
@@ -336,13 +337,9 @@ class _Writer:
             t.OperatorCodeAddBuiltinCode(b, code)
             t.OperatorCodeAddVersion(b, 1)
             code_offsets.append(t.OperatorCodeEnd(b))
-        vectors = []
-        for start, items in ((t.ModelStartSubgraphsVector, [subgraph]), (t.ModelStartBuffersVector, buffer_offsets),
-                             (t.ModelStartOperatorCodesVector, code_offsets)):
-            start(b, len(items))
-            for o in reversed(items):
-                b.PrependUOffsetTRelative(o)
-            vectors.append(b.EndVector())
+        vectors = [table_vector(t.ModelStartSubgraphsVector, [subgraph]),
+                   table_vector(t.ModelStartBuffersVector, buffer_offsets),
+                   table_vector(t.ModelStartOperatorCodesVector, code_offsets)]
         description = b.CreateString("vc4kit")
         t.ModelStart(b)
         t.ModelAddVersion(b, 3)
