@@ -5,6 +5,8 @@ concatenated until it holds 100,000 instructions, as the issue suggests. The cac
 lines, encoded and decoded words) are cleared before every run, so each figure includes parsing
 every distinct line and encoding/decoding every distinct instruction once. A second corpus of
 100,000 random words (mostly distinct, long explicit lines) shows the rate without repetition.
+A third figure is a large repeated program (`.rep 1000` of `.rep 1000` of `nop`, a million
+instructions) assembled with the hazard checks in a fresh process: its wall time and peak memory.
 
     python benchmarks/asm_speed.py [--runs 5] [--shared ../shared]
 """
@@ -12,9 +14,11 @@ every distinct line and encoding/decoding every distinct instruction once. A sec
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,6 +75,26 @@ def measure(name: str, text: str, words: list[int], runs: int) -> None:
     print(f"{name:<34} {n:>8} {n / statistics.median(asm):>14,.0f} {n / statistics.median(dis):>16,.0f}")
 
 
+LARGE = ".rep i, 1000\n.rep j, 1000\nnop\n.endr\n.endr\nthrend\nnop\nnop\n"
+LARGE_RUN = f"""
+import json, resource, time, qpuasm
+start = time.perf_counter()
+program = qpuasm.assemble({LARGE!r})
+print(json.dumps([len(program), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))
+"""
+
+
+def measure_large(runs: int) -> None:
+    results = [json.loads(subprocess.run([sys.executable, "-c", LARGE_RUN], check=True, capture_output=True,
+                                         text=True, cwd=Path(__file__).resolve().parent.parent).stdout)
+               for _ in range(runs)]
+    n = results[0][0]
+    seconds = statistics.median(r[1] for r in results)
+    peak = statistics.median(r[2] for r in results) / 1024
+    print(f"{'.rep 1000 x .rep 1000 nop, checked':<34} {n:>8} {n / seconds:>14,.0f}   "
+          f"{seconds:.2f} s, peak {peak:,.0f} MiB (process)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -87,6 +111,7 @@ def main() -> None:
     rng = random.Random(1)
     random_words = [rng.getrandbits(64) for _ in range(TARGET)]
     measure("random 64-bit words (100k)", qpuasm.disassemble(random_words, labels=False), random_words, args.runs)
+    measure_large(args.runs)
 
 
 if __name__ == "__main__":

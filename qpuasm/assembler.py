@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from .parser import COMMENT_PATTERN, ParseFailure, parse_line
 from .slots import IMMEDIATE_OPS, UNIT_PREFIXES, AluOp, Branch, EncodeError, Line, describe, encode_line
 
 SHOWN = 160                 # characters of a source line (and of a message) an error shows
+# The largest program assembled: 16 MiB of code. The QPUs fetch code from GPU memory, which the
+# firmware hands out from the GPU split (gpu_mem=128 is what the field runs with: ecosystem.md §B),
+# so a larger program could not be placed; no real kernel comes near (GPU_FFT's largest is 2,300).
+MAX_INSTRUCTIONS = 1 << 21
 
 
 class AssembleError(Exception):
@@ -54,6 +59,14 @@ class AssembleError(Exception):
         return text
 
 
+class Place(NamedTuple):
+    """A position in source text (column 0: the line is known, the column is not)."""
+
+    filename: str
+    line: int
+    column: int
+
+
 @dataclass
 class Program:
     """Assembled QPU code."""
@@ -62,7 +75,7 @@ class Program:
     labels: dict[str, int] = field(default_factory=dict)     # label -> byte offset
     globals: dict[str, int] = field(default_factory=dict)    # exported labels (`.global`, `::name`)
     sources: list[str] = field(default_factory=list)         # source text of each instruction
-    diagnostics: list = field(default_factory=list)          # warnings of the hazard checker
+    diagnostics: list = field(default_factory=list)          # (Place, Diagnostic) of the checker's warnings
 
     def to_bytes(self) -> bytes:
         return self.words.astype("<u8").tobytes()
@@ -158,9 +171,9 @@ class _SourceLine:
 
 @dataclass
 class _Record:
-    """One instruction of the first pass: its slots (values or deferred evaluations)."""
+    """One instruction of the first pass: its slots (values or deferred evaluations). Its address
+    is its index in `_Assembler.records` times 8; repetitions of a `.rep` body may share records."""
 
-    address: int
     slots: list
     columns: list[int]
     where: _SourceLine
@@ -185,6 +198,7 @@ class _Assembler:
         self.impure = False
         self.rebound_registers: set[str] = set()     # register names ever bound by .set/.macro/.rep
         self.depth = 0
+        self.label_lookups = 0      # counts label lookups, which depend on the address (see _repeat)
         for name, value in defines.items():
             self.symbols[name] = value
 
@@ -205,6 +219,7 @@ class _Assembler:
             self.globals.append((name, self.where, column))
 
     def label_address(self, name: str, column: int, final: bool, pc: int) -> int:
+        self.label_lookups += 1
         if name[:-1].isdigit() and name[-1] in "fb":
             addresses = self.local_labels.get(name[:-1], [])
             if name[-1] == "b":
@@ -481,7 +496,34 @@ class _Assembler:
         if variable:
             self._bind(variable)
         for n in range(count):
+            before = self._state()
+            start = len(self.records)
             self.run(body, _Scope({variable: n}, scope) if variable else scope)
+            if n == 1 and count > 2 and self._repeats(start, before):
+                # The second pass changed nothing and emitted what the first did: the rest are copies.
+                block = self.records[start:]
+                self.where = line
+                self._check_size(len(self.records) + len(block) * (count - 2))
+                self.records.extend(block * (count - 2))
+                return
+
+    def _state(self) -> tuple:
+        """What a pass over a `.rep` body could change besides emitting records."""
+        return (dict(self.symbols), dict(self.macros), len(self.labels), len(self.globals),
+                sum(map(len, self.local_labels.values())), self.label_lookups, self.merge_next,
+                len(self.rebound_registers))
+
+    def _repeats(self, start: int, before: tuple) -> bool:
+        """Whether the pass that emitted records[start:] is the same as the pass before it and left the
+        state as it found it, with records that do not depend on their address (no branch, nothing
+        deferred), so that every further pass would emit the same words."""
+        block = self.records[start:]
+        previous = self.records[start - len(block):start]
+        if not block or start < len(block) or self._state() != before:
+            return False
+        if any(a.slots != b.slots or a.columns != b.columns for a, b in zip(block, previous, strict=True)):
+            return False
+        return all(map(_address_free, block))
 
     def _bind(self, name: str) -> None:
         """A name gets a value: if it is also a register name, memoized slots may be stale."""
@@ -590,15 +632,20 @@ class _Assembler:
 
     def _emit(self, values: list, columns: list[int], merge_prev: bool) -> None:
         if (merge_prev or self.merge_next) and self.records:
-            record = self.records[-1]
-            record.slots.extend(values)
-            record.columns.extend(columns)
+            last = self.records[-1]         # copied: a repeated block's records are shared
+            self.records[-1] = replace(last, slots=last.slots + values, columns=last.columns + columns)
             self.merge_next = False
             return
         if merge_prev:
             raise _Error("a leading `;` continues the previous instruction, but there is none", columns[0])
-        self.records.append(_Record(self.pc, values, columns, self.where, tuple(self.expansion)))
+        self._check_size(len(self.records) + 1)
+        self.records.append(_Record(values, columns, self.where, tuple(self.expansion)))
         self.merge_next = False
+
+    def _check_size(self, instructions: int) -> None:
+        if instructions > MAX_INSTRUCTIONS:
+            raise _Error(f"the program exceeds {MAX_INSTRUCTIONS:,} instructions ({instructions:,}); "
+                         "the code must fit in GPU memory")
 
     def _expand_macro(self, slot: tuple, scope: _Scope) -> None:
         name, suffixes, operands, column = slot
@@ -704,10 +751,22 @@ class _Assembler:
 
     # ---- second pass ----------------------------------------------------------------------------
 
+    def place(self, index: int) -> Place:
+        """Where instruction `index` was written: its line and the column of its first slot."""
+        record = self.records[index]
+        return Place(record.where.filename, record.where.lineno, record.columns[0] if record.columns else 1)
+
     def finish(self) -> tuple[list[int], list[_SourceLine]]:
         words = []
         sources = []
-        for record in self.records:
+        encoded: dict[int, int] = {}        # id of a shared record -> its word (see _repeat)
+        for index, record in enumerate(self.records):
+            known = encoded.get(id(record))
+            if known is not None:
+                words.append(known)
+                sources.append(record.where)
+                continue
+            address = index * isa.INSTRUCTION_BYTES
             self.where = record.where
             line = Line()
             for index, value in enumerate(record.slots):
@@ -715,17 +774,19 @@ class _Assembler:
                     _, slot, scope, symbols = value
                     saved, self.symbols = self.symbols, symbols
                     try:
-                        value = self._slot(slot, scope, final=True, pc=record.address)
+                        value = self._slot(slot, scope, final=True, pc=address)
                     finally:
                         self.symbols = saved
                 self._place(line, value, record.columns[index])
             try:
-                words.append(encode_line(line, record.address))
+                words.append(encode_line(line, address))
             except EncodeError as exc:
                 slot = exc.slot if exc.slot is not None and exc.slot < len(record.columns) else 0
                 raise _Error(str(exc), record.columns[slot] if record.columns else 1, record.where,
                              record.expansion) from None
             sources.append(record.where)
+            if _address_free(record):
+                encoded[id(record)] = words[-1]
         return words, sources
 
     @staticmethod
@@ -748,6 +809,11 @@ class _Assembler:
             line.reads.append(value[1])
 
 
+
+
+def _address_free(record: _Record) -> bool:
+    """Whether a record's word is the same at any address: no branch, nothing deferred."""
+    return not any(isinstance(v, Branch) or (isinstance(v, tuple) and v[0] == "deferred") for v in record.slots)
 
 
 @lru_cache(maxsize=4096)
@@ -859,18 +925,20 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
     except RecursionError:
         raise AssembleError("expression or expansion nested too deeply", asm.where.filename, asm.where.lineno, 1,
                             asm.where.text) from None
+    stripped: dict[int, str] = {}
     program = Program(np.array(words, dtype=np.uint64), dict(asm.labels), exported,
-                      [COMMENT_PATTERN.sub("", s.text).strip() for s in sources])
+                      [stripped.get(id(s)) or stripped.setdefault(id(s), COMMENT_PATTERN.sub("", s.text).strip())
+                       for s in sources])
     if check:
         from .checks import check as run_checks
         from .checks import diagnostic_message
         diagnostics = run_checks(program.words)
         for diag in diagnostics:
+            place = asm.place(diag.address // isa.INSTRUCTION_BYTES)
             if diag.severity == "error" or werror:
-                where = sources[diag.address // isa.INSTRUCTION_BYTES]
-                column = len(where.text) - len(where.text.lstrip()) + 1
-                raise AssembleError(diagnostic_message(diag), where.filename, where.lineno, column, where.text)
-        program.diagnostics = [(sources[d.address // isa.INSTRUCTION_BYTES], d) for d in diagnostics]
+                raise AssembleError(diagnostic_message(diag), place.filename, place.line, place.column,
+                                    sources[diag.address // isa.INSTRUCTION_BYTES].text)
+            program.diagnostics.append((place, diag))
     return program
 
 

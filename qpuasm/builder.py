@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import isa
-from .assembler import AssembleError, Program
+from .assembler import AssembleError, Place, Program
 from .checks import check, diagnostic_message
 from .operands import REGISTERS, Label, PerElement, Reg, Semaphore
 from .slots import IMMEDIATE_OPS, AluOp, Branch, EncodeError, Line, encode_line
@@ -197,7 +197,8 @@ class Builder:
                 if diag.severity == "error" or werror:
                     raise self._error(self._entries[diag.address // isa.INSTRUCTION_BYTES],
                                       diagnostic_message(diag))
-            program.diagnostics = [(self._entries[d.address // isa.INSTRUCTION_BYTES].where, d) for d in diagnostics]
+            program.diagnostics = [(Place(*self._entries[d.address // isa.INSTRUCTION_BYTES].where, 0), d)
+                                   for d in diagnostics]
         return program
 
     @staticmethod

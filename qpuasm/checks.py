@@ -75,7 +75,7 @@ class Facts:
     def reads_r4(self) -> bool:
         return isa.MUX_R4 in self.muxes
 
-    @property
+    @cached_property
     def ends(self) -> bool:
         return self.signal in isa.SIGNALS_ENDING
 
@@ -122,63 +122,100 @@ def _writes(ins: Instruction, cond: int | None = None) -> list[tuple[str, int, i
     return out
 
 
-def _successors(facts: list[Facts]) -> list[list[int]]:
-    """Indices that can execute right after each instruction."""
+def _jumps(facts: list[Facts]) -> dict[int, list[int]]:
+    """The instructions that are not simply followed by the next one, and what can follow them:
+    the last delay slot of a program end (nothing) or of a branch (its target, and the next
+    instruction unless the branch is unconditional), and the last instruction (nothing)."""
     n = len(facts)
-    succ: list[list[int]] = [[i + 1] if i + 1 < n else [] for i in range(n)]
+    jumps: dict[int, list[int]] = {n - 1: []} if n else {}
     for i, f in enumerate(facts):
-        if f.ends:
-            for k in range(isa.THREND_DELAY_SLOTS + 1):
-                if i + k < n and k == isa.THREND_DELAY_SLOTS:
-                    succ[i + k] = []
+        if f.ends and i + isa.THREND_DELAY_SLOTS < n:
+            jumps[i + isa.THREND_DELAY_SLOTS] = []
         if f.branch and f.ins is not None:
             last_slot = i + isa.BRANCH_DELAY_SLOTS
             if last_slot >= n:
                 continue
-            targets = [] if f.ins["cond_br"] == isa.BRANCH_ALWAYS else list(succ[last_slot])
+            targets = [] if f.ins["cond_br"] == isa.BRANCH_ALWAYS else list(jumps.get(last_slot, [last_slot + 1]))
             if f.ins["rel"] and not f.ins["reg"]:
                 dest = i + (isa.BRANCH_LINK_OFFSET + sign_extend32(f.ins["imm"])) // isa.INSTRUCTION_BYTES
                 if 0 <= dest < n:
                     targets.append(dest)
-            succ[last_slot] = targets
-    return succ
-
-
-def _following(succ: list[list[int]], start: int, count: int) -> list[tuple[int, int]]:
-    """(distance, index) of instructions 1..count steps after `start` on any path."""
-    out = set()
-    frontier = {start}
-    for distance in range(1, count + 1):
-        frontier = {j for i in frontier for j in succ[i]}
-        out.update((distance, j) for j in frontier)
-    return sorted(out)
+            jumps[last_slot] = targets
+    return jumps
 
 
 class _Checker:
+    """Rules are functions of the words involved and their distances, so each distinct window of an
+    instruction and the three that can follow it is judged once: a program of a million repeated
+    words costs what its few distinct windows cost, plus a walk over the addresses."""
+
     def __init__(self, words: list[int]):
         self.words = words
-        self.facts = [facts_of(w) for w in words]
-        self.succ = _successors(self.facts)
+        known: dict[int, Facts] = {}
+        self.facts = [known.get(w) or known.setdefault(w, facts_of(w)) for w in words]
+        self.known = known
+        self.jumps = _jumps(self.facts)
         self.found: dict[tuple[int, int, str], Diagnostic] = {}
+        self.texts: dict[int, str] = {}
         # Instructions that start a straight-line run: branch targets and instructions after a branch's slots.
-        self.block_starts = {0} | {j for i, s in enumerate(self.succ) for j in s if j != i + 1}
+        self.block_starts = {0} | {j for i, s in self.jumps.items() for j in s if j != i + 1}
+        self.findings: list[tuple[int, int, str, str]] = []   # (rule, window position, severity, message)
+        self.position = 0
+
+    def following(self, start: int, count: int) -> list[tuple[int, int]]:
+        """(distance, index) of instructions 1..count steps after `start` on any path."""
+        jumps = self.jumps
+        frontier = {start}
+        out = set()
+        for distance in range(1, count + 1):
+            frontier = {j for i in frontier for j in jumps.get(i, (i + 1,))}
+            out.update((distance, j) for j in frontier)
+        return sorted(out)
 
     def report(self, rule: int, index: int, severity: str, message: str) -> None:
         key = (rule, index, message)
         if key not in self.found:
-            from .disasm import disassemble_lines
-            text = disassemble_lines([self.words[index]], labels=False)[0][1]
-            self.found[key] = Diagnostic(rule, index * isa.INSTRUCTION_BYTES, severity, message, text)
+            word = self.words[index]
+            if word not in self.texts:
+                from .disasm import disassemble_lines
+                self.texts[word] = disassemble_lines([word], labels=False)[0][1]
+            self.found[key] = Diagnostic(rule, index * isa.INSTRUCTION_BYTES, severity, message, self.texts[word])
+
+    def note(self, rule: int, severity: str, message: str) -> None:
+        """A finding of the window being judged, at the position being judged (0: its first instruction)."""
+        self.findings.append((rule, self.position, severity, message))
+
+    def judge(self, f: Facts, window: list[tuple[int, Facts]]) -> list[tuple[int, int, str, str]]:
+        """The findings of the one-instruction and pair rules on an instruction and those after it."""
+        self.findings, self.position = [], 0
+        self.single(f)
+        for self.position, (distance, g) in enumerate(window, 1):
+            if g.ins is not None:
+                self.pair(f, distance, g)
+        return self.findings
 
     def run(self) -> list[Diagnostic]:
-        for i, f in enumerate(self.facts):
+        memo: dict[tuple, list] = {}
+        words, facts, jumps = self.words, self.facts, self.jumps
+        for i, f in enumerate(facts):
             if f.ins is None:
                 continue
-            self.single(i, f)
-            for distance, j in _following(self.succ, i, 3):
-                g = self.facts[j]
-                if g.ins is not None:
-                    self.pair(i, f, distance, j, g)
+            if i in jumps or i + 1 in jumps or i + 2 in jumps:
+                window = self.following(i, 3)
+                key = (words[i], *((d, words[j]) for d, j in window))
+            else:                               # the common case: the next three, in order
+                window = None
+                key = tuple(words[i:i + 4])
+            found = memo.get(key)
+            if found is None or found:
+                if window is None:
+                    window = [(d, i + d) for d in (1, 2, 3)]
+                if found is None:
+                    found = memo[key] = self.judge(f, [(d, facts[j]) for d, j in window])
+                for rule, position, severity, message in found:
+                    self.report(rule, window[position - 1][1] if position else i, severity, message)
+            if f.signal == "sbwait" and i < 2:
+                self.report(8, i, "warning", "scoreboard wait in the first two instructions of a fragment shader")
             if f.ends:
                 self.thread_end(i, f)
         self.straight_line_rules()
@@ -195,7 +232,10 @@ class _Checker:
         stores back to back and the VPM stalls the second until the first is done."""
         outstanding = [0, 0]
         parameters = [False, False]       # t/r/b written since the last S write: the lookup is not direct
-        for i, f in enumerate(self.facts):
+        relevant = {w for w, f in self.known.items() if self._tmu_writes(f) or f.signal in ("ldtmu0", "ldtmu1")}
+        visits = sorted(self.block_starts | {i for i, w in enumerate(self.words) if w in relevant})
+        for i in visits:
+            f = self.facts[i]
             if i in self.block_starts:
                 outstanding, parameters = [0, 0], [False, False]
             if f.ins is None:
@@ -219,7 +259,7 @@ class _Checker:
                 outstanding[tmu] = max(outstanding[tmu] - 1, 0)
 
     # Rules about one instruction.
-    def single(self, i: int, f: Facts) -> None:
+    def single(self, f: Facts) -> None:
         accesses = sum((
             f.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST),
             f.signal in ("ldtmu0", "ldtmu1"),
@@ -231,85 +271,83 @@ class _Checker:
         ))
         tmu_writes = sum(isa.ADDR_TMU_FIRST <= a <= isa.ADDR_TMU_LAST for _, a in f.written)
         if accesses > 1 or tmu_writes > 1:
-            self.report(14, i, "error", "more than one TMU/TLB/SFU/mutex/semaphore access in one instruction")
+            self.note(14, "error", "more than one TMU/TLB/SFU/mutex/semaphore access in one instruction")
         if f.semaphore and (f.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST)
                             or f.writes_addr(isa.ADDR_TLB_FIRST, isa.ADDR_TLB_LAST)
                             or f.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST)):
-            self.report(25, i, "error", "a semaphore instruction must not write TLB, TMU or SFU registers")
+            self.note(25, "error", "a semaphore instruction must not write TLB, TMU or SFU registers")
         if f.branch and f.ins is not None and f.ins["reg"] and f.ins["raddr_a"] & 1:
-            self.report(27, i, "warning", "a branch on an odd regfile-A register also sets flags (bit 45 is sf)")
+            self.note(27, "warning", "a branch on an odd regfile-A register also sets flags (bit 45 is sf)")
         if not f.branch and len(f.writes) == 2:
             (fa, a, ca), (fb, b, cb) = f.writes
             same = a == b and (a >= isa.REGFILE_SIZE or fa == fb)
             complementary = {ca, cb} in ({2, 3}, {4, 5}, {6, 7})
             if same and (not complementary or a >= isa.ADDR_TMU_NOSWAP):
-                self.report(17, i, "warning", "both ALUs write the same register")
+                self.note(17, "warning", "both ALUs write the same register")
         for _, addr, cond in f.writes:
             if cond not in (isa.COND_ALWAYS, isa.COND_NEVER) and not f.branch and (
                     addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
-                self.report(18, i, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
+                self.note(18, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
                                               "every element")
         if (f.ins is not None and f.ins.format == "ldi" and f.ins["imm"] == 0
                 and any(a == isa.ADDR_HOST_INT for _, a in f.written)):
-            self.report(28, i, "warning", "writing 0 to the host interrupt does nothing; write a non-zero value")
-        if f.signal == "sbwait" and i < 2:
-            self.report(8, i, "warning", "scoreboard wait in the first two instructions of a fragment shader")
+            self.note(28, "warning", "writing 0 to the host interrupt does nothing; write a non-zero value")
         if f.ins is not None and not f.branch and f.ins["pack"]:
-            self._pack_target(i, f)
+            self._pack_target(f)
         setups = {(file, a) for file, a in f.written if a == isa.ADDR_VPM_SETUP}
         if len(setups) == 2 or (setups and (f.reads_io(isa.ADDR_VPM) or f.writes_addr(isa.ADDR_VPM))):
-            self.report(20, i, "warning", "VPM read and write setup, or a setup and a VPM access, in one instruction")
+            self.note(20, "warning", "VPM read and write setup, or a setup and a VPM access, in one instruction")
         if f.rotation is not None and any(m >= 4 for m in f.mul_muxes):
-            self.report(10, i, "warning", "full 16-element rotation needs both MUL operands in r0..r3; "
+            self.note(10, "warning", "full 16-element rotation needs both MUL operands in r0..r3; "
                                           "other sources rotate only within quads")
 
-    def _pack_target(self, i: int, f: Facts) -> None:
+    def _pack_target(self, f: Facts) -> None:
         ins = f.ins
         assert ins is not None
         if ins["pm"]:
             dst = ins["waddr_mul"]
             io = dst > isa.ACC_WADDR_LAST and dst != isa.NOP_ADDR
             if io and isa.PACK_MUL[ins["pack"]] in PARTIAL_MUL_PACKS:
-                self.report(19, i, "warning", "a partial-byte MUL pack does not work on an I/O destination")
+                self.note(19, "warning", "a partial-byte MUL pack does not work on an I/O destination")
         else:
             unit = "add" if ins["ws"] == 0 else "mul"
             dst = ins["waddr_" + unit]
             if dst >= isa.REGFILE_SIZE and dst != isa.NOP_ADDR:
-                self.report(19, i, "warning", "a regfile-A pack on a destination outside regfile A")
+                self.note(19, "warning", "a regfile-A pack on a destination outside regfile A")
 
     # Rules about an instruction and one that follows it `distance` steps later.
-    def pair(self, i: int, f: Facts, distance: int, j: int, g: Facts) -> None:
+    def pair(self, f: Facts, distance: int, g: Facts) -> None:
         if distance == 1:
             for file, addr in f.written:
                 if addr < isa.REGFILE_SIZE and g.reads(file, addr):
-                    self.report(1, j, "error", f"r{file}{addr} is read right after it was written (no forwarding)")
+                    self.note(1, "error", f"r{file}{addr} is read right after it was written (no forwarding)")
             if f.written and any(a == isa.ADDR_R5 for _, a in f.written) and g.rotation == isa.SMALL_IMM_ROTATE_BASE:
-                self.report(11, j, "error", "rotation by r5 right after r5 was written")
+                self.note(11, "error", "rotation by r5 right after r5 was written")
             if g.rotation is not None and g.rotation != isa.SMALL_IMM_ROTATE_BASE:
                 rotated = {m for m in g.mul_muxes if m < 4}
                 if any(isa.ACC_WADDR_FIRST + m == a for m in rotated for _, a in f.written):
-                    self.report(12, j, "warning", "rotation of an accumulator written by the previous instruction")
+                    self.note(12, "warning", "rotation of an accumulator written by the previous instruction")
             if f.writes_addr(isa.ADDR_TLB_Z) and g.reads_io(isa.ADDR_MS_FLAGS):
-                self.report(13, j, "warning", "MS_FLAGS read within 2 instructions of a TLB_Z write")
+                self.note(13, "warning", "MS_FLAGS read within 2 instructions of a TLB_Z write")
         if distance <= 2:
             if f.writes_addr(isa.ADDR_SFU_FIRST, isa.ADDR_SFU_LAST) and (g.reads_r4 or g.writes_r4):
-                self.report(2, j, "error", "r4 is read or written within 2 instructions of an SFU write")
+                self.note(2, "error", "r4 is read or written within 2 instructions of an SFU write")
             if f.writes_addr(isa.ADDR_UNIFORMS_ADDRESS) and g.reads_io(isa.ADDR_UNIFORM):
-                self.report(15, j, "error", "a uniform is read within 2 instructions of a UNIFORMS_ADDRESS write")
+                self.note(15, "error", "a uniform is read within 2 instructions of a UNIFORMS_ADDRESS write")
             if f.branch and g.branch:
-                self.report(3, j, "error", f"a branch in delay slot {distance} of another branch")
+                self.note(3, "error", f"a branch in delay slot {distance} of another branch")
         switches = isa.SIGNALS_THREAD_SWITCH
         if distance <= 2 and f.signal in switches and (g.branch or g.signal in switches):
-            self.report(26, j, "error", "a thread switch or branch within 2 instructions of a thread switch")
+            self.note(26, "error", "a thread switch or branch within 2 instructions of a thread switch")
         if distance == 3 and f.branch and g.branch:
-            self.report(3, j, "warning", "a branch in the last delay slot of another branch")
+            self.note(3, "warning", "a branch in the last delay slot of another branch")
         if f.writes_addr(isa.ADDR_TMU_NOSWAP) and g.writes_addr(isa.ADDR_TMU_FIRST, isa.ADDR_TMU_LAST):
-            self.report(9, j, "error", "a TMU write within 3 instructions of a TMU_NOSWAP write")
+            self.note(9, "error", "a TMU write within 3 instructions of a TMU_NOSWAP write")
 
     def thread_end(self, i: int, f: Facts) -> None:
         if any(a < isa.REGFILE_SIZE for _, a in f.written):
             self.report(4, i, "error", "the program-end instruction writes a regfile register")
-        window = [(0, i)] + _following(self.succ, i, isa.THREND_DELAY_SLOTS)
+        window = [(0, i)] + self.following(i, isa.THREND_DELAY_SLOTS)
         for distance, j in window:
             g = self.facts[j]
             if g.ins is None:

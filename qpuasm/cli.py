@@ -33,8 +33,9 @@ def _read_code(path: str, fmt: str | None) -> object:
 
 def cmd_asm(args: argparse.Namespace) -> int:
     program = assemble_file(args.file, dict(args.define), args.include, werror=args.werror)
-    for where, diag in program.diagnostics:
-        print(f"{args.file}:{where.lineno}:1: {format_diagnostic(diag, with_address=False)}", file=sys.stderr)
+    for place, diag in program.diagnostics:
+        print(f"{place.filename}:{place.line}:{place.column}: {format_diagnostic(diag, with_address=False)}",
+              file=sys.stderr)
     name = Path(args.file).stem
     data = formats.write(program, args.format, name)
     if args.output in (None, "-"):

@@ -105,6 +105,8 @@ def to_words(words: Iterable[int] | np.ndarray) -> list[int]:
     if isinstance(words, np.ndarray):
         if words.size and words.dtype.kind not in "ui":
             raise DisassembleError("instruction words must be integers")
+        if words.dtype.kind == "u" or not words.size or words.min() >= 0:
+            return words.ravel().tolist()     # every value of an unsigned (or non-negative) array fits
         words = words.ravel().tolist()
     result = []
     for index, word in enumerate(words):

@@ -151,6 +151,71 @@ def test_a_long_flat_sum_assembles(tmp_path):
     assert int(program.words[0]) & 0xFFFFFFFF == 4000
 
 
+def test_a_program_past_the_code_cap_is_one_clear_error(tmp_path):
+    """Item 6: 2^20 x 2^20 repetitions are refused at the outer .rep (the cap, not memory, decides)."""
+    source = tmp_path / "k.qasm"
+    source.write_text(".rep i, 1048576\n  .rep j, 1048576\n    nop\n  .endr\n.endr\nnop; thrend\nnop\nnop\n")
+    result = vc4("asm", str(source), "-o", str(tmp_path / "k.bin"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[0].endswith(
+        "k.qasm:1:1: error: the program exceeds 2,097,152 instructions (1,099,511,627,776); "
+        "the code must fit in GPU memory")
+
+
+def test_a_million_repeated_instructions_are_assembled_and_checked():
+    """Item 6: a large legal program is assembled (the second pass of a .rep body that changed nothing is
+    copied) and checked (each distinct window of four words is judged once), with the hazard found in
+    every copy."""
+    import qpuasm
+
+    body = "mov r0, 1\nmov r1, r0\nmov ra0, 2\nmov r2, ra0\n"     # rule 1 once per copy, at the 4th line
+    program = qpuasm.assemble(f".rep i, 500\n.rep j, 500\n{body}.endr\n.endr\nnop; thrend\nnop\nnop\n",
+                              check=False)
+    assert len(program) == 1_000_003
+    once = qpuasm.assemble(body + "nop; thrend\nnop\nnop\n", check=False).words
+    assert (program.words[:-3].reshape(-1, 4) == once[:4]).all()
+    found = qpuasm.check(program.words)
+    assert [d.address for d in found] == [8 * (4 * k + 3) for k in range(250_000)]
+    assert {(d.rule, d.severity) for d in found} == {(1, "error")}
+
+
+@pytest.mark.parametrize("body, differs", [
+    (".set n, n + 1\nldi r0, n", "a symbol changes"),
+    ("ldi r0, i", "the variable changes"),
+    (":1\nnop\nbrr -, r:1b\nnop\nnop\nnop", "a local label and a relative branch"),
+    (".if r:start < -44\nldi r0, 1\n.else\nldi r0, 2\n.endif", "the same words until the third pass"),
+])
+def test_repetitions_that_differ_are_not_copied(body, differs):
+    """Item 6: only a pass that changed nothing and emitted only address-free words is copied."""
+    import qpuasm
+
+    def text(count):
+        return f".set n, 0\n:start\n.rep i, {count}\n{body}\n.endr\nnop; thrend\nnop\nnop\n"
+
+    unrolled = "".join(f".set i, {k}\n{body}\n" for k in range(5))
+    expected = qpuasm.assemble(".set n, 0\n:start\n" + unrolled + "nop; thrend\nnop\nnop\n", check=False).words
+    assert (qpuasm.assemble(text(5), check=False).words == expected).all(), differs
+
+
+def test_a_line_merged_after_a_repetition_changes_only_the_last_copy():
+    """Item 6: copies share their records, so a leading `;` after the .rep must not merge into every copy."""
+    import qpuasm
+
+    words = qpuasm.assemble(".rep i, 4\nmov r0, r1\n.endr\n; mov r2, r3\nnop; thrend\nnop\nnop\n", check=False).words
+    plain = qpuasm.assemble("mov r0, r1\nnop; thrend\nnop\nnop\n", check=False).words[0]
+    merged = qpuasm.assemble("mov r0, r1; mov r2, r3\nnop; thrend\nnop\nnop\n", check=False).words[0]
+    assert list(words[:4]) == [plain, plain, plain, merged]
+
+
+def test_a_warning_names_the_column_of_its_instruction(tmp_path):
+    """Item 17: a checker warning points at the instruction (after labels and indentation), not column 1."""
+    source = tmp_path / "k.qasm"
+    source.write_text("nop\n:here   mov.ifz vpm, r0\n    nop; thrend\nnop\nnop\n")
+    result = vc4("asm", str(source), "-o", str(tmp_path / "k.bin"))
+    assert result.returncode == 0
+    assert result.stderr.startswith(f"{source}:2:9: warning: a conditional write to a FIFO peripheral")
+
+
 def test_a_missing_file_is_named_without_a_position(tmp_path):
     """Item 17: no ':0:0' for a file that cannot be read."""
     result = vc4("asm", str(tmp_path / "nothere.qasm"))
