@@ -103,10 +103,12 @@ class SimulatorBackend(Backend):
 
     name = "sim"
 
-    def __init__(self, firmware=None, strict: bool = True, seed: int | None = None):
+    def __init__(self, firmware=None, strict: bool = True, seed: int | None = None,
+                 wall_timeout: float | None = None):
         from simulator.firmware import Firmware  # the driver depends on the simulator, never back
 
         self.firmware = firmware or Firmware(strict=strict, seed=seed)
+        self.firmware.v3d.wall_timeout = wall_timeout
         board = self.firmware.board
         self.host = HostInfo(board.peripheral_base, board.peripheral_size, board.sdram_bus_alias)
         self.mailbox = Mailbox(self._transport)

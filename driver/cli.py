@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         program = assemble_file(args.file, dict(args.define), args.include, check=not args.force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SimulationWarning)
-        with Driver(backend=args.backend, strict=args.strict) as drv:
+        with Driver(backend=args.backend, strict=args.strict, wall_timeout=args.wall_timeout) as drv:
             uniforms, buffers = [], []
             for kind, value in args.uniform:
                 if kind == "buffer":
@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Pi; through the mailbox the firmware stops a run after 1 s (see --direct)")
     p.add_argument("--direct", action="store_true",
                    help="submit through the V3D registers instead of the mailbox (no 1-second firmware limit)")
+    p.add_argument("--wall-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="on the simulator, stop a run after this much wall time (default 60): a kernel that "
+                        "spins until --timeout of modeled time takes minutes to simulate on 12 QPUs")
     p.add_argument("--clock", type=float, default=250.0, help="V3D clock for the report, MHz (default 250)")
     p.add_argument("-D", "--define", type=asm_cli._define, action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("-I", "--include", action="append", default=[], metavar="DIR")

@@ -22,15 +22,17 @@ class DriverError(RuntimeError):
 
 
 def open_backend(backend: str | Backend, *, strict: bool = True, seed: int | None = None,
+                 wall_timeout: float | None = None,
                  vcio: str = DEVICE, mem: str = "/dev/mem", need_mem: bool = True) -> Backend:
     """A ready backend: "sim", "mailbox" (a Pi), or "auto" (the Pi's when /dev/vcio exists, else the
-    simulator). A Backend instance is taken as it is."""
+    simulator). A Backend instance is taken as it is. `wall_timeout` bounds the wall time of one run
+    on the simulator (a Pi's runs are bounded by their own timeout)."""
     if isinstance(backend, Backend):
         return backend
     if backend not in BACKENDS:
         raise DriverError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "sim" or (backend == "auto" and not os.path.exists(vcio)):
-        return SimulatorBackend(strict=strict, seed=seed)
+        return SimulatorBackend(strict=strict, seed=seed, wall_timeout=wall_timeout)
     return open_device(vcio, mem, need_mem)
 
 

@@ -46,6 +46,7 @@ class GPUProgram:
     labels: dict[str, int] = field(default_factory=dict)
     diagnostics: list = field(default_factory=list)
     block: GPUBlock | None = None
+    pointers: tuple[int, ...] = ()                  # positions of the uniforms that are bus addresses
 
     @property
     def errors(self) -> list:
@@ -88,17 +89,30 @@ def _shape(shape) -> tuple[int, ...]:
 
 def _word(value) -> int:
     if isinstance(value, (float, np.floating)):
+        if np.isfinite(value) and abs(value) > np.finfo(np.float32).max:
+            raise DriverError(f"uniforms: {value!r} is beyond float32's range (a uniform is 32 bits)")
         return int(np.float32(value).view(np.uint32))
     if isinstance(value, (int, np.integer)):
         return int(value) & 0xFFFFFFFF
     raise DriverError(f"uniforms: {value!r} is neither a number nor an address")
 
 
+def _positive_seconds(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise DriverError(f"{name}={value!r}: a finite number of seconds greater than 0")
+    return float(value)
+
+
 class Driver:
     """Talks to the QPUs of a Pi or of the simulator; see the module's docstring."""
 
-    def __init__(self, backend: str | Backend = "auto", *, strict: bool = True, seed: int | None = None):
-        self.backend = open_backend(backend, strict=strict, seed=seed)
+    def __init__(self, backend: str | Backend = "auto", *, strict: bool = True, seed: int | None = None,
+                 wall_timeout: float | None = None):
+        """`wall_timeout`: seconds of wall time one simulated run may take (None: no bound); on the
+        simulator `execute`'s timeout is modeled V3D time, which a spinning kernel takes long to use."""
+        if wall_timeout is not None:
+            wall_timeout = _positive_seconds("wall_timeout", wall_timeout)
+        self.backend = open_backend(backend, strict=strict, seed=seed, wall_timeout=wall_timeout)
         self.memory = GPUMemory(self.backend)
         self.v3d = V3D(self.backend)
         self.closed = False
@@ -154,12 +168,18 @@ class Driver:
 
     # ---- programs ------------------------------------------------------------------------------------
 
-    def program(self, code, *, filename: str = "<program>", **defines) -> GPUProgram:
+    def program(self, code, *, filename: str = "<program>", pointers: Sequence[int] = (), **defines) -> GPUProgram:
         """Place code in GPU memory: assembly text, a qpuasm.Program, or raw 64-bit words. The code is
-        checked for hazards (qpuasm.check); execute() refuses code with errors unless force=True."""
+        checked for hazards (qpuasm.check); execute() refuses code with errors unless force=True.
+        `pointers` declares which uniforms (by position in each QPU's list) the kernel uses as bus
+        addresses: execute() then refuses a value there that is in no live allocation of this
+        driver, since on a Pi the kernel would read or write the ARM's memory through it."""
         self._check_open()
         if isinstance(code, GPUProgram):
             return code
+        pointers = tuple(pointers)
+        if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in pointers):
+            raise DriverError(f"program: pointers={pointers!r} must be positions in the uniforms (0, 1, ...)")
         if isinstance(code, str):
             code = qpuasm.assemble(code, filename=filename, defines=defines or None)
         labels = dict(code.labels) if isinstance(code, qpuasm.Program) else {}
@@ -168,7 +188,7 @@ class Driver:
             raise DriverError("program: no instructions")
         block = self.memory.allocate(8 * len(words))
         block.array((len(words),), np.uint64)[:] = words
-        return GPUProgram(words, block.bus_address, labels, qpuasm.check(words), block)
+        return GPUProgram(words, block.bus_address, labels, qpuasm.check(words), block, tuple(map(int, pointers)))
 
     # ---- running -------------------------------------------------------------------------------------
 
@@ -181,8 +201,7 @@ class Driver:
         self._check_open()
         if not 1 <= n_qpus <= MAX_QPUS:
             raise DriverError(f"n_qpus={n_qpus}: the V3D has 1 to {MAX_QPUS} QPUs")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-            raise DriverError(f"timeout={timeout!r}: a finite number of seconds greater than 0")
+        timeout = _positive_seconds("timeout", timeout)
         placed_here = not isinstance(program, GPUProgram)   # code placed for this call goes with it
         code = self.program(program)
         try:
@@ -203,6 +222,7 @@ class Driver:
             table = np.zeros((n_qpus, 0), dtype=np.uint32)
         else:
             table = uniform_words(uniforms, n_qpus)
+            self._check_pointers(code.pointers, table)
         k = table.shape[1]
         block = self.memory.allocate(4 * (n_qpus * k + 2 * n_qpus))
         try:
@@ -240,6 +260,18 @@ class Driver:
             self.memory.release(block)
         self.last_report = self.backend.run_report() or self._measured_report(elapsed)
         return self.last_report
+
+    def _check_pointers(self, pointers: tuple[int, ...], table: np.ndarray) -> None:
+        """Each declared pointer uniform names a live allocation of this driver."""
+        for position in pointers:
+            if position >= table.shape[1]:
+                raise DriverError(f"uniform {position} is declared a pointer, but each QPU is given only "
+                                  f"{table.shape[1]} uniforms")
+            for q, address in enumerate(table[:, position]):
+                if not any(b.bus_address <= address < b.bus_address + b.size for b in self.memory.blocks):
+                    raise DriverError(f"uniform {position} of QPU {q} is {int(address):#010x}, declared a pointer but "
+                                      "in no live GPU allocation of this driver: on a Pi the kernel would reach the "
+                                      "ARM's memory through it (pass an array's .address)")
 
     def _measured_report(self, seconds: float) -> Report:
         clock = self.backend.mailbox.clock_rate("v3d") or 250_000_000

@@ -38,6 +38,7 @@ import qpuasm
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from . import reference
+from .nonfinite import warn_nonfinite
 from .tasks import (
     ALONE,
     VDW_ROW,
@@ -555,8 +556,8 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     """relu6?(a @ b + bias), or a @ b + beta * c, on the QPUs: (float32 result (M, N), report).
     weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or min(a.shape + b.shape) < 1:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply")
+    _check_shapes("matmul", a, b)
+    warn_nonfinite("nnlib.matmul", a=a, b=b, bias=bias, c=c)
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     if bias is not None:
@@ -598,10 +599,19 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     return result, report
 
 
+def _check_shapes(name: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not multiply (A is M x K, B is K x N)")
+    if min(a.shape + b.shape) < 1:
+        raise ValueError(f"{name}: A is {a.shape[0]} x {a.shape[1]} and B {b.shape[0]} x {b.shape[1]}: "
+                         "M, K and N must each be at least 1")
+
+
 def gemm(drv, a, b, c=None, alpha: float = 1.0, beta: float = 0.0, **options):
     """alpha * a @ b + beta * c: (float32 result, report). alpha scales A as it is packed; each
     tile's accumulators start from beta * c's tile, loaded by the QPU."""
     a = np.asarray(a, np.float32)
+    _check_shapes("gemm", a, np.asarray(b, np.float32))
     scaled = a if alpha == 1.0 else (a * np.float32(alpha)).astype(np.float32)
     return matmul(drv, scaled, b, c=c, beta=beta, **options)
 

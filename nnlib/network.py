@@ -48,6 +48,7 @@ from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
 from .matmul import LANES, GemmKernel, GemmPlan, max_slots, plan_gemm
 from .matmul import TASK_WORDS as GEMM_TASK_WORDS
+from .nonfinite import warn_nonfinite
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
 
@@ -552,6 +553,7 @@ class Network:
         image = np.asarray(image, np.float32)
         if image.shape != self.input.shape:
             raise ValueError(f"the network takes an image of shape {self.input.shape}, not {image.shape}")
+        warn_nonfinite(f"{self.graph.source}: the input", **{self.input.name: image})
         layout = self.input.layout
         if isinstance(layout, Pack):                 # a GEMM reads the input: packed as its uniforms read it
             np.asarray(self.input.array).reshape(-1)[:] = layout.plan.pack_a(image.reshape(layout.plan.m, -1))
@@ -622,6 +624,7 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     if not 1 <= qpus <= QPUS:
         raise ValueError(f"qpus={qpus}: 1 to {QPUS}")
     graph = model if isinstance(model, Graph) else load(Path(model), outputs)
+    warn_nonfinite(f"{graph.source}: the weights", **graph.constants)
     simplify(graph)
     tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1, qpus)
     (input_name,) = graph.inputs

@@ -158,7 +158,8 @@ class _Checker:
         self.found: dict[tuple[int, int, str], Diagnostic] = {}
         self.texts: dict[int, str] = {}
         # Instructions that start a straight-line run: branch targets and instructions after a branch's slots.
-        self.block_starts = {0} | {j for i, s in self.jumps.items() for j in s if j != i + 1}
+        self.block_starts = {0} if words else set()
+        self.block_starts |= {j for i, s in self.jumps.items() for j in s if j != i + 1}
         self.findings: list[tuple[int, int, str, str]] = []   # (rule, window position, severity, message)
         self.position = 0
 

@@ -25,7 +25,7 @@ from .jit import jit
 from .memory import OFFSET_MASK, OUTSIDE
 from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
 from .sfu import SFU_LATENCY, sfu
-from .vpm import RESERVED, generic_advanced, load, read_vector, size_reserved, store, write_vector
+from .vpm import RESERVED, generic_advanced, load, memory_rows, read_vector, size_reserved, store, write_vector
 
 LANES = 16
 MASK = 0xFFFFFFFF
@@ -618,8 +618,15 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         vertical = (setup & VDW_HORIZ_BIT) == 0 if file == 1 else (setup & VDR_VERT_BIT) != 0
         if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
-        if _unallocated(m, value):
-            _report(m, q, pc, R_UNALLOCATED, value, BY_VDW if file == 1 else BY_VDR)
+        if m[G_PAGES_ON]:                       # every row of the transfer, not only its start
+            rows, row_bytes, step = memory_rows(setup, file == 1, qpu[q, VDW_STRIDE] if file == 1 else
+                                                qpu[q, VDR_PITCH])
+            for r in range(rows):
+                first = value + r * step
+                stray = first if _unallocated(m, first) else first + row_bytes - 1
+                if _unallocated(m, stray):
+                    _report(m, q, pc, R_UNALLOCATED, stray, BY_VDW if file == 1 else BY_VDR)
+                    break
         if file == 1:
             moved, outside, port_bytes, rows = store(vpm, data, cache, value, setup, qpu[q, VDW_STRIDE])
             rate = params[P_VDW_RATE]

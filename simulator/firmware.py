@@ -251,6 +251,9 @@ class Firmware:
             regs.queue.clear()
             self.last_run_seconds = timeout_ms / 1000
             return isa.EXECUTE_QPU_TIMEOUT
+        except BaseException:               # a failure or Ctrl-C: nothing of this call stays queued
+            regs.queue.clear()
+            raise
         if self.v3d.host_interrupts == before:
             message = ("execute_qpu: no program wrote host_int; the firmware waits for a host interrupt, "
                        "so this run may hang on a Pi (write a non-zero value to host_int before thrend)")

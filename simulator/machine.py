@@ -8,6 +8,7 @@ per run (program.py), and turns the core's status codes into `SimulationError`s 
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +31,13 @@ DECODE_WINDOW = 1 << 16       # bytes of code decoded beyond the furthest start 
 
 class SimulationError(RuntimeError):
     """A program did something the hardware does not define, or the simulation cannot continue."""
+
+
+INSTRUCTIONS_PER_SLICE = 1 << 20       # about 0.1-0.5 s of the compiled core on this kind of machine
+
+
+class WallTimeExceeded(SimulationError):
+    """The run took longer than the machine's wall-time bound (V3D.wall_timeout)."""
 
 
 class BudgetExceeded(SimulationError):
@@ -169,6 +177,7 @@ class V3D:
         self.qpu_state = np.zeros((0, core.QPU_SIZE), dtype=np.int64)
         self.report: Report | None = None
         self._cache_before = statistics(self.caches, self.tmus)
+        self.wall_timeout: float | None = None      # seconds of this machine's wall time a run may take
 
     @property
     def semaphores(self) -> np.ndarray:
@@ -202,10 +211,22 @@ class V3D:
         low, high = min(starts, default=0), max(starts, default=0) + DECODE_WINDOW
         base, prog = self._decode(low, high)
         qpu, m = self.qpu_state, self.machine
+        deadline = None             # set after the first slice, which may include compiling the core
         while jobs:
-            status = core.run(prog, base, qpu, m, self.vpm, self.caches, self.memory.data, parameter_array(),
-                              max_instructions)
+            # The compiled core runs in slices: between two, Python sees a pending signal (Ctrl-C
+            # stops a long run within a fraction of a second, through KeyboardInterrupt).
+            stop = min(int(m[core.G_EXECUTED]) + INSTRUCTIONS_PER_SLICE, max_instructions)
+            status = core.run(prog, base, qpu, m, self.vpm, self.caches, self.memory.data, parameter_array(), stop)
             self._collect_events()
+            if deadline is None and self.wall_timeout is not None:
+                deadline = time.monotonic() + self.wall_timeout
+            if status == core.BUDGET and stop < max_instructions:
+                if time.monotonic() > (deadline or float("inf")):
+                    raise WallTimeExceeded(
+                        f"the simulation stopped after {self.wall_timeout:g} s of wall time (the wall-time bound), "
+                        f"{int(m[core.G_EXECUTED]):,} instructions and {int(qpu[:, core.CYCLE].max()):,} modeled "
+                        "V3D clocks in: does the program end?")
+                continue
             if status == core.DONE:
                 break
             if status == core.NEED_DECODE:
@@ -368,4 +389,5 @@ def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
     return v3d, states
 
 
-__all__ = ["BudgetExceeded", "V3D", "QpuState", "SimulationError", "SimulationWarning", "run_program"]
+__all__ = ["BudgetExceeded", "V3D", "QpuState", "SimulationError", "SimulationWarning", "WallTimeExceeded",
+           "run_program"]

@@ -126,6 +126,25 @@ def element(modew: int) -> tuple[int, int]:
 
 
 @jit
+def memory_rows(setup: int, store: bool, stride: int) -> tuple[int, int, int]:
+    """The memory side of a DMA transfer: (rows, bytes per row, bytes from one row's start to the
+    next's), or (0, 0, 0) for a reserved MODEW. VDW: UNITS rows of DEPTH elements, each row `stride`
+    bytes after the previous one's end; VDR: NROWS rows of ROWLEN elements, MPITCH (or the extended
+    `stride`) apart (§8.5)."""
+    size, _ = element(get(setup, VDW_MODEW) if store else get(setup, VDR_MODEW))
+    if size == RESERVED:
+        return 0, 0, 0
+    if store:
+        units = get(setup, VDW_UNITS) or 128
+        depth = get(setup, VDW_DEPTH) or 128
+        return units, depth * size, depth * size + stride
+    mpitch = get(setup, VDR_MPITCH)
+    rowlen = get(setup, VDR_ROWLEN) or 16
+    nrows = get(setup, VDR_NROWS) or 16
+    return nrows, rowlen * size, (8 << mpitch) if mpitch else stride
+
+
+@jit
 def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int, int, int, int]:
     """VDW: UNITS memory rows of DEPTH elements; row r at address + r*(DEPTH*size + stride).
     Horizontal: row r comes from VPM row Y+r starting at column X (continuing along the row);
@@ -134,17 +153,17 @@ def store(vpm, data, cache, address: int, setup: int, stride: int) -> tuple[int,
     Returns (bytes moved, OUTSIDE, bytes through the SDRAM port, memory rows) or (RESERVED, 0, 0, 0)
     / (0, the bus address outside the SDRAM, 0, 0). Stores write through the system L2 (allocating
     its lines), so every byte crosses the SDRAM port."""
-    units = get(setup, VDW_UNITS) or 128
-    depth = get(setup, VDW_DEPTH) or 128
+    units, row_bytes, step = memory_rows(setup, True, stride)
+    if units == 0:
+        return RESERVED, 0, 0, 0
     horizontal = get(setup, VDW_HORIZ)
     base = get(setup, VDW_VPMBASE)
     y, x = base >> 4, base & 15
     size, offset = element(get(setup, VDW_MODEW))
-    if size == RESERVED:
-        return RESERVED, 0, 0, 0
+    depth = row_bytes // size
     per_word = 4 // size
     for unit in range(units):
-        row_address = address + unit * (depth * size + stride)
+        row_address = address + unit * step
         system_l2_misses(cache, row_address, depth * size)
         for k in range(depth):
             if horizontal:
@@ -167,13 +186,11 @@ def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tup
     goes to VPM row Y + r*VPITCH from column X; vertical (VERT=1): down VPM column X from row
     Y + r*VPITCH (measured on a Pi, semantics.md §8.5; VC4C's emulator's column X + r is wrong).
     Returns like `store`; only the lines the system L2 did not hold cross the SDRAM port."""
-    size, offset = element(get(setup, VDR_MODEW))
-    if size == RESERVED:
+    nrows, row_bytes, pitch = memory_rows(setup, False, extended_pitch)
+    if nrows == 0:
         return RESERVED, 0, 0, 0
-    mpitch = get(setup, VDR_MPITCH)
-    pitch = 8 << mpitch if mpitch else extended_pitch
-    rowlen = get(setup, VDR_ROWLEN) or 16
-    nrows = get(setup, VDR_NROWS) or 16
+    size, offset = element(get(setup, VDR_MODEW))
+    rowlen = row_bytes // size
     vpitch = get(setup, VDR_VPITCH) or 16
     vertical = get(setup, VDR_VERT)
     addrxy = get(setup, VDR_ADDRXY)

@@ -275,6 +275,30 @@ def test_a_view_cannot_free_its_base():
         assert drv.memory.blocks == []
 
 
+@pytest.mark.parametrize("access", [
+    lambda a: a[0], lambda a: a.__setitem__(0, 1), lambda a: a + 1, lambda a: np.add(a, 1, out=a),
+    lambda a: np.copyto(a, 3), lambda a: a.sum(), lambda a: repr(a), lambda a: a.copy(), lambda a: a.tolist(),
+    lambda a: a.tobytes(), lambda a: a.astype(np.float32), lambda a: a.fill(0), lambda a: np.concatenate([a, a]),
+], ids=["get", "set", "ufunc", "ufunc out", "copyto", "reduce", "repr", "copy", "tolist", "tobytes", "astype",
+        "fill", "concatenate"])
+def test_a_freed_or_closed_array_refuses_access(access):
+    """Item 9: after free (or close) an array read and wrote memory that the next allocation owns."""
+    drv = Driver(backend="sim")
+    a = drv.alloc(16, "uint32")
+    view = a[4:]
+    a[...] = 7
+    assert int((a + 1).sum()) == 16 * 8                   # live: numpy as usual, views too
+    drv.free(a)
+    b = drv.alloc(16, "uint32")                           # what a's memory now holds
+    for array in (a, view):
+        with pytest.raises(DriverError, match=r"this GPU array \(bus address 0x[0-9a-f]+\) was freed"):
+            access(array)
+    assert (b == 0).all()                                  # untouched through a
+    drv.close()
+    with pytest.raises(DriverError, match=r"was given back when the driver closed"):
+        access(b)
+
+
 def test_reading_past_the_given_uniforms_is_a_strict_error():
     """Item 13: a kernel that reads a uniform it was never given stored 161 bytes through it."""
     from simulator.machine import SimulationError
@@ -310,6 +334,47 @@ def test_an_access_outside_the_allocations_is_a_strict_error(address):
         drv.execute(read, uniforms=[inside.address], n_qpus=1)       # an allocation: fine
 
 
+def test_a_dma_store_that_runs_past_its_allocation_is_a_strict_error():
+    """Item 12: every row of a DMA transfer is checked, not only its start (a store that starts in an
+    allocation and runs past it overwrote the ARM's memory on a Pi, with exit 0 here)."""
+    from simulator.machine import SimulationError
+
+    store = ("mov r0, unif\nmov vw_setup, vdw_setup_1(8191)\nmov vw_setup, vdw_setup_0(3, 16, dma_h32(0, 0))\n"
+             "mov vw_addr, r0\nmov -, vw_wait\nmov irq, 1\nnop; thrend\nnop\nnop\n")
+    with Driver(backend="sim") as drv:
+        program = drv.program(store)
+        inside = drv.alloc(4096, "uint8")             # the last allocation: its second row is beyond it
+        second_row = inside.address + 64 + 8191
+        with pytest.raises(SimulationError, match=rf"{second_row:#010x} \(a VDW store\) is not in memory the "
+                                                  "firmware allocated"):
+            drv.execute(program, uniforms=[inside.address], n_qpus=1)
+        big = drv.alloc(5 * 4096, "uint8")
+        drv.execute(program, uniforms=[big.address], n_qpus=1)       # all three rows inside: fine
+
+
+def test_declared_pointer_uniforms_must_name_a_live_allocation():
+    """Item 12 (a Pi): execute refuses a declared pointer uniform outside this driver's live blocks
+    before anything runs, on every backend."""
+    hello = (ROOT / "examples" / "hello.qasm").read_text()
+    with Driver(backend="sim") as drv:
+        program = drv.program(hello, pointers=[0])
+        for address in (0, 0x1000, 0xC0000000):
+            with pytest.raises(DriverError, match=rf"uniform 0 of QPU 0 is {address:#010x}, declared a pointer "
+                                                  "but in no live GPU allocation of this driver"):
+                drv.execute(program, uniforms=[address], n_qpus=1)
+        out = drv.alloc(16, "uint32")
+        drv.execute(program, uniforms=[out.address], n_qpus=1)
+        assert list(out) == [2 * i for i in range(16)]
+        stale = out.address
+        drv.free(out)
+        with pytest.raises(DriverError, match="declared a pointer"):
+            drv.execute(program, uniforms=[stale], n_qpus=1)
+        with pytest.raises(DriverError, match="uniform 0 is declared a pointer, but each QPU is given only 0"):
+            drv.execute(program, uniforms=[], n_qpus=1)
+        with pytest.raises(DriverError, match="pointers=.*must be positions"):
+            drv.program(hello, pointers=[-1])
+
+
 @pytest.mark.parametrize("direct", [False, True])
 def test_a_kernel_that_spins_stops_at_its_timeout_on_either_path(tmp_path, direct):
     """Item 16: `vc4 run` has --direct, and a spinning kernel fails at its (modeled) timeout with one
@@ -321,3 +386,51 @@ def test_a_kernel_that_spins_stops_at_its_timeout_on_either_path(tmp_path, direc
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("vc4 run: error: direct submission: the programs were still running after 0.01 s"
                            if direct else "vc4 run: error: QPU execution timed out after 0.01 s")
+
+
+INTERRUPTED = """
+import os, signal, threading, time
+from driver import Driver
+
+spin = ":loop\\n    brr -, r:loop\\n    nop\\n    nop\\n    nop\\n"
+drv = Driver(backend="sim")
+firmware = drv.backend.firmware
+drv.execute("mov irq, 1\\nnop; thrend\\nnop\\nnop\\n")          # the compiled core is loaded
+buffer, program = drv.alloc(1024), drv.program(spin)
+sent = []
+def interrupt():
+    time.sleep(1.0)
+    sent.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    with drv:
+        drv.execute(program, n_qpus=12, timeout=1.0)
+except KeyboardInterrupt:
+    print(time.monotonic() - sent[0], len(firmware.allocations), firmware.qpu_enabled, drv.closed)
+"""
+
+
+def test_ctrl_c_stops_a_long_simulation_at_once_and_cleans_up():
+    """Item 7: a spinning kernel on 12 QPUs would use its modeled second in minutes of simulation;
+    SIGINT arrives as KeyboardInterrupt within a slice of the compiled core (was: after 12 s), and the
+    `with` block gives back every block and disables the QPUs."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, cwd=ROOT,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    delay, blocks, enabled, closed = result.stdout.split()
+    assert float(delay) < 5.0 and blocks == "0" and enabled == "False" and closed == "True"
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_spinning_kernel_stops_at_the_wall_time_bound(tmp_path, direct):
+    """Item 16: on the simulator `--timeout` is modeled time; `--wall-timeout` bounds the wall time."""
+    source = tmp_path / "spin.qasm"
+    source.write_text(":loop\n    brr -, r:loop\n    nop\n    nop\n    nop\n")
+    result = vc4("run", str(source), "--qpus", "12", "--wall-timeout", "0.5", *(["--direct"] if direct else []))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "vc4 run: error: the simulation stopped after 0.5 s of wall time (the wall-time bound)")

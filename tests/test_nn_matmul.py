@@ -81,8 +81,12 @@ def test_fully_connected(drv):
 
 
 def test_bad_shapes(drv):
-    with pytest.raises(ValueError, match="do not multiply"):
+    with pytest.raises(ValueError, match="gemm: shapes .3, 4. and .5, 2. do not multiply"):
         G.gemm(drv, rand(3, 4), rand(5, 2))
+    with pytest.raises(ValueError, match="gemm: A is 0 x 4 and B 4 x 16: M, K and N must each be at least 1"):
+        G.gemm(drv, np.zeros((0, 4), np.float32), rand(4, 16))     # issue 14 item 17: not numpy's message
+    with pytest.raises(ValueError, match="matmul: A is 3 x 4 and B 4 x 0"):
+        G.matmul(drv, rand(3, 4), np.zeros((4, 0), np.float32))
     with pytest.raises(ValueError, match="rows=51"):
         G.GemmKernel(rows=51, overlap=False)
 
