@@ -6,7 +6,7 @@
   mailbox round trip included).
 
 Every time is modeled at 250 MHz (the programs run on the simulator); each line gives modeled / published.
-`--set name=value` overrides a timing parameter (simulator/timing.py) to try a change before making it.
+`--set name=value` overrides a timing parameter (vc4common/timing.py) to try a change before making it.
 
     .venv/bin/python benchmarks/calibration.py [--set vdw_row_clocks=8] [--only fft,sgemm,heatmap]
 """
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gpu_fft_timing import PUBLISHED_MS, modeled_ms  # noqa: E402
 
 from driver import Driver, foreign  # noqa: E402
-from simulator import timing  # noqa: E402
-from simulator.machine import SimulationWarning  # noqa: E402
+from vc4common import timing  # noqa: E402
+from vc4common.errors import SimulationWarning  # noqa: E402
 
 BAND = (0.8, 1.2)
 

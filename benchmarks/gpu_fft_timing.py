@@ -3,7 +3,7 @@
 Runs Broadcom's shader binaries (folder as in driver.gpu_fft) through the Driver on the simulator for
 N = 2^8 .. 2^17, batch 1 and 10, and prints the modeled time per transform at 250 MHz (the QPU run
 plus the host's submission cost, mailbox or direct as GPU_FFT chooses), the published time and their
-ratio. `--set name=value` overrides a timing parameter (simulator/timing.py) for experiments, and
+ratio. `--set name=value` overrides a timing parameter (vc4common/timing.py) for experiments, and
 `--detail` shows where the QPUs' cycles went.
 
     .venv/bin/python benchmarks/gpu_fft_timing.py [--sizes 8-17] [--set memory=300] [--detail]
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver import Driver  # noqa: E402
 from driver.gpu_fft import DIRECT_PATH_POINTS, GpuFft  # noqa: E402
-from simulator import timing  # noqa: E402
+from vc4common import timing  # noqa: E402
 
 # gpu_fft.txt (GPU_FFT 3.0), "Throughput": ms per transform on a Pi 1, batch 1 and batch 10.
 PUBLISHED_MS = {

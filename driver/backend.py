@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qpuasm import isa
+from vc4common import host
 
 from .mailbox import DEVICE, Mailbox, device_transport
 
@@ -33,13 +33,13 @@ class HostInfo:
     def memory_flags(self) -> int:
         """Allocation flags: the L2-cached alias where the ARM can see the VideoCore L2 (Pi 1/Zero),
         else the uncached one (ecosystem.md A4 'Which flag hello_fft uses')."""
-        if self.sdram_bus_address == 0x40000000:
-            return isa.MEM_FLAG_L1_NONALLOCATING
-        return isa.MEM_FLAG_DIRECT
+        if self.sdram_bus_address == host.PI1_SDRAM_BUS_ALIAS:
+            return host.MEM_FLAG_L1_NONALLOCATING
+        return host.MEM_FLAG_DIRECT
 
 
 KERNEL_MAILBOX_TIMEOUT_S = 1.0      # raspberrypi/linux#4321: hard-coded in the kernel's firmware driver
-PI1_DEFAULTS = HostInfo(0x20000000, 0x01000000, 0x40000000)
+PI1_DEFAULTS = HostInfo(host.PI1_PERIPHERAL_BASE, host.PI1_PERIPHERAL_SIZE, host.PI1_SDRAM_BUS_ALIAS)
 
 
 def read_host_info(device_tree: str | Path = "/proc/device-tree") -> HostInfo:
@@ -153,7 +153,7 @@ class DeviceBackend(Backend):
         self._registers: np.ndarray | None = None
 
     def map_memory(self, bus_address: int, size: int) -> np.ndarray:
-        physical = bus_address & ~isa.BUS_ALIAS_MASK
+        physical = bus_address & ~host.BUS_ALIAS_MASK
         mapping = self._mmap(physical, size)
         view = np.frombuffer(mapping, dtype=np.uint8, count=size)
         self._maps[id(view)] = mapping
@@ -169,7 +169,7 @@ class DeviceBackend(Backend):
 
     def _registers_view(self) -> np.ndarray:
         if self._registers is None:
-            mapping = self._mmap(self.host.peripheral_base + isa.V3D_BASE_OFFSET, isa.V3D_REGISTER_SPAN)
+            mapping = self._mmap(self.host.peripheral_base + host.V3D_BASE_OFFSET, host.V3D_REGISTER_SPAN)
             self._registers = np.frombuffer(mapping, dtype="<u4")
         return self._registers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from qpuasm import isa
+from vc4common import host
 
 from .mailbox import Mailbox, MailboxError
 
@@ -41,7 +41,7 @@ def board_info(mailbox: Mailbox) -> dict[str, object]:
     ask("firmware_revision", mailbox.firmware_revision)
     ask("arm_memory", mailbox.arm_memory)
     ask("gpu_memory", mailbox.vc_memory)
-    ask("clocks_hz", lambda: {name: mailbox.clock_rate(name) for name in isa.CLOCK_IDS})
+    ask("clocks_hz", lambda: {name: mailbox.clock_rate(name) for name in host.CLOCK_IDS})
     ask("temperature_c", mailbox.temperature)
     ask("throttled", mailbox.throttled)
     return info

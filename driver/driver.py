@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import qpuasm
-from qpuasm import isa
-from simulator.machine import BudgetExceeded
-from simulator.timing import Report
+from vc4common import host
+from vc4common.errors import BudgetExceeded
+from vc4common.timing import Report
 
 from .backend import Backend
 from .board import board_info
@@ -251,7 +251,7 @@ class Driver:
             else:
                 status = self.backend.mailbox.execute_qpu(n_qpus, block.bus_address + 4 * n_qpus * k, False,
                                                           max(1, int(timeout * 1000)))
-                if status == isa.EXECUTE_QPU_TIMEOUT:
+                if status == host.EXECUTE_QPU_TIMEOUT:
                     raise DriverError(f"QPU execution timed out after {timeout} s (execute_qpu answered "
                                       f"{status:#x}); raise timeout= or check the program ends")
             elapsed = time.perf_counter() - start

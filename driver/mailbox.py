@@ -4,7 +4,7 @@ A property message is little-endian u32 words (ecosystem.md A4):
     [total bytes, MBOX_REQUEST, tag, value buffer bytes, request bytes, values..., MBOX_END_TAG]
 The firmware answers in place: word 1 becomes MBOX_SUCCESS (or MBOX_PARSE_ERROR), the tag's
 request-length word gets MBOX_TAG_RESPONSE | response bytes, and the values are overwritten.
-Every number (tags, codes, layouts) comes from isa.MAILBOX_TAGS; this module builds, checks and sends.
+Every number (tags, codes, layouts) comes from host.MAILBOX_TAGS; this module builds, checks and sends.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from ioctl_opt import IOWR
 
-from qpuasm import isa
+from vc4common import host
 
 BUFFER_WORDS = 256                       # 1 KB, as py-videocore uses: room for any single tag
 DEVICE = "/dev/vcio"
@@ -35,19 +35,19 @@ class MailboxError(RuntimeError):
 def ioctl_number(pointer_type: type = ctypes.c_void_p) -> int:
     """IOCTL_MBOX_PROPERTY = _IOWR(100, 0, char *): 0xC0046400 on a 32-bit userland (a Pi Zero's
     Raspberry Pi OS), 0xC0086400 on a 64-bit one. Pass ctypes.c_uint32 for the 32-bit value."""
-    return IOWR(isa.MBOX_IOCTL_MAJOR, 0, pointer_type)
+    return IOWR(host.MBOX_IOCTL_MAJOR, 0, pointer_type)
 
 
 def build_message(name: str, *values: int) -> np.ndarray:
     """The request buffer of one tag, padded to BUFFER_WORDS words."""
-    tag = isa.MAILBOX_TAGS[name]
+    tag = host.MAILBOX_TAGS[name]
     if len(values) != len(tag.request):
         raise TypeError(f"{name} takes {len(tag.request)} values ({', '.join(tag.request) or 'none'}), "
                         f"got {len(values)}")
     value_words = tag.buffer_bytes // 4
     body = [tag.tag, tag.buffer_bytes, 4 * len(tag.request), *values, *[0] * (value_words - len(values)),
-            isa.MBOX_END_TAG]
-    words = [0, isa.MBOX_REQUEST, *body]
+            host.MBOX_END_TAG]
+    words = [0, host.MBOX_REQUEST, *body]
     words[0] = 4 * len(words)
     buffer = np.zeros(BUFFER_WORDS, dtype="<u4")
     buffer[:len(words)] = [w & 0xFFFFFFFF for w in words]
@@ -56,16 +56,16 @@ def build_message(name: str, *values: int) -> np.ndarray:
 
 def parse_response(name: str, buffer: np.ndarray) -> tuple[int, ...]:
     """The response values of a one-tag message, after checking every word the firmware set."""
-    tag = isa.MAILBOX_TAGS[name]
+    tag = host.MAILBOX_TAGS[name]
     code = int(buffer[1])
-    if code == isa.MBOX_PARSE_ERROR:
+    if code == host.MBOX_PARSE_ERROR:
         raise MailboxError(name, "the firmware could not parse the request", code)
-    if code != isa.MBOX_SUCCESS:
+    if code != host.MBOX_SUCCESS:
         raise MailboxError(name, "the firmware did not answer the request", code)
     length = int(buffer[4])
-    if not length & isa.MBOX_TAG_RESPONSE:
+    if not length & host.MBOX_TAG_RESPONSE:
         raise MailboxError(name, f"tag {tag.tag:#x} is not known to this firmware", length)
-    response_bytes = length & ~isa.MBOX_TAG_RESPONSE
+    response_bytes = length & ~host.MBOX_TAG_RESPONSE
     if response_bytes < 4 * len(tag.response):
         raise MailboxError(name, f"response of {response_bytes} bytes, expected {4 * len(tag.response)}", length)
     return tuple(int(w) for w in buffer[5:5 + len(tag.response)])
@@ -113,7 +113,7 @@ class Mailbox:
         return base, size
 
     def clock_rate(self, clock: str) -> int:
-        return self.call("get_clock_rate", isa.CLOCK_IDS[clock])[1]
+        return self.call("get_clock_rate", host.CLOCK_IDS[clock])[1]
 
     def temperature(self) -> float:
         return self.call("get_temperature", 0)[1] / 1000
@@ -148,7 +148,7 @@ class Mailbox:
             raise MailboxError("enable_qpu", f"the firmware refused{hint}", status)
 
     def execute_qpu(self, num_qpus: int, control: int, noflush: bool, timeout_ms: int) -> int:
-        """0 when the programs finished, isa.EXECUTE_QPU_TIMEOUT when they did not in time."""
+        """0 when the programs finished, host.EXECUTE_QPU_TIMEOUT when they did not in time."""
         return self.call("execute_qpu", num_qpus, control, int(noflush), timeout_ms)[0]
 
     def _status(self, name: str, *values: int) -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver import Driver, DriverError  # noqa: E402
 from driver.gpu_fft import DIRECT_PATH_POINTS, GpuFft, find_folder  # noqa: E402
-from simulator import timing  # noqa: E402
+from vc4common import timing  # noqa: E402
 
 # gpu_fft.txt: typical error on a Pi (ppm) and ms per transform on a Pi 1 (batch 1).
 PUBLISHED_PPM = {8: 0.33, 9: 0.46, 10: 0.52, 11: 0.59, 12: 0.78, 13: 0.83, 14: 0.92, 15: 0.98, 16: 1.0, 17: 1.3,

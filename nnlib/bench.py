@@ -5,7 +5,7 @@ simulator or measured on a Pi.
 For the kernels with weights, float32 and float16 weights side by side: time, GFLOPS and % of the
 24 GFLOPS peak. Depthwise layers are memory-bound, so they show GB/s and the ratio to their
 DMA-bound time: the input at the VDR rate and the output at the VDW rate, both engines at once
-(performance.md §4, simulator/timing.py). Every row also gives the QPU instructions and the wall
+(performance.md §4, vc4common/timing.py). Every row also gives the QPU instructions and the wall
 time of the run (the simulator's, on the simulator). The layer shapes come from the real MobileNet v1
 (nnlib.models fetches and caches it; without it the command says why and stops).
 """
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from driver import Driver
-from simulator.timing import param
+from vc4common.timing import param
 
 from . import matmul as G
 from . import models

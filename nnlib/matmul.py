@@ -499,13 +499,13 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
               exact: bool = False, rows_allowed: tuple[int, ...] | None = None) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
-    SDRAM traffic of the A streams and B strips in flight when that is slower (simulator/timing.py's
+    SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
     (measured: 9-row tiles waited 68 % of the time for the TMU). The one VDW engine stores every
     tile's chunks: with `overlap`, while the QPUs compute (the slower of the two counts); without,
     all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
     MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart."""
-    from simulator.timing import param
+    from vc4common.timing import param
     port, memory = param("memory_bytes_per_clock"), param("memory")
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
     best: tuple[tuple[float, float], GemmPlan] | None = None

@@ -1,5 +1,5 @@
-"""The assembler's part of the `vc4` command line: asm, disasm, check (driver/cli.py adds run and
-info). Errors print one clear message, never a traceback."""
+"""The assembler's part of the `vc4` command line: asm, disasm, check (vc4cli adds run, info,
+bench and classify). Errors print one clear message, never a traceback."""
 
 from __future__ import annotations
 

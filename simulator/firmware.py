@@ -12,7 +12,7 @@ Policies where the firmware's behaviour is not published:
 * execute_qpu returns when every program has ended. The firmware waits for host interrupts; a run
   in which no program raised one is reported (strict: error, else a warning), as it may hang a Pi.
 * A run longer than the call's timeout (modeled time at the board's V3D clock) answers
-  isa.EXECUTE_QPU_TIMEOUT.
+  host.EXECUTE_QPU_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qpuasm import isa
+from vc4common import host
+from vc4common.errors import BudgetExceeded, SimulationError, SimulationWarning
+from vc4common.timing import param
 
-from .machine import V3D, BudgetExceeded, SimulationError, SimulationWarning
+from .machine import V3D
 from .memory import OFFSET_MASK
 from .registers import V3DRegisters
-from .timing import param
 
 PAGE = 4096
 
@@ -43,9 +44,9 @@ class Board:
     firmware_revision: int = 0x5E0E0E0E          # a build timestamp, as the real firmware answers
     sdram_bytes: int = 512 << 20
     gpu_mem_bytes: int = 128 << 20               # gpu_mem=128, what GPU work on a Pi needs (ecosystem.md A4)
-    sdram_bus_alias: int = 0x40000000            # Pi 1/Zero: SDRAM seen by the ARM's DMA at 0x4... (L2 cached)
-    peripheral_base: int = 0x20000000
-    peripheral_size: int = 0x01000000
+    sdram_bus_alias: int = host.PI1_SDRAM_BUS_ALIAS
+    peripheral_base: int = host.PI1_PERIPHERAL_BASE
+    peripheral_size: int = host.PI1_PERIPHERAL_SIZE
     clocks_hz: dict[str, int] = field(default_factory=lambda: {
         "arm": 1_000_000_000, "core": 400_000_000, "v3d": 250_000_000, "sdram": 450_000_000})
     temperature_millicelsius: int = 41_234
@@ -87,31 +88,31 @@ class Firmware:
         words = buffer.view("<u4")
         self.last_run_seconds = 0.0
         size = int(words[0])
-        if size % 4 or size < 12 or size > 4 * len(words) or words[1] != isa.MBOX_REQUEST:
-            words[1] = isa.MBOX_PARSE_ERROR
+        if size % 4 or size < 12 or size > 4 * len(words) or words[1] != host.MBOX_REQUEST:
+            words[1] = host.MBOX_PARSE_ERROR
             return
         end = size // 4
         i = 2
-        while i < end and words[i] != isa.MBOX_END_TAG:
+        while i < end and words[i] != host.MBOX_END_TAG:
             if i + 3 > end:
-                words[1] = isa.MBOX_PARSE_ERROR
+                words[1] = host.MBOX_PARSE_ERROR
                 return
             tag_id, buffer_bytes = int(words[i]), int(words[i + 1])
             values = i + 3
             if buffer_bytes % 4 or values + buffer_bytes // 4 > end:
-                words[1] = isa.MBOX_PARSE_ERROR
+                words[1] = host.MBOX_PARSE_ERROR
                 return
-            name = isa.MAILBOX_TAG_NAMES.get(tag_id)
+            name = host.MAILBOX_TAG_NAMES.get(tag_id)
             if name is not None:
-                tag = isa.MAILBOX_TAGS[name]
+                tag = host.MAILBOX_TAGS[name]
                 request = [int(w) for w in words[values:values + len(tag.request)]]
                 answer = self._answer(name, request)
                 self.calls.append(name)
                 words[values:values + len(answer)] = answer
-                words[i + 2] = isa.MBOX_TAG_RESPONSE | 4 * len(answer)
+                words[i + 2] = host.MBOX_TAG_RESPONSE | 4 * len(answer)
             # An unknown tag is left unanswered (its response bit stays clear), as the firmware does.
             i = values + buffer_bytes // 4
-        words[1] = isa.MBOX_SUCCESS
+        words[1] = host.MBOX_SUCCESS
 
     def _answer(self, name: str, request: list[int]) -> list[int]:
         b = self.board
@@ -130,7 +131,7 @@ class Firmware:
         if name == "get_vc_memory":
             return [b.vc_memory_base, b.gpu_mem_bytes]
         if name in ("get_clock_rate", "get_max_clock_rate"):
-            names = {v: k for k, v in isa.CLOCK_IDS.items()}
+            names = {v: k for k, v in host.CLOCK_IDS.items()}
             return [request[0], b.clocks_hz.get(names.get(request[0], ""), 0)]
         if name == "get_temperature":
             return [request[0], b.temperature_millicelsius]
@@ -158,7 +159,7 @@ class Firmware:
         if name in ("allocate_memory", "lock_memory"):
             return [0]                               # handle 0 / bus address 0: failure
         if name == "execute_qpu":
-            return [isa.EXECUTE_QPU_TIMEOUT]
+            return [host.EXECUTE_QPU_TIMEOUT]
         return [0x80000000] * max(1, len(request))   # a non-zero status
 
     # ---- GPU memory --------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ class Firmware:
         handle = self._next_handle
         self._next_handle += 1
         self.allocations[handle] = Allocation(start, size, flags)
-        if flags & isa.MEM_FLAG_ZERO:
+        if flags & host.MEM_FLAG_ZERO:
             self.v3d.memory.data[start:start + size] = 0
         self._allocated_changed()
         return handle
@@ -217,9 +218,8 @@ class Firmware:
 
     def bus_alias(self, flags: int) -> int:
         """The alias bits of the bus address a lock answers (semantics.md §9.2)."""
-        kind = flags & (isa.MEM_FLAG_DIRECT | isa.MEM_FLAG_COHERENT)
-        return {isa.MEM_FLAG_NORMAL: 0x00000000, isa.MEM_FLAG_DIRECT: 0xC0000000,
-                isa.MEM_FLAG_COHERENT: 0x80000000, isa.MEM_FLAG_L1_NONALLOCATING: 0x40000000}[kind]
+        kind = flags & (host.MEM_FLAG_DIRECT | host.MEM_FLAG_COHERENT)
+        return host.BUS_ALIASES[kind]
 
     def instruction_budget(self, num_qpus: int, seconds: float) -> int:
         """No QPU issues more than one instruction per cycles_per_instruction clocks: past this many
@@ -234,23 +234,23 @@ class Firmware:
 
     def _execute_qpu(self, num_qpus: int, control: int, noflush: int, timeout_ms: int) -> int:
         if not self.qpu_enabled or not 1 <= num_qpus <= self.v3d.qpus:
-            return isa.EXECUTE_QPU_TIMEOUT           # the firmware cannot start them: it times out
+            return host.EXECUTE_QPU_TIMEOUT           # the firmware cannot start them: it times out
         memory = self.v3d.memory
         pairs = [(memory.read32(control + 8 * q), memory.read32(control + 8 * q + 4)) for q in range(num_qpus)]
         regs = self.registers
-        regs.write(isa.V3D_REGISTERS["L2CACTL"], isa.L2CACTL_CLEAR)
-        regs.write(isa.V3D_REGISTERS["SLCACTL"], 0xFFFFFFFF)
+        regs.write(host.V3D_REGISTERS["L2CACTL"], host.L2CACTL_CLEAR)
+        regs.write(host.V3D_REGISTERS["SLCACTL"], 0xFFFFFFFF)
         before = self.v3d.host_interrupts
         for uniforms, code in pairs:
-            regs.write(isa.V3D_REGISTERS["SRQUA"], uniforms)
-            regs.write(isa.V3D_REGISTERS["SRQPC"], code)
+            regs.write(host.V3D_REGISTERS["SRQUA"], uniforms)
+            regs.write(host.V3D_REGISTERS["SRQPC"], code)
         regs.max_instructions = self.instruction_budget(num_qpus, timeout_ms / 1000)
         try:
             regs.run_queue()
         except BudgetExceeded:
             regs.queue.clear()
             self.last_run_seconds = timeout_ms / 1000
-            return isa.EXECUTE_QPU_TIMEOUT
+            return host.EXECUTE_QPU_TIMEOUT
         except BaseException:               # a failure or Ctrl-C: nothing of this call stays queued
             regs.queue.clear()
             raise
@@ -263,7 +263,7 @@ class Firmware:
             self.v3d.warnings.append(message)
         self.last_run_seconds = self.v3d.report.seconds(self.board.clocks_hz["v3d"])
         if self.last_run_seconds * 1000 > timeout_ms:
-            return isa.EXECUTE_QPU_TIMEOUT
+            return host.EXECUTE_QPU_TIMEOUT
         return 0
 
     # ---- what the ARM maps ---------------------------------------------------------------------------

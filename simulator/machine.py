@@ -16,12 +16,14 @@ import numpy as np
 
 from qpuasm import isa
 from qpuasm.disasm import disassemble_lines
+from vc4common.errors import BudgetExceeded, SimulationError, SimulationWarning, WallTimeExceeded
+from vc4common.timing import STALL_REASONS, QpuReport, Report
 
 from . import core
 from .cache import new_caches, restart_clocks, statistics
 from .memory import OFFSET_MASK, Memory, outside_message
 from .program import decode_words
-from .timing import STALL_REASONS, QpuReport, Report, parameter_array
+from .timing import parameter_array
 from .vpm import VPM_HORIZ, VPM_SIZE, VPM_STRIDE, new_vpm
 
 LANES = core.LANES
@@ -29,23 +31,7 @@ MASK = core.MASK
 DECODE_WINDOW = 1 << 16       # bytes of code decoded beyond the furthest start address (grown on demand)
 
 
-class SimulationError(RuntimeError):
-    """A program did something the hardware does not define, or the simulation cannot continue."""
-
-
 INSTRUCTIONS_PER_SLICE = 1 << 20       # about 0.1-0.5 s of the compiled core on this kind of machine
-
-
-class WallTimeExceeded(SimulationError):
-    """The run took longer than the machine's wall-time bound (V3D.wall_timeout)."""
-
-
-class BudgetExceeded(SimulationError):
-    """The run went past its instruction budget (the programs may still be running on a Pi)."""
-
-
-class SimulationWarning(UserWarning):
-    """Non-strict mode: what strict mode would have raised, once per instruction and rule."""
 
 
 # What each report of the core means: (rule, message); {0} and {1} are the report's arguments.
@@ -338,7 +324,7 @@ class V3D:
         cache = {key: after[key] - self._cache_before[key] for key in after}
         busy = sum(q.busy_cycles for q in per_qpu)
         stalls = sum(sum(q.stall_cycles.values()) for q in per_qpu)
-        # Named after the V3D performance counter sources they model (isa.PERFORMANCE_COUNT_SOURCES),
+        # Named after the V3D performance counter sources they model (vc4common.host.PERFORMANCE_COUNT_SOURCES),
         # with the meaning of the guide's Table 82, plus the TMU cache hits, which no hardware counter
         # gives. TMU misses are line fetches from the L2 or memory, TMU hits lanes served by a line
         # already there; uniforms cache hits and misses count words read; instruction cache hits count

@@ -2,7 +2,7 @@
 
 What a host program does through /dev/mem on a Pi (GPU_FFT's direct path: cache clears, the user
 program request queue, the interrupt latches, the performance counters) does the same here through
-`read` and `write` at the same offsets (isa.V3D_REGISTERS, BRCM Table 48).
+`read` and `write` at the same offsets (host.V3D_REGISTERS, BRCM Table 48).
 
 Queued programs start when the host next looks at the V3D: a read of V3D_SRQCS, of an interrupt
 latch or of a counter runs every queued program to its end (in batches of as many as there are
@@ -12,11 +12,12 @@ QPUs). On the hardware they start at once and the host polls, so a host that pol
 from __future__ import annotations
 
 from qpuasm import isa
+from vc4common import host
 
 from .cache import ICACHE, UNIFORMS, clear_l2, clear_slice_cache, clear_tmu
 from .machine import V3D
 
-R = isa.V3D_REGISTERS
+R = host.V3D_REGISTERS
 
 
 class V3DRegisters:
@@ -24,7 +25,7 @@ class V3DRegisters:
 
     def __init__(self, v3d: V3D):
         self.v3d = v3d
-        self.values: dict[int, int] = dict.fromkeys(isa.V3D_REGISTER_NAMES, 0)
+        self.values: dict[int, int] = dict.fromkeys(host.V3D_REGISTER_NAMES, 0)
         self.queue: list[tuple[int, int, int]] = []     # (code address, uniforms address, uniforms end)
         self.next_uniforms = 0
         # What the driver told the simulator about the uniforms it wrote (uniforms address -> end), so
@@ -34,7 +35,7 @@ class V3DRegisters:
         self.completed = self.requested = 0
         self.error = False
         self.interrupt_latches = 0                       # bit q: QPU q raised host_int (DBQITC)
-        self.counts = [0] * isa.PERFORMANCE_COUNTERS
+        self.counts = [0] * host.PERFORMANCE_COUNTERS
         self.runs = 0                                    # batches run through the queue
         self.max_instructions = 200_000_000              # per batch; past it the run stops with an error
 
@@ -45,16 +46,16 @@ class V3DRegisters:
         if offset in (R["SRQCS"], R["DBQITC"]) or R["PCTR0"] <= offset <= R["PCTRS15"]:
             self.run_queue()
         if offset == R["IDENT0"]:
-            return isa.IDENT0_VALUE
+            return host.IDENT0_VALUE
         if offset == R["IDENT1"]:
             return self._ident1()
         if offset == R["SRQCS"]:
-            return (isa.SRQCS_COMPLETED.put(self.completed % 256) | isa.SRQCS_REQUESTED.put(self.requested % 256)
-                    | isa.SRQCS_ERROR.put(int(self.error)) | isa.SRQCS_LENGTH.put(len(self.queue)))
+            return (host.SRQCS_COMPLETED.put(self.completed % 256) | host.SRQCS_REQUESTED.put(self.requested % 256)
+                    | host.SRQCS_ERROR.put(int(self.error)) | host.SRQCS_LENGTH.put(len(self.queue)))
         if offset == R["DBQITC"]:
             return self.interrupt_latches
         if offset == R["L2CACTL"]:
-            return self.values[offset] & isa.L2CACTL_ENABLE
+            return self.values[offset] & host.L2CACTL_ENABLE
         counter = self._counter_index(offset, "PCTR")
         if counter is not None:
             return self.counts[counter] & 0xFFFFFFFF
@@ -64,10 +65,10 @@ class V3DRegisters:
         self._check(offset)
         value &= 0xFFFFFFFF
         if offset == R["L2CACTL"]:
-            if value & isa.L2CACTL_CLEAR:
+            if value & host.L2CACTL_CLEAR:
                 clear_l2(self.v3d.caches)
-            enabled = (self.values[offset] | (value & isa.L2CACTL_ENABLE)) & ~(
-                isa.L2CACTL_ENABLE if value & isa.L2CACTL_DISABLE else 0)
+            enabled = (self.values[offset] | (value & host.L2CACTL_ENABLE)) & ~(
+                host.L2CACTL_ENABLE if value & host.L2CACTL_DISABLE else 0)
             self.values[offset] = enabled
             return
         if offset == R["SLCACTL"]:
@@ -77,27 +78,27 @@ class V3DRegisters:
             self.next_uniforms = value
         elif offset == R["SRQPC"]:
             self.requested += 1
-            if len(self.queue) >= isa.SRQ_QUEUE_DEPTH:
+            if len(self.queue) >= host.SRQ_QUEUE_DEPTH:
                 self.error = True                        # the request is dropped (semantics.md §9.1)
             else:
                 end = self.uniforms_ends.get(self.next_uniforms, 0)
                 self.queue.append((value, self.next_uniforms, end))
             return
         elif offset == R["SRQCS"]:
-            if value & 1 << isa.SRQCS_COMPLETED.lo:
+            if value & 1 << host.SRQCS_COMPLETED.lo:
                 self.completed = 0
-            if value & 1 << isa.SRQCS_REQUESTED.lo:
+            if value & 1 << host.SRQCS_REQUESTED.lo:
                 self.requested = 0
-            if value & 1 << isa.SRQCS_ERROR.lo:
+            if value & 1 << host.SRQCS_ERROR.lo:
                 self.error = False
-            if value & 1 << isa.SRQCS_LENGTH.lo:
+            if value & 1 << host.SRQCS_LENGTH.lo:
                 self.queue.clear()
             return
         elif offset == R["DBQITC"]:
             self.interrupt_latches &= ~value
             return
         elif offset == R["PCTRC"]:
-            for n in range(isa.PERFORMANCE_COUNTERS):
+            for n in range(host.PERFORMANCE_COUNTERS):
                 if value >> n & 1:
                     self.counts[n] = 0
             return
@@ -127,11 +128,11 @@ class V3DRegisters:
 
     def _count(self, counters: dict[str, int]) -> None:
         enables = self.values[R["PCTRE"]]
-        if not enables & isa.PCTRE_ENABLE_ALL:
+        if not enables & host.PCTRE_ENABLE_ALL:
             return
-        for n in range(isa.PERFORMANCE_COUNTERS):
+        for n in range(host.PERFORMANCE_COUNTERS):
             if enables >> n & 1:
-                name = isa.PERFORMANCE_COUNT_SOURCES.get(self.values[R[f"PCTRS{n}"]] & 0x1F)
+                name = host.PERFORMANCE_COUNT_SOURCES.get(self.values[R[f"PCTRS{n}"]] & 0x1F)
                 self.counts[n] += counters.get(name, 0) if name else 0
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -139,30 +140,30 @@ class V3DRegisters:
     def _ident1(self) -> int:
         v3d = self.v3d
         slices = v3d.tmus // 2
-        return (isa.IDENT1_VPMSZ.put(12) | isa.IDENT1_NSEM.put(isa.SEMAPHORE_COUNT) | isa.IDENT1_TUPS.put(2)
-                | isa.IDENT1_QUPS.put(min(v3d.qpus, 4)) | isa.IDENT1_NSLC.put(slices) | isa.IDENT1_REV.put(1))
+        return (host.IDENT1_VPMSZ.put(12) | host.IDENT1_NSEM.put(isa.SEMAPHORE_COUNT) | host.IDENT1_TUPS.put(2)
+                | host.IDENT1_QUPS.put(min(v3d.qpus, 4)) | host.IDENT1_NSLC.put(slices) | host.IDENT1_REV.put(1))
 
     def _clear_slice_caches(self, value: int) -> None:
         for s in range(self.v3d.tmus // 2):
-            if isa.SLCACTL_TMU0_CLEAR.get(value) >> s & 1:
+            if host.SLCACTL_TMU0_CLEAR.get(value) >> s & 1:
                 clear_tmu(self.v3d.caches, 2 * s)
-            if isa.SLCACTL_TMU1_CLEAR.get(value) >> s & 1:
+            if host.SLCACTL_TMU1_CLEAR.get(value) >> s & 1:
                 clear_tmu(self.v3d.caches, 2 * s + 1)
-            if isa.SLCACTL_UNIFORMS_CLEAR.get(value) >> s & 1:
+            if host.SLCACTL_UNIFORMS_CLEAR.get(value) >> s & 1:
                 clear_slice_cache(self.v3d.caches, UNIFORMS + s)
-            if isa.SLCACTL_ICACHE_CLEAR.get(value) >> s & 1:
+            if host.SLCACTL_ICACHE_CLEAR.get(value) >> s & 1:
                 clear_slice_cache(self.v3d.caches, ICACHE + s)
 
     @staticmethod
     def _counter_index(offset: int, prefix: str) -> int | None:
-        name = isa.V3D_REGISTER_NAMES.get(offset, "")
+        name = host.V3D_REGISTER_NAMES.get(offset, "")
         suffix = name[len(prefix):]
         return int(suffix) if name.startswith(prefix) and suffix.isdigit() else None
 
     @staticmethod
     def _check(offset: int) -> None:
-        if offset not in isa.V3D_REGISTER_NAMES:
-            raise ValueError(f"V3D register offset {offset:#x} is not one the model has (isa.V3D_REGISTERS)")
+        if offset not in host.V3D_REGISTER_NAMES:
+            raise ValueError(f"V3D register offset {offset:#x} is not one the model has (host.V3D_REGISTERS)")
 
 
 __all__ = ["V3DRegisters"]

@@ -98,10 +98,10 @@ def test_check_reports_hazards_in_binary(tmp_path):
     assert expected in result.stdout
 
 
-# ---- vc4 run and vc4 info (driver/cli.py) ----------------------------------------------------------------
+# ---- vc4 run and vc4 info (vc4cli) ----------------------------------------------------------------
 
 def vc4(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driver.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vc4cli", *args], capture_output=True, text=True,
                           env={**ENV, "COLUMNS": "160"})
 
 

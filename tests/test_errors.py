@@ -257,7 +257,7 @@ def test_bench_without_the_model_says_why_in_one_line(tmp_path):
     import sys
 
     env = {**os.environ, "VC4KIT_CACHE": str(tmp_path), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
-    result = subprocess.run([sys.executable, "-m", "driver.cli", "bench", "--only", "fc"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "vc4cli", "bench", "--only", "fc"], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(

@@ -15,7 +15,7 @@ import pytest
 from driver import Driver, foreign
 from driver.diagnose import DriverError
 from simulator.machine import SimulationError, SimulationWarning
-from simulator.timing import param
+from vc4common.timing import param
 
 from .conftest import ROOT, shared_vector
 

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driver import Driver, DriverError
-from driver.cli import main as vc4_main
 from qpuasm import AssembleError
-from simulator.machine import SimulationError
+from vc4cli import main as vc4_main
+from vc4common.errors import SimulationError
 
 from .conftest import ROOT
 

@@ -121,7 +121,7 @@ def test_modeled_time_is_calibrated(log2_n, published_ms, folder):
     (BENCHMARKS.md, tests/test_foreign_programs.py), stays within ±20 % of gpu_fft.txt's Pi 1 times
     (modeled QPU time plus the host's cost: the direct path for short jobs, else the mailbox)."""
     from driver.gpu_fft import DIRECT_PATH_POINTS
-    from simulator.timing import param
+    from vc4common.timing import param
     with Driver(backend="sim") as drv:
         fft = GpuFft(drv, log2_n, folder=folder)
         fft.execute(np.zeros((1, 1 << log2_n), np.complex64))

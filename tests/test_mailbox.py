@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from driver.mailbox import Mailbox, MailboxError, build_message, ioctl_number, parse_response
-from qpuasm import isa
 from simulator.firmware import Firmware
+from vc4common import host
 
 
 def words(buffer: np.ndarray) -> list[int]:
@@ -64,7 +64,7 @@ def answered(name: str, *values: int, firmware: Firmware | None = None) -> np.nd
 
 
 def test_firmware_marks_the_buffer_and_the_tag_answered():
-    buffer = answered("get_clock_rate", isa.CLOCK_IDS["v3d"])
+    buffer = answered("get_clock_rate", host.CLOCK_IDS["v3d"])
     assert buffer[1] == 0x80000000
     assert buffer[4] == 0x80000000 | 8
     assert list(buffer[5:7]) == [5, 250_000_000]
@@ -105,7 +105,7 @@ def test_a_request_not_answered_at_all_is_an_error():
 def test_qpu_memory_calls_and_their_failures():
     firmware = Firmware()
     mb = Mailbox(firmware.property)
-    handle = mb.allocate_memory(10_000, 4096, isa.MEM_FLAG_L1_NONALLOCATING)
+    handle = mb.allocate_memory(10_000, 4096, host.MEM_FLAG_L1_NONALLOCATING)
     bus = mb.lock_memory(handle)
     assert bus >> 30 == 1 and bus & 0xFFF == 0     # the 0x4 alias, page aligned
     assert firmware.board.vc_memory_base <= bus & 0x3FFFFFFF < firmware.board.sdram_bytes

@@ -1,12 +1,12 @@
 """The timing model (modeled, not measured): instruction issue, TMU latency by cache level, DMA
 bandwidth shared by all QPUs, semaphore waits, and the report. Expected figures come from the
-parameter table in simulator/timing.py."""
+parameter table in vc4common/timing.py."""
 
 from __future__ import annotations
 
 import qpuasm
 from simulator.machine import run_program
-from simulator.timing import PARAMETERS, param
+from vc4common.timing import PARAMETERS, param
 
 END = "nop; nop; thrend\nnop\nnop\n"
 CPI = int(param("cycles_per_instruction"))

@@ -1,4 +1,5 @@
-"""The `vc4` command line: the assembler's commands (qpuasm/cli.py) plus `run` and `info`.
+"""The `vc4` command line, above every package it dispatches to: the assembler's commands
+(qpuasm/cli.py), `run` and `info` (the driver), `bench` and `classify` (nnlib).
 
     vc4 classify IMAGE|sample [--model FILE] [--weights float16] [--layers] [--json]
     vc4 info [--backend sim|mailbox]
@@ -19,16 +20,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from driver.board import board_info, info_rows
+from driver.diagnose import DriverError, open_backend
+from driver.driver import Driver
+from driver.mailbox import MailboxError
 from qpuasm import cli as asm_cli
 from qpuasm import formats
 from qpuasm.assembler import assemble_file
-from simulator.machine import SimulationError, SimulationWarning
-from simulator.timing import STALL_REASONS, Report
-
-from .board import board_info, info_rows
-from .diagnose import DriverError, open_backend
-from .driver import Driver
-from .mailbox import MailboxError
+from vc4common.errors import SimulationError, SimulationWarning
+from vc4common.timing import STALL_REASONS, Report
 
 
 def _uniform(text: str) -> tuple[str, float | int]:
@@ -172,7 +172,3 @@ def main(argv: list[str] | None = None) -> int:
     except (DriverError, MailboxError, SimulationError) as error:
         print(f"vc4 {args.command}: error: {error}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
