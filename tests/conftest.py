@@ -1,4 +1,10 @@
-"""Shared test helpers: where the hardware test vectors are (../shared/testvectors, read in place)."""
+"""Shared test helpers: where the hardware test vectors are (../shared/testvectors, read in place),
+and the backend the kernel tests run on.
+
+Kernel tests take the `drv` fixture and are marked `hw`: on the simulator by default, on a Pi with
+`pytest --backend mailbox -m hw` (they skip with the reason where there is no /dev/vcio). A test that
+looks inside the simulated firmware asks for it through `simulated_firmware`, which skips on a Pi.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from driver import Driver
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -28,3 +36,32 @@ def gpu_fft_hex_files() -> list[Path]:
         if folder.is_dir():
             files += sorted(folder.glob("*.hex"))
     return files
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--backend", choices=("sim", "mailbox"), default=os.environ.get("VC4KIT_TEST_BACKEND", "sim"),
+                     help="where the kernel tests (marker hw, fixture drv) run: the simulator, or a Pi's mailbox")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "drv" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.hw)
+
+
+@pytest.fixture(scope="module")
+def drv(request):
+    """One driver per test module on the chosen backend; everything it allocated is given back."""
+    backend = request.config.getoption("--backend")
+    if backend == "mailbox" and not os.path.exists("/dev/vcio"):
+        pytest.skip("--backend mailbox: no /dev/vcio here, this is not a Raspberry Pi")
+    with Driver(backend=backend) as d:
+        yield d
+
+
+def simulated_firmware(drv):
+    """The simulated firmware behind `drv`, or skip: the test counts or reads what only a model shows."""
+    firmware = getattr(drv.backend, "firmware", None)
+    if firmware is None:
+        pytest.skip("reads the simulated firmware's records, which a Pi does not keep")
+    return firmware

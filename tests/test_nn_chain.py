@@ -6,18 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driver import Driver
 from nnlib import chain, depthwise
 from nnlib import reference as ref
+
+from .conftest import simulated_firmware
 
 U = 2.0 ** -23
 RNG = np.random.default_rng(21)
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def depthwise_pair(drv, x, w1, b1, w2, b2, blocks):
@@ -52,9 +48,9 @@ def test_two_depthwise_layers_in_one_submission(drv):
     blocks: list = []
     try:
         segments, y_gpu, second = depthwise_pair(drv, x, w1, b1, w2, b2, blocks)
-        calls = len(drv.backend.firmware.calls)
+        calls = len(simulated_firmware(drv).calls)
         report = chain.run_chain(drv, segments)
-        executes = [c for c in drv.backend.firmware.calls[calls:] if c == "execute_qpu"]
+        executes = [c for c in simulated_firmware(drv).calls[calls:] if c == "execute_qpu"]
         y = np.array(y_gpu[:, :second.out_w, :32])
     finally:
         for block in blocks:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driver import Driver
 from nnlib import conv2d, im2col
 from nnlib import reference as ref
 from nnlib.matmul import plan_gemm
@@ -16,11 +15,6 @@ from nnlib.matmul import plan_gemm
 U = 2.0 ** -23
 RNG = np.random.default_rng(3)
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def check(y, x, w, bias, stride, padding):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driver import Driver
 from nnlib import conv_depthwise
 from nnlib.depthwise import PIXELS, load_order, window_columns
 from nnlib.tasks import deal
@@ -15,11 +14,6 @@ from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
 
 RNG = np.random.default_rng(5)
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def rand(*shape) -> np.ndarray:

@@ -7,19 +7,14 @@ import numpy as np
 import pytest
 
 import nnlib
-from driver import Driver
 from nnlib import matmul as G
 from nnlib import reference as ref
 
+from .conftest import simulated_firmware
 from .nn_bounds import assert_gemm_within_bound as assert_within_rtz_bound
 
 RNG = np.random.default_rng(11)
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def rand(*shape) -> np.ndarray:
@@ -100,9 +95,9 @@ def test_package_api(drv):
 
 
 def test_nothing_left_allocated(drv):
-    before = drv.backend.firmware.allocated_bytes()
+    before = simulated_firmware(drv).allocated_bytes()
     G.gemm(drv, rand(8, 8), rand(8, 8))
-    assert drv.backend.firmware.allocated_bytes() == before
+    assert simulated_firmware(drv).allocated_bytes() == before
 
 
 @pytest.mark.parametrize("m, n, k", [(1, 1, 1), (17, 33, 9), (40, 64, 50)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driver import Driver
 from nnlib import bench, conv_depthwise, conv_pointwise, fully_connected, models
 
 from .nn_bounds import assert_depthwise_within_bound, assert_gemm_within_bound, relu6
@@ -23,11 +22,6 @@ except models.FetchError as error:             # the registry cannot be reached
     POINTWISE, DEPTHWISE, WHY = [], [], f"the MobileNet v1 model (its layer shapes) cannot be fetched: {error}"
 needs_table = pytest.mark.skipif(not POINTWISE, reason=WHY)
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def rand(*shape, scale: float = 1.0) -> np.ndarray:

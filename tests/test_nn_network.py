@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import nnlib
-from driver import Driver
 from nnlib import graph as G
 from nnlib.graph import onnx_format, tflite_format
 from nnlib.matmul import float16_weights
 
 pytest.importorskip("tensorboard.compat.proto.graph_pb2")
+from .conftest import simulated_firmware  # noqa: E402
 from .graph_builders import GraphBuilder, mobilenet  # noqa: E402
 
 RNG = np.random.default_rng(16)
@@ -29,11 +29,6 @@ U_QPU, U_NUMPY = 2.0 ** -23, 2.0 ** -24
 # as whole rows written by the depthwise kernel itself; then 16, 8 and 4 wide.
 BLOCKS = [(1, 32), (2, 48), (1, 48), (2, 64), (2, 96)]
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +131,10 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights) as net:
         paths = {type(layer).__name__ + ("/direct" if getattr(layer, "direct", False) else "") for layer in net.layers}
         assert {"GemmLayer", "GemmLayer/direct", "DepthwiseLayer", "PoolLayer"} <= paths, paths
-        calls = len(drv.backend.firmware.calls)
+        calls = len(simulated_firmware(drv).calls)
         images = [RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2)]
         first, second = (check(net, graph, image, weights) for image in images)
-        executes = drv.backend.firmware.calls[calls:].count("execute_qpu")
+        executes = simulated_firmware(drv).calls[calls:].count("execute_qpu")
     assert executes == 2                                   # one submission per image, the program reused
     assert not np.allclose(first, second)
 

@@ -12,18 +12,12 @@ import numpy as np
 import pytest
 
 import nnlib
-from driver import Driver
 from nnlib import reference as ref
 from nnlib.nonfinite import NonFiniteWarning, as_the_qpu_reads
 
 RNG = np.random.default_rng(14)
 NEGATIVE_NAN = np.frombuffer(np.uint32(0xFFC00000).tobytes(), np.float32)[0]
 
-
-@pytest.fixture(scope="module")
-def drv():
-    with Driver(backend="sim") as d:
-        yield d
 
 
 def nonzero(*shape):
