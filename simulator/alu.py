@@ -25,6 +25,7 @@ AND, OR, XOR, NOT, CLZ, ADD_V8ADDS, ADD_V8SUBS = (
 _M = isa.MUL_OP_CODES
 FMUL, MUL24, V8MULD, V8MIN, V8MAX, MUL_V8ADDS, MUL_V8SUBS = (
     _M["fmul"], _M["mul24"], _M["v8muld"], _M["v8min"], _M["v8max"], _M["v8adds"], _M["v8subs"])
+ADD_NOP, MUL_NOP = _A["nop"], _M["nop"]
 V8ADDS, V8SUBS, V8MULD_OP, V8MIN_OP, V8MAX_OP = 0, 1, 2, 3, 4     # byte-wise ops of _bytes
 
 
@@ -112,7 +113,9 @@ def add_op(code: int, a: int, b: int) -> tuple[int, int]:
         return _bytes(a, b, V8ADDS), 0
     if code == ADD_V8SUBS:
         return _bytes(a, b, V8SUBS), 0
-    return 0, 0                                   # nop
+    if code == ADD_NOP:
+        return 0, 0
+    raise NotImplementedError("an ADD op of qpuasm.isa has no semantics in simulator/alu.py")
 
 
 @jit(inline=True)
@@ -133,4 +136,6 @@ def mul_op(code: int, a: int, b: int) -> tuple[int, int]:
         return _bytes(a, b, V8ADDS), 0
     if code == MUL_V8SUBS:
         return _bytes(a, b, V8SUBS), 0
-    return 0, 0                                   # nop
+    if code == MUL_NOP:
+        return 0, 0
+    raise NotImplementedError("a MUL op of qpuasm.isa has no semantics in simulator/alu.py")
