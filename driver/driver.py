@@ -34,7 +34,7 @@ from .diagnose import DriverError, open_backend
 from .memory import GPUArray, GPUBlock, GPUMemory
 from .v3d import V3D, V3DError
 
-MAX_QPUS = 12
+MAX_QPUS = host.QPUS
 
 
 @dataclass

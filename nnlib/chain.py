@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 import qpuasm
+from vc4common import host
 
 from .tasks import USE_QPU_NUMBER, Scope, deal, free_all, keep
 
-QPUS = 12
+QPUS = host.QPUS
 ARRIVE, LEAVE = 0, 1                     # the barrier's semaphores
 
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qpuasm import isa
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
+from vc4common import host
 
 from . import reference
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue
 
-LANES = 16
-MAX_QPUS = 12
+LANES = isa.LANES
+MAX_QPUS = host.QPUS
 TAPS = 9
 PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
 TMU_DEPTH = 4                                 # requests in flight per TMU (more is unreliable, semantics.md §8.2)

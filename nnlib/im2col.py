@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qpuasm import isa
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
 
 from .matmul import STORE_ROWS
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, table_prologue
 
-LANES = 16
+LANES = isa.LANES
 TMU_DEPTH = 4                                 # requests in flight per TMU (semantics.md §8.2)
 TASK_WORDS = 2                                # [the tile's lane table (16 window addresses), its pack]
 ZERO = -1                                     # the offset of a k beyond the patch (K's padding)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from vc4common import host
+
 from . import reference
 from .graph import Graph, Node
 from .network import WEIGHTS
 from .network import compile as compile_network
 
-QPUS = 12
+QPUS = host.QPUS
 
 
 def _run(drv, op: str, x: np.ndarray, w: np.ndarray | None, bias, attrs: dict, weights: str = "float32",

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import qpuasm
+from qpuasm import isa
 from qpuasm.builtins import dma_h32, h32, vdw_setup_0, vpm_setup
+from vc4common import host
 
 from . import reference
 from .nonfinite import warn_nonfinite
@@ -52,8 +54,8 @@ from .tasks import (
     table_prologue,
 )
 
-LANES = 16
-MAX_QPUS = 12
+LANES = isa.LANES
+MAX_QPUS = host.QPUS
 QPUS_PER_SLICE = 4
 ACCUMULATORS = [f"r{f}{j}" for j in range(25) for f in "ab"]    # ra0, rb0, ra1, ...: pairs move together
 MAX_SLOTS = 24                            # per set when two sets take turns (ra24, rb24 then hold ReLU6's bounds)

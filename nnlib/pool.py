@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qpuasm import isa
 from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
+from vc4common import host
 
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, table_prologue
 
-LANES = 16
-MAX_QPUS = 12
+LANES = isa.LANES
+MAX_QPUS = host.QPUS
 MAX_PIXELS = 512
 AHEAD = 8
 TASK_WORDS = 2                                 # [input + 64 * group, output + 64 * group]

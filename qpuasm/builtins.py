@@ -24,7 +24,7 @@ def vpm_setup(num: int, stride: int, addr_word: int) -> int:
     _in("num", num, 0, 16)
     _in("stride", stride, -64, 64)
     _in("VPM address word", addr_word, 0, isa.VPM_ADDR_WORD.mask)
-    return (isa.VPM_NUM.put(num & isa.VPM_NUM.mask) | isa.VPM_STRIDE.put(stride & isa.VPM_STRIDE.mask)
+    return (isa.VPM_NUM.put_count(num) | isa.VPM_STRIDE.put(stride & isa.VPM_STRIDE.mask)   # two's complement
             | isa.VPM_ADDR_WORD.put(addr_word))
 
 
@@ -65,8 +65,8 @@ def vdw_setup_0(units: int, depth: int, dma_word: int) -> int:
     _in("units", units, 0, 128)
     _in("depth", depth, 0, 128)
     _in("VDW DMA word", dma_word, 0, isa.VDW_DMA_WORD.mask)
-    return (isa.VPM_SETUP_ID.put(isa.VDW_ID_BASIC) | isa.VDW_UNITS.put(units & isa.VDW_UNITS.mask)
-            | isa.VDW_DEPTH.put(depth & isa.VDW_DEPTH.mask) | isa.VDW_DMA_WORD.put(dma_word))
+    return (isa.VPM_SETUP_ID.put(isa.VDW_ID_BASIC) | isa.VDW_UNITS.put_count(units)
+            | isa.VDW_DEPTH.put_count(depth) | isa.VDW_DMA_WORD.put(dma_word))
 
 
 def vdw_setup_1(stride: int) -> int:
@@ -109,8 +109,8 @@ def vdr_setup_0(mpitch: int, rowlen: int, nrows: int, dma_word: int) -> int:
     _in("rowlen", rowlen, 0, 16)
     _in("nrows", nrows, 0, 16)
     _in("VDR DMA word", dma_word, 0, 0x7FFFFFFF)
-    return (isa.VDR_ID.put(1) | isa.VDR_MPITCH.put(mpitch) | isa.VDR_ROWLEN.put(rowlen & isa.VDR_ROWLEN.mask)
-            | isa.VDR_NROWS.put(nrows & isa.VDR_NROWS.mask) | dma_word)
+    return (isa.VDR_ID.put(1) | isa.VDR_MPITCH.put(mpitch) | isa.VDR_ROWLEN.put_count(rowlen)
+            | isa.VDR_NROWS.put_count(nrows) | dma_word)
 
 
 def vdr_setup_1(stride: int) -> int:
@@ -121,7 +121,7 @@ def vdr_setup_1(stride: int) -> int:
 
 def _vdr(vert: int, vpitch: int, y: int, x: int) -> int:
     _in("vpitch", vpitch, 0, 16)
-    return (isa.VDR_VPITCH.put(vpitch & isa.VDR_VPITCH.mask) | isa.VDR_VERT.put(vert)
+    return (isa.VDR_VPITCH.put_count(vpitch) | isa.VDR_VERT.put(vert)
             | isa.VDR_ADDRXY.put(_in("y", y, 0, 63) << 4 | _in("x", x, 0, 15)))
 
 

@@ -282,7 +282,8 @@ class _Checker:
         if not f.branch and len(f.writes) == 2:
             (fa, a, ca), (fb, b, cb) = f.writes
             same = a == b and (a >= isa.REGFILE_SIZE or fa == fb)
-            complementary = {ca, cb} in ({2, 3}, {4, 5}, {6, 7})
+            (flag_a, want_a), (flag_b, want_b) = isa.CONDITION_TESTS[ca], isa.CONDITION_TESTS[cb]
+            complementary = flag_a is not None and flag_a == flag_b and want_a != want_b
             if same and (not complementary or a >= isa.ADDR_TMU_NOSWAP):
                 self.note(17, "warning", "both ALUs write the same register")
         for _, addr, cond in f.writes:

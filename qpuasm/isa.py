@@ -23,6 +23,7 @@ class Field:
     name: str
     hi: int
     lo: int
+    zero_means: int = 0               # a count field whose 0 stands for its largest value (16, 64, 128)
     width: int = field(init=False)
     mask: int = field(init=False)
 
@@ -37,6 +38,14 @@ class Field:
         if not 0 <= value <= self.mask:
             raise ValueError(f"{value} does not fit field {self.name} [{self.hi}:{self.lo}]")
         return value << self.lo
+
+    def count(self, word: int) -> int:
+        """The field as a count: its value, or `zero_means` for 0."""
+        return self.get(word) or self.zero_means
+
+    def put_count(self, count: int) -> int:
+        """A count into the field: `zero_means` is written as 0."""
+        return self.put(0 if self.zero_means and count == self.zero_means else count)
 
 
 SIG = Field("sig", 63, 60)
@@ -174,6 +183,20 @@ BRANCH_CONDITIONS: tuple[str | None, ...] = (
 )
 BRANCH_CONDITION_CODES = {name: code for code, name in enumerate(BRANCH_CONDITIONS) if name is not None}
 
+# What each condition tests, as columns the simulator and checker read (no arithmetic on codes).
+FLAGS: tuple[str, ...] = ("z", "n", "c")
+# Per cond code (§6.1): the flag read (None: never/always) and the value of it that passes.
+CONDITION_TESTS: tuple[tuple[str | None, int], ...] = (
+    (None, 0), (None, 1), ("z", 1), ("z", 0), ("n", 1), ("n", 0), ("c", 1), ("c", 0))
+# Per cond_br (§14): the flag read, the value of it that passes, and whether every lane must pass
+# (all*) or one is enough (any*); None for the reserved codes; always reads no flag.
+BRANCH_TESTS: tuple[tuple[str | None, int, bool] | None, ...] = (
+    ("z", 1, True), ("z", 0, True), ("z", 1, False), ("z", 0, False),
+    ("n", 1, True), ("n", 0, True), ("n", 1, False), ("n", 0, False),
+    ("c", 1, True), ("c", 0, True), ("c", 1, False), ("c", 0, False),
+    None, None, None, (None, 1, True),
+)
+
 # ==== Pack and unpack (§7) ====
 
 # pm = 0: regfile-A pack (§7.4), index = pack code.
@@ -235,6 +258,7 @@ SMALL_IMM_CODES: dict[int, int] = {SMALL_IMM_BITS[c]: c for c in range(SMALL_IMM
 LDI_MODES: dict[int, str] = {0: "ldi", 1: "ldipes", 3: "ldipeu"}   # 32-bit, per-element signed/unsigned
 LDI_MODE_CODES = {name: code for code, name in LDI_MODES.items()}
 LDI_MODE_SEMAPHORE = 4
+LANES = 16                                   # a QPU is a 16-way SIMD processor (§1)
 SEMAPHORE_COUNT = 16
 SEMAPHORE_ACQUIRE = 1   # sa = 1 decrements (acquire, `sacq`); 0 increments (release, `srel`)
 SEMAPHORE_OPS = {"srel": 0, "sacq": SEMAPHORE_ACQUIRE}
@@ -345,8 +369,8 @@ ADDR_REGFILE_THREAD_RESERVED = 14   # §16 rule 6: no access to ra14/rb14 around
 # simulator decodes them. The ID bits select the sub-function of a vr_setup / vw_setup write.
 
 VPM_SETUP_ID = Field("id", 31, 30)            # 00: generic VPM read/write setup
-VPM_NUM = Field("num", 23, 20)                # vectors to read (0 = 16), read setup only
-VPM_STRIDE = Field("stride", 17, 12)          # 0 = 64
+VPM_NUM = Field("num", 23, 20, zero_means=16)                # vectors to read (0 = 16), read setup only
+VPM_STRIDE = Field("stride", 17, 12, zero_means=64)          # 0 = 64
 VPM_ADDR_WORD = Field("addr_word", 11, 0)     # HORIZ (11), LANED (10), SIZE (9..8), ADDR (7..0)
 VPM_HORIZ = Field("horiz", 11, 11)
 VPM_LANED = Field("laned", 10, 10)
@@ -356,8 +380,8 @@ VPM_SIZE_32 = 2
 
 VDW_ID_BASIC = 0b10                           # bits 31..30 of a VDW basic setup
 VDW_ID_STRIDE = 0b11                          # bits 31..30 of a VDW stride setup
-VDW_UNITS = Field("units", 29, 23)            # rows (0 = 128)
-VDW_DEPTH = Field("depth", 22, 16)            # row length (0 = 128)
+VDW_UNITS = Field("units", 29, 23, zero_means=128)            # rows (0 = 128)
+VDW_DEPTH = Field("depth", 22, 16, zero_means=128)            # row length (0 = 128)
 VDW_DMA_WORD = Field("dma_word", 15, 0)       # LANED, HORIZ, VPMBASE, MODEW
 VDW_HORIZ = Field("horiz", 14, 14)
 VDW_VPMBASE = Field("vpmbase", 13, 3)         # {Y[6:0], X[3:0]}
@@ -371,10 +395,10 @@ VDR_EXT_ID = Field("vdr_ext_id", 31, 28)      # 1001: VDR extended pitch setup
 VDR_EXT_ID_VALUE = 0b1001
 VDR_MODEW = Field("modew", 30, 28)
 VDR_MPITCH = Field("mpitch", 27, 24)          # pitch = 8 * 2^MPITCH bytes (0 = use extended)
-VDR_ROWLEN = Field("rowlen", 23, 20)          # 0 = 16
-VDR_NROWS = Field("nrows", 19, 16)            # 0 = 16
+VDR_ROWLEN = Field("rowlen", 23, 20, zero_means=16)          # 0 = 16
+VDR_NROWS = Field("nrows", 19, 16, zero_means=16)            # 0 = 16
 VDR_DMA_WORD = Field("dma_word", 15, 0)       # VPITCH, VERT, ADDRXY (and MODEW in 30..28)
-VDR_VPITCH = Field("vpitch", 15, 12)          # 0 = 16
+VDR_VPITCH = Field("vpitch", 15, 12, zero_means=16)          # 0 = 16
 VDR_VERT = Field("vert", 11, 11)
 VDR_ADDRXY = Field("addrxy", 10, 0)           # {Y[5:0], X[3:0]}
 VDR_MPITCHB = Field("mpitchb", 12, 0)          # the guide's field; programs use more (below)

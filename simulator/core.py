@@ -26,8 +26,9 @@ from .memory import OFFSET_MASK, OUTSIDE
 from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
 from .sfu import SFU_LATENCY, sfu
 from .vpm import RESERVED, generic_advanced, load, memory_rows, read_vector, size_reserved, store, write_vector
+from .vpm import count as vpm_count
 
-LANES = 16
+LANES = isa.LANES
 MASK = 0xFFFFFFFF
 QPUS_PER_SLICE = 4
 MAX_QPUS = 16
@@ -55,6 +56,14 @@ REG_ROWS = ACC + 6
 REGS = QPU_SCALARS
 # Flags: FLAGS + k * LANES + i for k = Z, N, C, and C_FROM_MUL (the C flag came from the MUL ALU).
 Z, N, C, C_FROM_MUL = 0, 1, 2, 3
+assert tuple(isa.FLAGS) == ("z", "n", "c")        # Z, N, C above are their positions
+# The condition tables of isa.py as columns of integers, per cond (and cond_br) code: the flag read
+# (-1: none), the value that passes, and (branches) 1 when every lane must pass.
+COND_FLAG = tuple(isa.FLAGS.index(f) if f else -1 for f, _ in isa.CONDITION_TESTS)
+COND_WANTS = tuple(want for _, want in isa.CONDITION_TESTS)
+BRANCH_FLAG = tuple(isa.FLAGS.index(t[0]) if t and t[0] else -1 for t in isa.BRANCH_TESTS)
+BRANCH_WANTS = tuple(t[1] if t else 0 for t in isa.BRANCH_TESTS)
+BRANCH_ALL = tuple(1 if t and t[2] else 0 for t in isa.BRANCH_TESTS)
 FLAGS = REGS + REG_ROWS * LANES
 # The instruction count when each register row was last written (-1: never), for strict mode.
 LAST_WRITE = FLAGS + 4 * LANES
@@ -149,7 +158,7 @@ SIG_LDTMU0, SIG_LDTMU1 = isa.SIGNAL_CODES["ldtmu0"], isa.SIGNAL_CODES["ldtmu1"]
 SIG_THREND, SIG_BKPT = isa.SIGNAL_CODES["thrend"], isa.SIGNAL_CODES["bkpt"]
 MEASURED_FTOI_OVERFLOW = (127 + 97) << 23       # ±2^97 -> 0 (vc4c_hw/alu_ops.csv)
 VPM_SETUP_ID = (isa.VPM_SETUP_ID.lo, isa.VPM_SETUP_ID.mask)
-VPM_NUM = (isa.VPM_NUM.lo, isa.VPM_NUM.mask)
+VPM_NUM = (isa.VPM_NUM.lo, isa.VPM_NUM.mask, isa.VPM_NUM.zero_means)
 VDW_STRIDE_FIELD = (isa.VDW_STRIDE.lo, isa.VDW_STRIDE.mask)
 VDR_EXT_ID = (isa.VDR_EXT_ID.lo, isa.VDR_EXT_ID.mask)
 VDR_MPITCHB = (isa.VDR_MPITCHB_IN_PRACTICE.lo, isa.VDR_MPITCHB_IN_PRACTICE.mask)
@@ -432,10 +441,10 @@ def _condition(qpu, m, q: int, cond: int, dst: int) -> int:
         return S_ONES
     if cond == isa.COND_NEVER:
         return S_ZERO
-    flag = (cond - 2) >> 1                     # ifz/ifnz -> Z, ifn/ifnn -> N, ifc/ifcc -> C
+    flag = COND_FLAG[cond]
     if flag == C:
         _carry_check(qpu, m, q)
-    want = 1 if cond % 2 == 0 else 0
+    want = COND_WANTS[cond]
     flags, out = _lanes(qpu, q, FLAGS + flag * LANES), _lanes(qpu, q, dst)
     for i in range(LANES):
         out[i] = 1 if flags[i] == want else 0
@@ -689,7 +698,7 @@ def _vpm_setup(qpu, m, params, q: int, file: int, value: int) -> bool:
         return True
     if kind == 0:
         qpu[q, VPM_READ] = value
-        qpu[q, VPM_READS_LEFT] = _get(value, VPM_NUM) or 16
+        qpu[q, VPM_READS_LEFT] = vpm_count(value, VPM_NUM)
         qpu[q, VPM_READY] = qpu[q, CYCLE] + int(params[P_VPM_LATENCY])
     elif _get(value, VDR_EXT_ID) == isa.VDR_EXT_ID_VALUE:
         qpu[q, VDR_PITCH] = _get(value, VDR_MPITCHB)
@@ -1035,11 +1044,11 @@ def _branch(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     if prog[row, C_REG] and qpu[q, POISON + REG_A + prog[row, C_RADDR_A]] >> (LANES - 1) & 1:
         _report(m, q, pc, R_UNDEFINED_BRANCH, 1, 1 << (LANES - 1))
     if cond != isa.BRANCH_ALWAYS:
-        flag = cond >> 2                        # Z, N, C
+        flag = BRANCH_FLAG[cond]
         if flag == C:
             _carry_check(qpu, m, q)
-        want = 1 if cond % 2 == 0 else 0
-        every = (cond >> 1) % 2 == 0            # all* / any*
+        want = BRANCH_WANTS[cond]
+        every = BRANCH_ALL[cond] == 1           # all* / any*
         hits = 0
         for i in range(LANES):
             if qpu[q, FLAGS + flag * LANES + i] == want:

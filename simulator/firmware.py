@@ -51,7 +51,7 @@ class Board:
         "arm": 1_000_000_000, "core": 400_000_000, "v3d": 250_000_000, "sdram": 450_000_000})
     temperature_millicelsius: int = 41_234
     max_temperature_millicelsius: int = 85_000
-    qpus: int = 12
+    qpus: int = host.QPUS
 
     @property
     def vc_memory_base(self) -> int:

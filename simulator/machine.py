@@ -16,6 +16,7 @@ import numpy as np
 
 from qpuasm import isa
 from qpuasm.disasm import disassemble_lines
+from vc4common import host
 from vc4common.errors import BudgetExceeded, SimulationError, SimulationWarning, WallTimeExceeded
 from vc4common.timing import STALL_REASONS, QpuReport, Report
 
@@ -144,7 +145,8 @@ def _initial_generic_setup() -> int:
 class V3D:
     """Runs QPU programs on `qpus` QPUs over a simulated SDRAM of `memory_size` bytes."""
 
-    def __init__(self, memory_size: int = 64 << 20, qpus: int = 12, strict: bool = True, seed: int | None = None):
+    def __init__(self, memory_size: int = 64 << 20, qpus: int = host.QPUS, strict: bool = True,
+                 seed: int | None = None):
         if not 1 <= qpus <= core.MAX_QPUS:
             raise ValueError(f"{qpus} QPUs: the V3D model has 1 to {core.MAX_QPUS}")
         self.strict = strict

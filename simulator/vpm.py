@@ -19,15 +19,15 @@ from .memory import OUTSIDE, read_bytes, write_bytes
 ROWS = 64
 COLUMNS = 16
 WORDS = ROWS * COLUMNS
-LANES = 16
+LANES = isa.LANES
 RESERVED = -1
 
 
-def _field(f: isa.Field) -> tuple[int, int]:
-    return f.lo, f.mask
+def _field(f: isa.Field) -> tuple[int, int, int]:
+    return f.lo, f.mask, f.zero_means
 
 
-# (lo, mask) of the setup fields, read off the isa table once.
+# (lo, mask, what 0 means) of the setup fields, read off the isa table once.
 VPM_ADDR, VPM_STRIDE, VPM_SIZE = _field(isa.VPM_ADDR), _field(isa.VPM_STRIDE), _field(isa.VPM_SIZE)
 VPM_HORIZ, VPM_LANED, VPM_NUM = _field(isa.VPM_HORIZ), _field(isa.VPM_LANED), _field(isa.VPM_NUM)
 VDW_UNITS, VDW_DEPTH, VDW_HORIZ = _field(isa.VDW_UNITS), _field(isa.VDW_DEPTH), _field(isa.VDW_HORIZ)
@@ -42,14 +42,20 @@ def new_vpm() -> np.ndarray:
 
 
 @jit
-def get(value: int, field: tuple[int, int]) -> int:
+def get(value: int, field: tuple[int, int, int]) -> int:
     return (value >> field[0]) & field[1]
 
 
 @jit
+def count(value: int, field: tuple[int, int, int]) -> int:
+    """A count field (isa.Field.count): its value, or what 0 stands for."""
+    return get(value, field) or field[2]
+
+
+@jit
 def generic_advanced(setup: int) -> int:
-    """The setup after one access: ADDR += STRIDE (0 = 64), wrapping past row 63 (§8.3)."""
-    stride = get(setup, VPM_STRIDE) or 64
+    """The setup after one access: ADDR += STRIDE, wrapping past row 63 (§8.3)."""
+    stride = count(setup, VPM_STRIDE)
     addr = (get(setup, VPM_ADDR) + stride) & VPM_ADDR[1]
     return (setup & ~(VPM_ADDR[1] << VPM_ADDR[0])) | (addr << VPM_ADDR[0])
 
@@ -135,12 +141,12 @@ def memory_rows(setup: int, store: bool, stride: int) -> tuple[int, int, int]:
     if size == RESERVED:
         return 0, 0, 0
     if store:
-        units = get(setup, VDW_UNITS) or 128
-        depth = get(setup, VDW_DEPTH) or 128
+        units = count(setup, VDW_UNITS)
+        depth = count(setup, VDW_DEPTH)
         return units, depth * size, depth * size + stride
     mpitch = get(setup, VDR_MPITCH)
-    rowlen = get(setup, VDR_ROWLEN) or 16
-    nrows = get(setup, VDR_NROWS) or 16
+    rowlen = count(setup, VDR_ROWLEN)
+    nrows = count(setup, VDR_NROWS)
     return nrows, rowlen * size, (8 << mpitch) if mpitch else stride
 
 
@@ -191,7 +197,7 @@ def load(vpm, data, cache, address: int, setup: int, extended_pitch: int) -> tup
         return RESERVED, 0, 0, 0
     size, offset = element(get(setup, VDR_MODEW))
     rowlen = row_bytes // size
-    vpitch = get(setup, VDR_VPITCH) or 16
+    vpitch = count(setup, VDR_VPITCH)
     vertical = get(setup, VDR_VERT)
     addrxy = get(setup, VDR_ADDRXY)
     y, x = addrxy >> 4, addrxy & 15

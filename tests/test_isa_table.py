@@ -78,3 +78,18 @@ def test_small_immediate_table():
         assert isa.SMALL_IMM_BITS[code] == struct.unpack("<I", struct.pack("<f", value))[0]
     for code in range(48, 64):
         assert isa.SMALL_IMM_BITS[code] == (code - 64) & 0xFFFFFFFF
+
+
+def test_condition_columns_agree_with_the_names():
+    """The condition tables' columns (what the simulator and the checker read) say what each name says:
+    a suffix z, n or c passes where that flag is set; nz, nn, cc where it is clear; all* needs every lane."""
+    def reads(suffix: str) -> tuple[str, int]:
+        return (suffix, 1) if len(suffix) == 1 else (suffix[-1], 0)
+
+    for name, test in zip(isa.CONDITIONS, isa.CONDITION_TESTS, strict=True):
+        assert test == ((None, int(name == "")) if name in ("never", "") else reads(name[2:])), name
+    for name, test in zip(isa.BRANCH_CONDITIONS, isa.BRANCH_TESTS, strict=True):
+        if name is None:
+            assert test is None
+        else:
+            assert test == ((None, 1, True) if name == "" else (*reads(name[3:]), name.startswith("all"))), name

@@ -126,6 +126,7 @@ MEM_FLAG_HINT_PERMALOCK = 1 << 6
 # The bus alias of each kind of allocation (semantics.md §9.2): the top two bits of a bus address.
 BUS_ALIASES = {MEM_FLAG_NORMAL: 0x00000000, MEM_FLAG_DIRECT: 0xC0000000, MEM_FLAG_COHERENT: 0x80000000,
                MEM_FLAG_L1_NONALLOCATING: 0x40000000}
+QPUS = 12                                    # the V3D of the BCM2835..7: 3 slices of 4 QPUs (IDENT1)
 # The Pi 1 / Zero (BCM2835): where the ARM sees the peripherals, and the alias its SDRAM has on the
 # VideoCore's bus (L2 cached; 0xC0000000, uncached, on the Pi 2/3) (ecosystem.md A4).
 PI1_PERIPHERAL_BASE = 0x20000000
