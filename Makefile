@@ -20,9 +20,10 @@ demo: $(STAMP)
 	$(BIN)/vc4 run examples/hello.qasm --qpus 12 --uniform buf:192
 	$(BIN)/python examples/gpu_fft.py --sizes 8-14 --if-present
 
+# The tests run on every core; each file stays on one worker (its module fixtures are shared).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/asm_speed.py
