@@ -257,6 +257,22 @@ SMALL_IMM_CODES: dict[int, int] = {SMALL_IMM_BITS[c]: c for c in range(SMALL_IMM
 
 LDI_MODES: dict[int, str] = {0: "ldi", 1: "ldipes", 3: "ldipeu"}   # 32-bit, per-element signed/unsigned
 LDI_MODE_CODES = {name: code for code, name in LDI_MODES.items()}
+
+
+# A per-element load immediate (§12): element i's 2-bit value has its low bit at bit i of the
+# immediate and its high bit at bit 16 + i. Written in plain integer arithmetic so that the
+# simulator's compiled core uses this same function.
+def per_element_value(imm: int, element: int, signed: bool) -> int:
+    value = ((imm >> element) & 1) | ((imm >> (16 + element)) & 1) << 1
+    return value - 4 if signed and value >= 2 else value
+
+
+def per_element_immediate(values) -> int:
+    """The immediate of 16 two-bit values (-2..1 signed or 0..3 unsigned; not range-checked here)."""
+    bits = 0
+    for element, value in enumerate(values):
+        bits |= (value & 1) << element | ((value >> 1) & 1) << (16 + element)
+    return bits
 LDI_MODE_SEMAPHORE = 4
 LANES = 16                                   # a QPU is a 16-way SIMD processor (§1)
 SEMAPHORE_COUNT = 16

@@ -290,17 +290,15 @@ def _immediate_payload(op: AluOp, slot: int) -> dict[str, int]:
 
 
 def _per_element_bits(vector: PerElement, signed: bool, slot: int) -> int:
-    """§12: element i uses bit i (LS) and bit 16 + i (MS) of a 2-bit value."""
+    """§12: the layout is isa.per_element_immediate's."""
     low, high = (-2, 1) if signed else (0, 3)
     if len(vector.values) != 16:
         raise EncodeError(f"a per-element vector has 16 values, not {len(vector.values)}", slot)
-    bits = 0
-    for i, v in enumerate(vector.values):
+    for v in vector.values:
         if not low <= v <= high:
             kind = "signed" if signed else "unsigned"
             raise EncodeError(f"per-element {kind} values must be in {low}..{high}, not {v}", slot)
-        bits |= (v & 1) << i | ((v >> 1) & 1) << (16 + i)
-    return bits
+    return isa.per_element_immediate(vector.values)
 
 
 def _immediate_writes(ops: list[AluOp]) -> dict[str, int]:
@@ -659,8 +657,7 @@ def _describe_immediate(ins: Instruction, explicit: bool) -> Line | None:
             value = imm
         else:
             signed = name == "ldipes"
-            values = tuple(((imm >> i) & 1) | ((imm >> (16 + i)) & 1) << 1 for i in range(16))
-            value = PerElement(tuple(v - 4 if signed and v >= 2 else v for v in values))
+            value = PerElement(tuple(isa.per_element_value(imm, i, signed) for i in range(isa.LANES)))
     ops = []
     for unit in ("add", "mul"):
         # The first slot always lands on ADD, so ADD is printed even when idle (as `op -, value`).

@@ -152,6 +152,7 @@ FTOI = isa.ADD_OP_CODES["ftoi"]
 MOV_ADD, MOV_MUL = isa.ADD_OP_CODES[isa.MOV_ADD_OP], isa.MUL_OP_CODES[isa.MOV_MUL_OP]
 SMALL_IMM_BITS = np.array(isa.SMALL_IMM_BITS, dtype=np.int64)
 BRANCH_RESERVED = np.array([c is None for c in isa.BRANCH_CONDITIONS], dtype=np.bool_)
+_per_element_value = jit(isa.per_element_value, inline=True)     # the layout of §12, written once
 LDI_PER_ELEMENT_SIGNED = isa.LDI_MODE_CODES["ldipes"]
 LDI_PER_ELEMENT_UNSIGNED = isa.LDI_MODE_CODES["ldipeu"]
 SIG_LDTMU0, SIG_LDTMU1 = isa.SIGNAL_CODES["ldtmu0"], isa.SIGNAL_CODES["ldtmu1"]
@@ -993,10 +994,7 @@ def _load_immediate(qpu, m, vpm, cache, data, params, q: int, prog, row: int, se
     mode = 0 if semaphore else prog[row, C_LDI_MODE]
     for i in range(LANES):
         if mode == LDI_PER_ELEMENT_SIGNED or mode == LDI_PER_ELEMENT_UNSIGNED:
-            v = ((imm >> i) & 1) | ((imm >> (16 + i)) & 1) << 1     # 2-bit per-element values
-            if mode == LDI_PER_ELEMENT_SIGNED and v >= 2:
-                v -= 4
-            v &= MASK
+            v = _per_element_value(imm, i, mode == LDI_PER_ELEMENT_SIGNED) & MASK
         else:
             v = imm
         qpu[q, S_ADD_OUT + i] = v

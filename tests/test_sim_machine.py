@@ -252,3 +252,12 @@ def test_runs_are_deterministic_and_seeds_expose_races():
 
     assert count() == count()
     assert len({count(seed) for seed in range(12)}) >= 2
+
+
+@pytest.mark.parametrize("mode, values", [
+    ("ldipeu", [0, 1, 2, 3] * 4), ("ldipes", [0, 1, -2, -1, 1, 1, -2, 0, -1, -1, 0, 1, -2, 0, 1, -2])])
+def test_a_per_element_load_immediate_gives_each_lane_its_value(mode, values):
+    """The §12 layout (isa.per_element_value, shared by encoder, disassembler and core) end to end."""
+    program = qpuasm.assemble(f"{mode} r1, [{', '.join(map(str, values))}]\nnop; thrend\nnop\nnop\n")
+    _, states = run_program(program.words)
+    assert states[0].acc[1] == [v & 0xFFFFFFFF for v in values]
