@@ -89,7 +89,7 @@ def _shape(shape) -> tuple[int, ...]:
 
 def _word(value) -> int:
     if isinstance(value, (float, np.floating)):
-        if np.isfinite(value) and abs(value) > np.finfo(np.float32).max:
+        if np.isfinite(value) and abs(float(value)) > float(np.finfo(np.float32).max):
             raise DriverError(f"uniforms: {value!r} is beyond float32's range (a uniform is 32 bits)")
         return int(np.float32(value).view(np.uint32))
     if isinstance(value, (int, np.integer)):

@@ -45,19 +45,19 @@ def v32(y: int, x: int) -> int:
 
 
 def h16p(y: int, half: int) -> int:
-    return _vpm_addr(1, 0, 1, _in("y", y, 0, 63) << 1 | _in("half", half, 0, 1))
+    return _vpm_addr(1, 0, isa.VPM_SIZE_16, _in("y", y, 0, 63) << 1 | _in("half", half, 0, 1))
 
 
 def h16l(y: int, half: int) -> int:
-    return _vpm_addr(1, 1, 1, _in("y", y, 0, 63) << 1 | _in("half", half, 0, 1))
+    return _vpm_addr(1, 1, isa.VPM_SIZE_16, _in("y", y, 0, 63) << 1 | _in("half", half, 0, 1))
 
 
 def h8p(y: int, byte: int) -> int:
-    return _vpm_addr(1, 0, 0, _in("y", y, 0, 63) << 2 | _in("byte", byte, 0, 3))
+    return _vpm_addr(1, 0, isa.VPM_SIZE_8, _in("y", y, 0, 63) << 2 | _in("byte", byte, 0, 3))
 
 
 def h8l(y: int, byte: int) -> int:
-    return _vpm_addr(1, 1, 0, _in("y", y, 0, 63) << 2 | _in("byte", byte, 0, 3))
+    return _vpm_addr(1, 1, isa.VPM_SIZE_8, _in("y", y, 0, 63) << 2 | _in("byte", byte, 0, 3))
 
 
 def vdw_setup_0(units: int, depth: int, dma_word: int) -> int:
@@ -80,27 +80,27 @@ def _dma(horiz: int, y: int, x: int, modew: int) -> int:
 
 
 def dma_h32(y: int, x: int) -> int:
-    return _dma(1, y, x, 0)
+    return _dma(1, y, x, isa.DMA_MODEW_32)
 
 
 def dma_v32(y: int, x: int) -> int:
-    return _dma(0, y, x, 0)
+    return _dma(0, y, x, isa.DMA_MODEW_32)
 
 
 def dma_h16p(y: int, x: int, half: int) -> int:
-    return _dma(1, y, x, 2 | _in("half", half, 0, 1))
+    return _dma(1, y, x, isa.DMA_MODEW_16 | _in("half", half, 0, 1))
 
 
 def dma_v16p(y: int, x: int, half: int) -> int:
-    return _dma(0, y, x, 2 | _in("half", half, 0, 1))
+    return _dma(0, y, x, isa.DMA_MODEW_16 | _in("half", half, 0, 1))
 
 
 def dma_h8p(y: int, x: int, byte: int) -> int:
-    return _dma(1, y, x, 4 | _in("byte", byte, 0, 3))
+    return _dma(1, y, x, isa.DMA_MODEW_8 | _in("byte", byte, 0, 3))
 
 
 def dma_v8p(y: int, x: int, byte: int) -> int:
-    return _dma(0, y, x, 4 | _in("byte", byte, 0, 3))
+    return _dma(0, y, x, isa.DMA_MODEW_8 | _in("byte", byte, 0, 3))
 
 
 def vdr_setup_0(mpitch: int, rowlen: int, nrows: int, dma_word: int) -> int:

@@ -392,7 +392,26 @@ VPM_HORIZ = Field("horiz", 11, 11)
 VPM_LANED = Field("laned", 10, 10)
 VPM_SIZE = Field("size", 9, 8)                # 0 = 8-bit, 1 = 16-bit, 2 = 32-bit
 VPM_ADDR = Field("addr", 7, 0)
-VPM_SIZE_32 = 2
+VPM_SIZE_8, VPM_SIZE_16, VPM_SIZE_32 = 0, 1, 2   # SIZE codes of a generic access (3 is reserved)
+# A DMA transfer's MODEW (§8.5): 0 = 32-bit; 2 | half = 16-bit, the half in bit 0; 4 | byte = 8-bit,
+# the byte in bits 1..0; 1 is reserved. The assembler's builtins encode it, the simulator decodes it.
+DMA_MODEW_32, DMA_MODEW_16, DMA_MODEW_8 = 0, 2, 4
+
+
+def vpm_values_per_word(size: int) -> int:
+    """Values per 32-bit VPM word for a generic access's SIZE code; -1 for the reserved code."""
+    return 4 if size == VPM_SIZE_8 else 2 if size == VPM_SIZE_16 else 1 if size == VPM_SIZE_32 else -1
+
+
+def dma_element(modew: int) -> tuple[int, int]:
+    """(bytes per element, sub-word offset) of a MODEW code; (-1, 0) for the reserved code."""
+    if modew == DMA_MODEW_32:
+        return 4, 0
+    if modew >= DMA_MODEW_8:
+        return 1, modew - DMA_MODEW_8
+    if modew >= DMA_MODEW_16:
+        return 2, modew - DMA_MODEW_16
+    return -1, 0
 
 VDW_ID_BASIC = 0b10                           # bits 31..30 of a VDW basic setup
 VDW_ID_STRIDE = 0b11                          # bits 31..30 of a VDW stride setup

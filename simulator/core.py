@@ -626,7 +626,7 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         # VDR, one VDW for the whole GPU) takes bytes / bandwidth after the previous transfer.
         setup = qpu[q, VDW_SETUP] if file == 1 else qpu[q, VDR_SETUP]
         vertical = (setup & VDW_HORIZ_BIT) == 0 if file == 1 else (setup & VDR_VERT_BIT) != 0
-        if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != 0:
+        if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != isa.DMA_MODEW_32:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
         if m[G_PAGES_ON]:                       # every row of the transfer, not only its start
             rows, row_bytes, step = memory_rows(setup, file == 1, qpu[q, VDW_STRIDE] if file == 1 else

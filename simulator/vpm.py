@@ -20,7 +20,7 @@ ROWS = 64
 COLUMNS = 16
 WORDS = ROWS * COLUMNS
 LANES = isa.LANES
-RESERVED = -1
+RESERVED = -1                 # what isa's decoders answer for a reserved code
 
 
 def _field(f: isa.Field) -> tuple[int, int, int]:
@@ -60,10 +60,8 @@ def generic_advanced(setup: int) -> int:
     return (setup & ~(VPM_ADDR[1] << VPM_ADDR[0])) | (addr << VPM_ADDR[0])
 
 
-@jit
-def _subwords(size: int) -> int:
-    """Values per 32-bit word for SIZE 0 (8-bit), 1 (16-bit), 2 (32-bit); RESERVED for 3."""
-    return 4 if size == 0 else 2 if size == 1 else 1 if size == 2 else RESERVED
+# The SIZE and MODEW codes are decoded by isa's functions, compiled here (one copy of each code).
+_subwords = jit(isa.vpm_values_per_word)
 
 
 @jit
@@ -118,17 +116,7 @@ def write_vector(vpm, setup: int, values, start: int) -> None:
 
 # ---- DMA ------------------------------------------------------------------------------------------
 
-@jit
-def element(modew: int) -> tuple[int, int]:
-    """(bytes per element, sub-word offset) from a MODEW field: 0 = 32-bit, 2-3 = 16-bit with the
-    half in bit 0, 4-7 = 8-bit with the byte in bits 1..0 (§8.5); (RESERVED, 0) for 1."""
-    if modew == 0:
-        return 4, 0
-    if modew == 2 or modew == 3:
-        return 2, modew & 1
-    if modew >= 4:
-        return 1, modew & 3
-    return RESERVED, 0
+element = jit(isa.dma_element)         # (bytes per element, sub-word offset), (RESERVED, 0) for 1
 
 
 @jit
