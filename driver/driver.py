@@ -157,14 +157,13 @@ class Driver:
 
     def free(self, array: GPUArray) -> None:
         """Give an array's block back before close() would."""
-        for block in self.memory.blocks:
-            if block.bus_address <= array.address < block.bus_address + block.size:
-                if array.address != block.bus_address:
-                    raise DriverError(f"free: this is a view {array.address - block.bus_address} bytes into an "
-                                      "allocation; free the array alloc or copy returned (a view cannot free its base)")
-                self.memory.release(block)
-                return
-        raise DriverError(f"free: no GPU block of this driver holds bus address {array.address:#x}")
+        block = self.memory.block_at(array.address)
+        if block is None:
+            raise DriverError(f"free: no GPU block of this driver holds bus address {array.address:#x}")
+        if array.address != block.bus_address:
+            raise DriverError(f"free: this is a view {array.address - block.bus_address} bytes into an "
+                              "allocation; free the array alloc or copy returned (a view cannot free its base)")
+        self.memory.release(block)
 
     # ---- programs ------------------------------------------------------------------------------------
 
@@ -180,6 +179,7 @@ class Driver:
         pointers = tuple(pointers)
         if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in pointers):
             raise DriverError(f"program: pointers={pointers!r} must be positions in the uniforms (0, 1, ...)")
+        pointers = tuple(map(int, pointers))
         if isinstance(code, str):
             code = qpuasm.assemble(code, filename=filename, defines=defines or None)
         labels = dict(code.labels) if isinstance(code, qpuasm.Program) else {}
@@ -188,7 +188,7 @@ class Driver:
             raise DriverError("program: no instructions")
         block = self.memory.allocate(8 * len(words))
         block.array((len(words),), np.uint64)[:] = words
-        return GPUProgram(words, block.bus_address, labels, qpuasm.check(words), block, tuple(map(int, pointers)))
+        return GPUProgram(words, block.bus_address, labels, qpuasm.check(words), block, pointers)
 
     # ---- running -------------------------------------------------------------------------------------
 
@@ -268,7 +268,7 @@ class Driver:
                 raise DriverError(f"uniform {position} is declared a pointer, but each QPU is given only "
                                   f"{table.shape[1]} uniforms")
             for q, address in enumerate(table[:, position]):
-                if not any(b.bus_address <= address < b.bus_address + b.size for b in self.memory.blocks):
+                if self.memory.block_at(int(address)) is None:
                     raise DriverError(f"uniform {position} of QPU {q} is {int(address):#010x}, declared a pointer but "
                                       "in no live GPU allocation of this driver: on a Pi the kernel would reach the "
                                       "ARM's memory through it (pass an array's .address)")

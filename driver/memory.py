@@ -151,6 +151,13 @@ class GPUMemory:
         self.blocks.append(block)
         return block
 
+    def block_at(self, bus_address: int) -> GPUBlock | None:
+        """The live block that holds a bus address, if one does."""
+        for block in self.blocks:
+            if block.bus_address <= bus_address < block.bus_address + block.size:
+                return block
+        return None
+
     def release(self, block: GPUBlock, how: str = "freed") -> None:
         self.blocks.remove(block)
         block.released = how

@@ -199,6 +199,7 @@ class _Assembler:
         self.rebound_registers: set[str] = set()     # register names ever bound by .set/.macro/.rep
         self.depth = 0
         self.label_lookups = 0      # counts label lookups, which depend on the address (see _repeat)
+        self.shared: set[int] = set()                # ids of records that several addresses share
         for name, value in defines.items():
             self.symbols[name] = value
 
@@ -496,15 +497,17 @@ class _Assembler:
         if variable:
             self._bind(variable)
         for n in range(count):
-            before = self._state()
+            watched = n == 1 and count > 2         # the second pass decides whether the rest are copies
+            before = self._state() if watched else None
             start = len(self.records)
             self.run(body, _Scope({variable: n}, scope) if variable else scope)
-            if n == 1 and count > 2 and self._repeats(start, before):
+            if watched and self._repeats(start, before):
                 # The second pass changed nothing and emitted what the first did: the rest are copies.
                 block = self.records[start:]
                 self.where = line
                 self._check_size(len(self.records) + len(block) * (count - 2))
                 self.records.extend(block * (count - 2))
+                self.shared.update(map(id, block))
                 return
 
     def _state(self) -> tuple:
@@ -785,7 +788,7 @@ class _Assembler:
                 raise _Error(str(exc), record.columns[slot] if record.columns else 1, record.where,
                              record.expansion) from None
             sources.append(record.where)
-            if _address_free(record):
+            if id(record) in self.shared:           # address-free (_repeats): the same word everywhere
                 encoded[id(record)] = words[-1]
         return words, sources
 
@@ -925,10 +928,10 @@ def assemble(text: str, filename: str = "<input>", defines: Mapping[str, object]
     except RecursionError:
         raise AssembleError("expression or expansion nested too deeply", asm.where.filename, asm.where.lineno, 1,
                             asm.where.text) from None
-    stripped: dict[int, str] = {}
+    distinct = {id(s): s for s in sources}            # repeated instructions share their source line
+    texts = {key: COMMENT_PATTERN.sub("", s.text).strip() for key, s in distinct.items()}
     program = Program(np.array(words, dtype=np.uint64), dict(asm.labels), exported,
-                      [stripped.get(id(s)) or stripped.setdefault(id(s), COMMENT_PATTERN.sub("", s.text).strip())
-                       for s in sources])
+                      [texts[id(s)] for s in sources])
     if check:
         from .checks import check as run_checks
         from .checks import diagnostic_message

@@ -290,7 +290,7 @@ class _Checker:
             if cond not in (isa.COND_ALWAYS, isa.COND_NEVER) and not f.branch and (
                     addr in isa.TMU_S_ADDRS or addr == isa.ADDR_VPM or isa.ADDR_SFU_FIRST <= addr <= isa.ADDR_SFU_LAST):
                 self.note(18, "warning", "a conditional write to a FIFO peripheral (TMU, VPM, SFU) pushes in "
-                                              "every element")
+                                         "every element")
         if (f.ins is not None and f.ins.format == "ldi" and f.ins["imm"] == 0
                 and any(a == isa.ADDR_HOST_INT for _, a in f.written)):
             self.note(28, "warning", "writing 0 to the host interrupt does nothing; write a non-zero value")
@@ -301,7 +301,7 @@ class _Checker:
             self.note(20, "warning", "VPM read and write setup, or a setup and a VPM access, in one instruction")
         if f.rotation is not None and any(m >= 4 for m in f.mul_muxes):
             self.note(10, "warning", "full 16-element rotation needs both MUL operands in r0..r3; "
-                                          "other sources rotate only within quads")
+                                     "other sources rotate only within quads")
 
     def _pack_target(self, f: Facts) -> None:
         ins = f.ins

@@ -257,13 +257,18 @@ SMALL_IMM_CODES: dict[int, int] = {SMALL_IMM_BITS[c]: c for c in range(SMALL_IMM
 
 LDI_MODES: dict[int, str] = {0: "ldi", 1: "ldipes", 3: "ldipeu"}   # 32-bit, per-element signed/unsigned
 LDI_MODE_CODES = {name: code for code, name in LDI_MODES.items()}
+LDI_MODE_SEMAPHORE = 4
+LANES = 16                                   # a QPU is a 16-way SIMD processor (§1)
+SEMAPHORE_COUNT = 16
+SEMAPHORE_ACQUIRE = 1   # sa = 1 decrements (acquire, `sacq`); 0 increments (release, `srel`)
+SEMAPHORE_OPS = {"srel": 0, "sacq": SEMAPHORE_ACQUIRE}
 
 
 # A per-element load immediate (§12): element i's 2-bit value has its low bit at bit i of the
-# immediate and its high bit at bit 16 + i. Written in plain integer arithmetic so that the
+# immediate and its high bit at bit 16 (LANES) + i. Written in plain integer arithmetic so that the
 # simulator's compiled core uses this same function.
 def per_element_value(imm: int, element: int, signed: bool) -> int:
-    value = ((imm >> element) & 1) | ((imm >> (16 + element)) & 1) << 1
+    value = ((imm >> element) & 1) | ((imm >> (LANES + element)) & 1) << 1
     return value - 4 if signed and value >= 2 else value
 
 
@@ -271,13 +276,9 @@ def per_element_immediate(values) -> int:
     """The immediate of 16 two-bit values (-2..1 signed or 0..3 unsigned; not range-checked here)."""
     bits = 0
     for element, value in enumerate(values):
-        bits |= (value & 1) << element | ((value >> 1) & 1) << (16 + element)
+        bits |= (value & 1) << element | ((value >> 1) & 1) << (LANES + element)
     return bits
-LDI_MODE_SEMAPHORE = 4
-LANES = 16                                   # a QPU is a 16-way SIMD processor (§1)
-SEMAPHORE_COUNT = 16
-SEMAPHORE_ACQUIRE = 1   # sa = 1 decrements (acquire, `sacq`); 0 increments (release, `srel`)
-SEMAPHORE_OPS = {"srel": 0, "sacq": SEMAPHORE_ACQUIRE}
+
 
 # ==== Branches (§14) ====
 
@@ -385,8 +386,8 @@ ADDR_REGFILE_THREAD_RESERVED = 14   # §16 rule 6: no access to ra14/rb14 around
 # simulator decodes them. The ID bits select the sub-function of a vr_setup / vw_setup write.
 
 VPM_SETUP_ID = Field("id", 31, 30)            # 00: generic VPM read/write setup
-VPM_NUM = Field("num", 23, 20, zero_means=16)                # vectors to read (0 = 16), read setup only
-VPM_STRIDE = Field("stride", 17, 12, zero_means=64)          # 0 = 64
+VPM_NUM = Field("num", 23, 20, zero_means=16)   # vectors to read, read setup only
+VPM_STRIDE = Field("stride", 17, 12, zero_means=64)
 VPM_ADDR_WORD = Field("addr_word", 11, 0)     # HORIZ (11), LANED (10), SIZE (9..8), ADDR (7..0)
 VPM_HORIZ = Field("horiz", 11, 11)
 VPM_LANED = Field("laned", 10, 10)
@@ -415,8 +416,8 @@ def dma_element(modew: int) -> tuple[int, int]:
 
 VDW_ID_BASIC = 0b10                           # bits 31..30 of a VDW basic setup
 VDW_ID_STRIDE = 0b11                          # bits 31..30 of a VDW stride setup
-VDW_UNITS = Field("units", 29, 23, zero_means=128)            # rows (0 = 128)
-VDW_DEPTH = Field("depth", 22, 16, zero_means=128)            # row length (0 = 128)
+VDW_UNITS = Field("units", 29, 23, zero_means=128)   # rows
+VDW_DEPTH = Field("depth", 22, 16, zero_means=128)   # row length
 VDW_DMA_WORD = Field("dma_word", 15, 0)       # LANED, HORIZ, VPMBASE, MODEW
 VDW_HORIZ = Field("horiz", 14, 14)
 VDW_VPMBASE = Field("vpmbase", 13, 3)         # {Y[6:0], X[3:0]}
@@ -430,10 +431,10 @@ VDR_EXT_ID = Field("vdr_ext_id", 31, 28)      # 1001: VDR extended pitch setup
 VDR_EXT_ID_VALUE = 0b1001
 VDR_MODEW = Field("modew", 30, 28)
 VDR_MPITCH = Field("mpitch", 27, 24)          # pitch = 8 * 2^MPITCH bytes (0 = use extended)
-VDR_ROWLEN = Field("rowlen", 23, 20, zero_means=16)          # 0 = 16
-VDR_NROWS = Field("nrows", 19, 16, zero_means=16)            # 0 = 16
+VDR_ROWLEN = Field("rowlen", 23, 20, zero_means=16)
+VDR_NROWS = Field("nrows", 19, 16, zero_means=16)
 VDR_DMA_WORD = Field("dma_word", 15, 0)       # VPITCH, VERT, ADDRXY (and MODEW in 30..28)
-VDR_VPITCH = Field("vpitch", 15, 12, zero_means=16)          # 0 = 16
+VDR_VPITCH = Field("vpitch", 15, 12, zero_means=16)
 VDR_VERT = Field("vert", 11, 11)
 VDR_ADDRXY = Field("addrxy", 10, 0)           # {Y[5:0], X[3:0]}
 VDR_MPITCHB = Field("mpitchb", 12, 0)          # the guide's field; programs use more (below)

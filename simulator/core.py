@@ -25,7 +25,21 @@ from .jit import jit
 from .memory import OFFSET_MASK, OUTSIDE
 from .packing import ADD_OP, OTHER_OP, SUB_OP, pack_a, pack_mul, unpack, unpack_r4
 from .sfu import SFU_LATENCY, sfu
-from .vpm import RESERVED, generic_advanced, load, memory_rows, read_vector, size_reserved, store, write_vector
+from .vpm import (
+    RESERVED,
+    VDR_MODEW,
+    VDW_MODEW,
+    VPM_NUM,
+    field_of,
+    generic_advanced,
+    get,
+    load,
+    memory_rows,
+    read_vector,
+    size_reserved,
+    store,
+    write_vector,
+)
 from .vpm import count as vpm_count
 
 LANES = isa.LANES
@@ -158,17 +172,14 @@ LDI_PER_ELEMENT_UNSIGNED = isa.LDI_MODE_CODES["ldipeu"]
 SIG_LDTMU0, SIG_LDTMU1 = isa.SIGNAL_CODES["ldtmu0"], isa.SIGNAL_CODES["ldtmu1"]
 SIG_THREND, SIG_BKPT = isa.SIGNAL_CODES["thrend"], isa.SIGNAL_CODES["bkpt"]
 MEASURED_FTOI_OVERFLOW = (127 + 97) << 23       # ±2^97 -> 0 (vc4c_hw/alu_ops.csv)
-VPM_SETUP_ID = (isa.VPM_SETUP_ID.lo, isa.VPM_SETUP_ID.mask)
-VPM_NUM = (isa.VPM_NUM.lo, isa.VPM_NUM.mask, isa.VPM_NUM.zero_means)
-VDW_STRIDE_FIELD = (isa.VDW_STRIDE.lo, isa.VDW_STRIDE.mask)
-VDR_EXT_ID = (isa.VDR_EXT_ID.lo, isa.VDR_EXT_ID.mask)
-VDR_MPITCHB = (isa.VDR_MPITCHB_IN_PRACTICE.lo, isa.VDR_MPITCHB_IN_PRACTICE.mask)
+VPM_SETUP_ID = field_of(isa.VPM_SETUP_ID)
+VDW_STRIDE_FIELD = field_of(isa.VDW_STRIDE)
+VDR_EXT_ID = field_of(isa.VDR_EXT_ID)
+VDR_MPITCHB = field_of(isa.VDR_MPITCHB_IN_PRACTICE)
 VDR_MPITCHB_DOCUMENTED = isa.VDR_MPITCHB.mask
 VDW_HORIZ_BIT = 1 << isa.VDW_HORIZ.lo
 VDR_VERT_BIT = 1 << isa.VDR_VERT.lo
-DMA_MODEW = (isa.VDW_MODEW.lo, isa.VDW_MODEW.mask)
-VDR_MODEW = (isa.VDR_MODEW.lo, isa.VDR_MODEW.mask)
-VDR_ID = (isa.VDR_ID.lo, isa.VDR_ID.mask)
+VDR_ID = field_of(isa.VDR_ID)
 # Instruction fields by column of the decoded program.
 _C = P.COLUMN
 C_SIG, C_UNPACK, C_PM, C_PACK, C_COND_ADD, C_COND_MUL, C_SF, C_WS = (
@@ -179,11 +190,6 @@ C_ADD_A, C_ADD_B, C_MUL_A, C_MUL_B, C_LDI_MODE, C_IMM, C_SA, C_SEMAPHORE = (
     _C["add_a"], _C["add_b"], _C["mul_a"], _C["mul_b"], _C["ldi_mode"], _C["imm"], _C["sa"], _C["semaphore"])
 C_COND_BR, C_REL, C_REG = _C["cond_br"], _C["rel"], _C["reg"]
 
-
-
-@jit(inline=True)
-def _get(value: int, field: tuple[int, int]) -> int:
-    return (value >> field[0]) & field[1]
 
 
 # ---- bookkeeping ----------------------------------------------------------------------------------
@@ -626,7 +632,7 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
         # VDR, one VDW for the whole GPU) takes bytes / bandwidth after the previous transfer.
         setup = qpu[q, VDW_SETUP] if file == 1 else qpu[q, VDR_SETUP]
         vertical = (setup & VDW_HORIZ_BIT) == 0 if file == 1 else (setup & VDR_VERT_BIT) != 0
-        if vertical and _get(setup, DMA_MODEW if file == 1 else VDR_MODEW) != isa.DMA_MODEW_32:
+        if vertical and get(setup, VDW_MODEW if file == 1 else VDR_MODEW) != isa.DMA_MODEW_32:
             _report(m, q, pc, R_VERTICAL_SUBWORD, file, 0)    # semantics.md §8.5 [UNKNOWN]
         if m[G_PAGES_ON]:                       # every row of the transfer, not only its start
             rows, row_bytes, step = memory_rows(setup, file == 1, qpu[q, VDW_STRIDE] if file == 1 else
@@ -688,24 +694,24 @@ def _write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, co
 def _vpm_setup(qpu, m, params, q: int, file: int, value: int) -> bool:
     """vw_setup (file 1): generic write setup (ID 00), VDW basic (10) or VDW stride (11); vr_setup
     (file 0): generic read setup (ID 00), VDR extended pitch (1001) or VDR basic (1xxx) (§18)."""
-    kind = _get(value, VPM_SETUP_ID)
+    kind = get(value, VPM_SETUP_ID)
     if file == 1:
         if kind == 0:
             qpu[q, VPM_WRITE] = value
         elif kind == isa.VDW_ID_BASIC:
             qpu[q, VDW_SETUP] = value
         else:
-            qpu[q, VDW_STRIDE] = _get(value, VDW_STRIDE_FIELD)
+            qpu[q, VDW_STRIDE] = get(value, VDW_STRIDE_FIELD)
         return True
     if kind == 0:
         qpu[q, VPM_READ] = value
         qpu[q, VPM_READS_LEFT] = vpm_count(value, VPM_NUM)
         qpu[q, VPM_READY] = qpu[q, CYCLE] + int(params[P_VPM_LATENCY])
-    elif _get(value, VDR_EXT_ID) == isa.VDR_EXT_ID_VALUE:
-        qpu[q, VDR_PITCH] = _get(value, VDR_MPITCHB)
+    elif get(value, VDR_EXT_ID) == isa.VDR_EXT_ID_VALUE:
+        qpu[q, VDR_PITCH] = get(value, VDR_MPITCHB)
         if qpu[q, VDR_PITCH] > VDR_MPITCHB_DOCUMENTED:
             _report(m, q, qpu[q, PC], R_WIDE_PITCH, qpu[q, VDR_PITCH], 0)
-    elif _get(value, VDR_ID):
+    elif get(value, VDR_ID):
         qpu[q, VDR_SETUP] = value
     else:
         return _fail(m, q, qpu[q, PC], E_VR_SETUP, value, 0) != ERROR

@@ -209,7 +209,7 @@ class V3D:
             if deadline is None and self.wall_timeout is not None:
                 deadline = time.monotonic() + self.wall_timeout
             if status == core.BUDGET and stop < max_instructions:
-                if time.monotonic() > (deadline or float("inf")):
+                if deadline is not None and time.monotonic() > deadline:
                     raise WallTimeExceeded(
                         f"the simulation stopped after {self.wall_timeout:g} s of wall time (the wall-time bound), "
                         f"{int(m[core.G_EXECUTED]):,} instructions and {int(qpu[:, core.CYCLE].max()):,} modeled "

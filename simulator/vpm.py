@@ -23,25 +23,26 @@ LANES = isa.LANES
 RESERVED = -1                 # what isa's decoders answer for a reserved code
 
 
-def _field(f: isa.Field) -> tuple[int, int, int]:
+def field_of(f: isa.Field) -> tuple[int, int, int]:
+    """(lo, mask, what 0 means) of a field of isa's table: the form the compiled code reads."""
     return f.lo, f.mask, f.zero_means
 
 
 # (lo, mask, what 0 means) of the setup fields, read off the isa table once.
-VPM_ADDR, VPM_STRIDE, VPM_SIZE = _field(isa.VPM_ADDR), _field(isa.VPM_STRIDE), _field(isa.VPM_SIZE)
-VPM_HORIZ, VPM_LANED, VPM_NUM = _field(isa.VPM_HORIZ), _field(isa.VPM_LANED), _field(isa.VPM_NUM)
-VDW_UNITS, VDW_DEPTH, VDW_HORIZ = _field(isa.VDW_UNITS), _field(isa.VDW_DEPTH), _field(isa.VDW_HORIZ)
-VDW_VPMBASE, VDW_MODEW = _field(isa.VDW_VPMBASE), _field(isa.VDW_MODEW)
-VDR_MODEW, VDR_MPITCH, VDR_ROWLEN = _field(isa.VDR_MODEW), _field(isa.VDR_MPITCH), _field(isa.VDR_ROWLEN)
-VDR_NROWS, VDR_VPITCH, VDR_VERT = _field(isa.VDR_NROWS), _field(isa.VDR_VPITCH), _field(isa.VDR_VERT)
-VDR_ADDRXY = _field(isa.VDR_ADDRXY)
+VPM_ADDR, VPM_STRIDE, VPM_SIZE = field_of(isa.VPM_ADDR), field_of(isa.VPM_STRIDE), field_of(isa.VPM_SIZE)
+VPM_HORIZ, VPM_LANED, VPM_NUM = field_of(isa.VPM_HORIZ), field_of(isa.VPM_LANED), field_of(isa.VPM_NUM)
+VDW_UNITS, VDW_DEPTH, VDW_HORIZ = field_of(isa.VDW_UNITS), field_of(isa.VDW_DEPTH), field_of(isa.VDW_HORIZ)
+VDW_VPMBASE, VDW_MODEW = field_of(isa.VDW_VPMBASE), field_of(isa.VDW_MODEW)
+VDR_MODEW, VDR_MPITCH, VDR_ROWLEN = field_of(isa.VDR_MODEW), field_of(isa.VDR_MPITCH), field_of(isa.VDR_ROWLEN)
+VDR_NROWS, VDR_VPITCH, VDR_VERT = field_of(isa.VDR_NROWS), field_of(isa.VDR_VPITCH), field_of(isa.VDR_VERT)
+VDR_ADDRXY = field_of(isa.VDR_ADDRXY)
 
 
 def new_vpm() -> np.ndarray:
     return np.zeros(WORDS, dtype=np.int64)
 
 
-@jit
+@jit(inline=True)
 def get(value: int, field: tuple[int, int, int]) -> int:
     return (value >> field[0]) & field[1]
 
