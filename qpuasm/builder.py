@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import isa
-from .assembler import AssembleError, Place, Program
 from .checks import check, diagnostic_message
 from .operands import REGISTERS, Label, PerElement, Reg, Semaphore
+from .program import AssembleError, Place, Program
 from .slots import IMMEDIATE_OPS, AluOp, Branch, EncodeError, Line, encode_line
 
 OPERATIONS = sorted(set(isa.ADD_OP_CODES) | set(isa.MUL_OP_CODES) | {"mov"} | IMMEDIATE_OPS)

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from . import formats
-from .assembler import AssembleError, assemble_file
+from .assembler import assemble_file
 from .checks import check, format_diagnostic
 from .disasm import disassemble
 from .instr import DisassembleError
+from .program import AssembleError
 
 
 def _define(text: str) -> tuple[str, object]:

@@ -8,8 +8,8 @@ import struct
 
 import numpy as np
 
-from .assembler import Program
 from .instr import DisassembleError
+from .program import Program
 
 FORMATS = ("bin", "hex", "c", "elf")
 

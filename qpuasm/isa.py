@@ -145,24 +145,56 @@ SIGNALS_THREAD_SWITCH = frozenset({"thrsw", "lthrsw"})
 
 # ==== Opcodes (§5) ====
 
-# ADD ALU, index = op_add. None = reserved.
-ADD_OPS: tuple[str | None, ...] = (
-    "nop", "fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "ftoi",
-    "itof", None, None, None, "add", "sub", "shr", "asr",
-    "ror", "shl", "min", "max", "and", "or", "xor", "not",
-    "clz", None, None, None, None, None, "v8adds", "v8subs",
-)
-# MUL ALU, index = op_mul.
-MUL_OPS: tuple[str, ...] = ("nop", "fmul", "mul24", "v8muld", "v8min", "v8max", "v8adds", "v8subs")
 
-ADD_OP_CODES = {name: code for code, name in enumerate(ADD_OPS) if name}
-MUL_OP_CODES = {name: code for code, name in enumerate(MUL_OPS)}
-# Unary ADD ops read operand A only (§2 notes).
-ADD_UNARY_OPS = frozenset({"ftoi", "itof", "not", "clz"})
-# Ops whose inputs are floats: regfile-A unpack converts to float for these (§7.2).
-FLOAT_INPUT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "ftoi", "fmul"})
-# Ops whose result is a float: the 16-bit regfile-A packs convert it to half precision (§7.4).
-FLOAT_RESULT_OPS = frozenset({"fadd", "fsub", "fmin", "fmax", "fminabs", "fmaxabs", "itof", "fmul"})
+@dataclass(frozen=True)
+class Op:
+    """One ALU mnemonic (§5) and all that is known of it: its opcode on each ALU that has it and
+    the properties the encoder, the checker and the simulator read. Adding an op: its row here,
+    its semantics in simulator/alu.py, and a golden line."""
+
+    name: str
+    add: int | None = None          # op_add code, None: not on the ADD ALU
+    mul: int | None = None          # op_mul code, None: not on the MUL ALU
+    unary: bool = False             # reads operand A only (§5.1 notes)
+    float_in: bool = False          # its inputs are floats: regfile-A unpack converts to float (§7.2)
+    float_out: bool = False         # its result is a float: 16-bit regfile-A packs make it half (§7.4)
+    overflow: str = ""              # "add" / "sub": signed overflow, detected so, saturates in regfile-A packs (§7.4)
+    mul_first: bool = False         # on both ALUs; alone on a line it goes to the MUL ALU (as vc4asm places it)
+
+
+_FLOAT = {"float_in": True, "float_out": True}
+OPS: tuple[Op, ...] = (
+    Op("nop", add=0, mul=0),
+    Op("fadd", add=1, **_FLOAT), Op("fsub", add=2, **_FLOAT), Op("fmin", add=3, **_FLOAT),
+    Op("fmax", add=4, **_FLOAT), Op("fminabs", add=5, **_FLOAT), Op("fmaxabs", add=6, **_FLOAT),
+    Op("ftoi", add=7, unary=True, float_in=True), Op("itof", add=8, unary=True, float_out=True),
+    Op("add", add=12, overflow="add"), Op("sub", add=13, overflow="sub"),
+    Op("shr", add=14), Op("asr", add=15), Op("ror", add=16), Op("shl", add=17),
+    Op("min", add=18), Op("max", add=19), Op("and", add=20), Op("or", add=21), Op("xor", add=22),
+    Op("not", add=23, unary=True), Op("clz", add=24, unary=True),
+    Op("v8adds", add=30, mul=6, mul_first=True), Op("v8subs", add=31, mul=7, mul_first=True),
+    Op("fmul", mul=1, **_FLOAT), Op("mul24", mul=2), Op("v8muld", mul=3), Op("v8min", mul=4), Op("v8max", mul=5),
+)
+OP_BY_NAME = {op.name: op for op in OPS}
+
+
+def _by_code(unit: str, size: int) -> tuple[Op | None, ...]:
+    rows: list[Op | None] = [None] * size
+    for op in OPS:
+        code = getattr(op, unit)
+        if code is not None:
+            assert rows[code] is None, f"two ops with {unit} code {code}"
+            rows[code] = op
+    return tuple(rows)
+
+
+# Index = op_add (5 bits) / op_mul (3 bits); None = reserved.
+ADD_TABLE = _by_code("add", 32)
+MUL_TABLE = _by_code("mul", 8)
+ADD_OPS: tuple[str | None, ...] = tuple(op.name if op else None for op in ADD_TABLE)
+MUL_OPS: tuple[str | None, ...] = tuple(op.name if op else None for op in MUL_TABLE)
+ADD_OP_CODES = {op.name: op.add for op in OPS if op.add is not None}
+MUL_OP_CODES = {op.name: op.mul for op in OPS if op.mul is not None}
 # The canonical moves (§5, Mesa/Broadcom): ADD `mov` = `or x, x`, MUL `mov` = `v8min x, x`.
 MOV_ADD_OP = "or"
 MOV_MUL_OP = "v8min"

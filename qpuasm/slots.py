@@ -44,8 +44,6 @@ Value = Reg | int | float | Label | Semaphore | PerElement
 LDI_OPS = frozenset(isa.LDI_MODE_CODES)
 IMMEDIATE_OPS = LDI_OPS | frozenset(isa.SEMAPHORE_OPS)
 UNIT_PREFIXES = {"a": "add", "m": "mul"}     # amov / mmov / anop / mnop force the ALU
-# Ops that exist on both ALUs and, alone on a line, go to the MUL ALU (as vc4asm places them).
-MUL_FIRST_OPS = frozenset({"v8adds", "v8subs"})
 
 
 @dataclass
@@ -348,6 +346,11 @@ def _assign_units(ops: list[AluOp]) -> dict[str, tuple[int, AluOp]]:
     raise EncodeError(f"{ops[0].op} is not an ALU operation", 0)
 
 
+def _mul_first(name: str) -> bool:
+    op = isa.OP_BY_NAME.get(name)
+    return op is not None and op.mul_first
+
+
 def _units_for(op: AluOp, slot: int) -> tuple[str, ...]:
     rotated = any(isinstance(s, Reg) and s.rotate is not None for s in op.srcs)
     units = []
@@ -355,7 +358,7 @@ def _units_for(op: AluOp, slot: int) -> tuple[str, ...]:
         units.append("add")
     if op.op in isa.MUL_OP_CODES or op.op == "mov":
         units.append("mul")
-    if op.op in MUL_FIRST_OPS:
+    if _mul_first(op.op):
         units.reverse()
     if op.unit:
         units = [u for u in units if u == op.unit]
@@ -384,10 +387,11 @@ def _operands(op: AluOp, unit: str, slot: int) -> tuple[int, tuple[Value | None,
         return code, (srcs[0], srcs[1]) if srcs else (None, None)
     if op.dst is None:
         raise EncodeError(f"{name} needs a destination (write - to discard the result)", slot)
-    if unit == "add" and name in isa.ADD_UNARY_OPS and len(srcs) == 1:
+    unary = unit == "add" and isa.OP_BY_NAME[name].unary
+    if unary and len(srcs) == 1:
         return code, (srcs[0], srcs[0])      # unary: operand B repeats A (Mesa, vc4asm)
     if len(srcs) != 2:
-        expected = "one or two sources" if unit == "add" and name in isa.ADD_UNARY_OPS else "two sources"
+        expected = "one or two sources" if unary else "two sources"
         raise EncodeError(f"{name} takes a destination and {expected}", slot)
     return code, (srcs[0], srcs[1])
 
@@ -736,7 +740,7 @@ def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
         if not explicit and muxes[0] == muxes[1]:
             if name == mov_op:
                 op = AluOp("mov", dst=dst, srcs=(srcs[0],))
-            elif unit == "add" and name in isa.ADD_UNARY_OPS:
+            elif unit == "add" and isa.OP_BY_NAME[name].unary:
                 op.srcs = (srcs[0],)
         described[unit] = op
     if ins["sf"] and described[setf_unit] is None:
@@ -746,7 +750,7 @@ def _describe_alu(ins: Instruction, explicit: bool) -> Line | None:
             op.setf = bool(ins["sf"]) and unit == setf_unit
             op.cond = _cond_name(ins["cond_" + unit], op)
     add_op, mul_op = described["add"], described["mul"]
-    if mul_op is None and add_op is not None and add_op.op in MUL_FIRST_OPS:
+    if mul_op is None and add_op is not None and _mul_first(add_op.op):
         mul_op = AluOp("nop")      # alone it would be placed on the MUL ALU
     ops = [add_op or AluOp("nop")] if mul_op is None else [add_op or AluOp("nop"), mul_op]
     reads: list[Value] = []

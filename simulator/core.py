@@ -153,15 +153,17 @@ BY_TMU, BY_UNIFORMS, BY_VDW, BY_VDR = range(4)
  E_UNALIGNED_PC) = range(1, 17)
 
 # ---- tables derived from isa (constants of the compiled code) -------------------------------------
-_ADD_NAMES = [name or "" for name in isa.ADD_OPS]
-ADD_RESERVED = np.array([not name for name in _ADD_NAMES], dtype=np.bool_)
-ADD_UNARY = np.array([name in isa.ADD_UNARY_OPS for name in _ADD_NAMES], dtype=np.bool_)
-ADD_FLOAT_INPUT = np.array([name in isa.FLOAT_INPUT_OPS for name in _ADD_NAMES], dtype=np.bool_)
-ADD_FLOAT_RESULT = np.array([name in isa.FLOAT_RESULT_OPS for name in _ADD_NAMES], dtype=np.bool_)
-ADD_SATURATION = np.array([ADD_OP if n == "add" else SUB_OP if n == "sub" else OTHER_OP for n in _ADD_NAMES],
-                          dtype=np.int64)
-MUL_FLOAT_INPUT = np.array([name in isa.FLOAT_INPUT_OPS for name in isa.MUL_OPS], dtype=np.bool_)
-MUL_FLOAT_RESULT = np.array([name in isa.FLOAT_RESULT_OPS for name in isa.MUL_OPS], dtype=np.bool_)
+_NO_OP = isa.Op("")                                              # a reserved code's column values
+_ADD_ROWS = [op or _NO_OP for op in isa.ADD_TABLE]
+_MUL_ROWS = [op or _NO_OP for op in isa.MUL_TABLE]
+ADD_RESERVED = np.array([op is None for op in isa.ADD_TABLE], dtype=np.bool_)
+ADD_UNARY = np.array([op.unary for op in _ADD_ROWS], dtype=np.bool_)
+ADD_FLOAT_INPUT = np.array([op.float_in for op in _ADD_ROWS], dtype=np.bool_)
+ADD_FLOAT_RESULT = np.array([op.float_out for op in _ADD_ROWS], dtype=np.bool_)
+_OVERFLOW = {"": OTHER_OP, "add": ADD_OP, "sub": SUB_OP}
+ADD_SATURATION = np.array([_OVERFLOW[op.overflow] for op in _ADD_ROWS], dtype=np.int64)
+MUL_FLOAT_INPUT = np.array([op.float_in for op in _MUL_ROWS], dtype=np.bool_)
+MUL_FLOAT_RESULT = np.array([op.float_out for op in _MUL_ROWS], dtype=np.bool_)
 FTOI = isa.ADD_OP_CODES["ftoi"]
 MOV_ADD, MOV_MUL = isa.ADD_OP_CODES[isa.MOV_ADD_OP], isa.MUL_OP_CODES[isa.MOV_MUL_OP]
 SMALL_IMM_BITS = np.array(isa.SMALL_IMM_BITS, dtype=np.int64)

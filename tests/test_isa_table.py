@@ -40,6 +40,20 @@ def test_every_code_fits_its_field(table, fmt, field):
     assert len(table) <= _field(fmt, field).mask + 1
 
 
+def test_op_rows_are_consistent():
+    """One row per mnemonic; each property makes sense for the ALUs the row names."""
+    assert len(isa.OP_BY_NAME) == len(isa.OPS)
+    for op in isa.OPS:
+        assert op.add is not None or op.mul is not None, op
+        assert op.add is None or 0 <= op.add <= _field("alu", "op_add").mask, op
+        assert op.mul is None or 0 <= op.mul <= _field("alu", "op_mul").mask, op
+        assert not op.unary or op.add is not None and op.mul is None, f"{op.name}: unary ops are ADD ops"
+        assert not op.mul_first or op.add is not None and op.mul is not None, f"{op.name}: mul_first needs both ALUs"
+        assert op.overflow in ("", "add", "sub") and (not op.overflow or op.add is not None), op
+    # The canonical moves are ops of their ALU.
+    assert isa.OP_BY_NAME[isa.MOV_ADD_OP].add is not None and isa.OP_BY_NAME[isa.MOV_MUL_OP].mul is not None
+
+
 def test_codes_fit_and_names_unique_per_space():
     spaces = {
         "signal": isa.SIGNAL_CODES, "add": isa.ADD_OP_CODES, "mul": isa.MUL_OP_CODES,

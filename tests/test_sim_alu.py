@@ -65,7 +65,7 @@ FLAGS = "    mov r3, 0\n    add.ifz r3, r3, 1\n    add.ifn r3, r3, 2\n    add.if
 
 def _op_line(op: str, pack: str = "", dst: str = "r2") -> tuple[str, bool]:
     """The instruction computing `op r2, r0, r1` (ADD ALU with .setf if it exists there)."""
-    unary = op in isa.ADD_UNARY_OPS
+    unary = isa.OP_BY_NAME[op].unary
     operands = "r0" if unary else "r0, r1"
     if op in isa.ADD_OP_CODES:
         # `; nop` keeps ops that exist on both ALUs (v8adds, v8subs) on the ADD ALU
