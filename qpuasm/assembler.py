@@ -3,7 +3,7 @@
 The syntax is vc4asm's / Broadcom qasm's (grammar.lark). Each distinct line is parsed once (Lark,
 LALR) into a small tuple AST and cached; the preprocessor (directives.py) expands `.macro`, `.rep`,
 `.if` and `.include`; each instruction's operands are evaluated (expressions.py) and its slots go to
-`slots.encode_line`, which applies Broadcom's encoding defaults. Forward label references are
+`encode.encode_line`, which applies Broadcom's encoding defaults. Forward label references are
 resolved in a second pass.
 """
 
@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import isa, slots
+from . import decode, encode, isa
 from .directives import Directives, split_lines
+from .encode import encode_line
 from .expressions import ForwardReference, LineError, Scope, SourceLine
+from .line import IMMEDIATE_OPS, UNIT_PREFIXES, AluOp, Branch, EncodeError, Line, describe
 from .operands import Label, Reg
 from .parser import COMMENT_PATTERN, ParseFailure, parse_line
 from .program import AssembleError, Place, Program
-from .slots import IMMEDIATE_OPS, UNIT_PREFIXES, AluOp, Branch, EncodeError, Line, describe, encode_line
 
 # The largest program assembled: 16 MiB of code. The QPUs fetch code from GPU memory, which the
 # firmware hands out from the GPU split (gpu_mem=128 is what the field runs with: ecosystem.md §B),
@@ -275,7 +276,8 @@ def clear_caches() -> None:
     parse_line.cache_clear()
     _slot_header.cache_clear()
     _names_in.cache_clear()
-    slots.clear_caches()
+    encode.clear_caches()
+    decode.clear_caches()
 
 
 def _define_value(name: str, value: object) -> object:

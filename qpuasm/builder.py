@@ -1,6 +1,6 @@
 """Build QPU programs from Python, for kernel generators.
 
-The builder makes the same slot objects as the text assembler (`slots.AluOp`, `slots.Branch`),
+The builder makes the same slot objects as the text assembler (`line.AluOp`, `line.Branch`),
 so it gets the same encoding defaults, ALU placement, and hazard checks::
 
     from qpuasm.builder import Builder, reg
@@ -29,9 +29,10 @@ import numpy as np
 
 from . import isa
 from .checks import check, diagnostic_message
+from .encode import encode_line
+from .line import IMMEDIATE_OPS, AluOp, Branch, EncodeError, Line
 from .operands import REGISTERS, Label, PerElement, Reg, Semaphore
 from .program import AssembleError, Place, Program
-from .slots import IMMEDIATE_OPS, AluOp, Branch, EncodeError, Line, encode_line
 
 OPERATIONS = sorted(set(isa.ADD_OP_CODES) | set(isa.MUL_OP_CODES) | {"mov"} | IMMEDIATE_OPS)
 

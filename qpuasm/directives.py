@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .expressions import MISSING, Evaluator, LineError, Scope, SourceLine, Thunk, truth
+from .line import Branch, Line
 from .parser import ParseFailure, parse_line
 from .program import AssembleError
-from .slots import Branch, Line
 
 BLOCK_DIRECTIVE = re.compile(r"^\s*(?:::?[A-Za-z0-9_]+\s+)*\.([A-Za-z_]+)\b")
 

@@ -1,7 +1,7 @@
 """Words -> vc4asm-style text that `assemble` turns back into the identical words.
 
-Each word is decoded into the least explicit `slots.Line` that re-encodes to it (see
-`slots.decode_line`); a word without such a form (reserved opcode, condition or mode, or a
+Each word is decoded into the least explicit `line.Line` that re-encodes to it (see
+`decode.decode_line`); a word without such a form (reserved opcode, condition or mode, or a
 combination of "don't care" bits the syntax cannot state) prints as `.long low, high`.
 """
 
@@ -12,9 +12,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import isa
+from .decode import decode_line
 from .instr import DisassembleError, decode, sign_extend32
+from .line import AluOp, Branch, Line
 from .operands import Label, PerElement, Reg
-from .slots import AluOp, Branch, Line, decode_line
 
 
 def _number(value: int | float) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from . import isa
 from .builtins import BUILTINS, BuiltinError
+from .line import describe
 from .operands import REGISTERS, Label, PerElement, Reg
-from .slots import describe
 
 
 class LineError(Exception):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qpuasm
-from qpuasm.slots import decode_line
+from qpuasm.decode import decode_line
 
 from .conftest import DATA
 

@@ -9,7 +9,7 @@ import pytest
 
 import qpuasm
 from qpuasm import formats
-from qpuasm.slots import decode_line
+from qpuasm.decode import decode_line
 
 from .conftest import gpu_fft_hex_files
 
