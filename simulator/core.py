@@ -1,6 +1,7 @@
-"""The core: QPUs executing decoded QPU code (program.py), with uniforms, TMU loads through the TMU
-and L2 caches, the VPM and its DMA, the SFU, semaphores, the mutex and host interrupts; strict-mode
-reports; and the timing model's clocks and stalls.
+"""The core: one QPU instruction of decoded code (program.py), `step`: its reads, the two ALUs with
+their packs, unpacks, conditions and flags, its writes, signals, load immediates, semaphores and
+branches, and the instruction's clocks. The I/O it drives is qpu_io.py, strict mode's checks
+strict.py, the state layout state.py; scheduler.py picks the QPU that runs next.
 
 Written once in the compilable subset (jit.py): numba compiles it where installed, and the same
 functions run as plain Python elsewhere. All state lives in two flat int64 arrays owned by
@@ -21,7 +22,6 @@ from .jit import jit
 from .memory import OUTSIDE
 from .packing import OTHER_OP, pack_a, pack_mul, unpack, unpack_r4
 from .qpu_io import (
-    fetch,
     uniform,
     write_io,
 )
@@ -31,14 +31,10 @@ from .state import (
     BLOCKED,
     BRANCH_COUNTDOWN,
     BRANCH_TARGET,
-    BUDGET,
     BUSY,
     C_FROM_MUL,
     CYCLE,
-    DEADLOCK,
     DMA_DONE,
-    DONE,
-    DRAIN,
     E_BREAKPOINT,
     E_LDTMU_EMPTY,
     E_MEMORY,
@@ -46,36 +42,25 @@ from .state import (
     E_RESERVED_ADD,
     E_RESERVED_BRANCH,
     E_SIGNAL,
-    E_UNALIGNED_PC,
     E_UNDEFINED,
     E_VPM_READ_EMPTY,
     E_VPM_SIZE,
     END_COUNTDOWN,
     ERROR,
-    EVENT_DRAIN,
     EXECUTED,
-    FAILED,
     FIFO_CAPACITY,
     FIFO_COUNT,
     FIFO_HEAD,
     FIFO_READY,
     FIFO_VALUES,
     FLAGS,
-    G_EVENTS,
-    G_EXECUTED,
     G_MUTEX_OWNER,
-    G_NEED_PC,
-    G_RNG,
-    G_SEEDED,
-    G_STRICT,
     INSTRUCTIONS,
     KIND_TMU,
     LANES,
     LAST_WRITE,
     MASK,
-    NEED_DECODE,
     NO_OWNER,
-    NOT_WAITING,
     P_CPI,
     PC,
     PENDING,
@@ -93,7 +78,6 @@ from .state import (
     R_VPM_READS_LEFT,
     REG_A,
     REGS,
-    REPORTED,
     RUNNING,
     S_A,
     S_AA,
@@ -125,7 +109,6 @@ from .state import (
     VPM_READS_LEFT,
     VPM_READY,
     WAITING,
-    WAITING_SINCE,
     C,
     N,
     Z,
@@ -201,7 +184,6 @@ from .tables import (
 )
 from .vpm import generic_advanced, read_vector, size_reserved
 
-INTERLEAVE_WINDOW = 64        # clocks: how far out of time order a seeded run may pick the next QPU
 MEASURED_FTOI_OVERFLOW = (127 + 97) << 23       # ±2^97 -> 0 (vc4c_hw/alu_ops.csv)
 
 
@@ -678,7 +660,7 @@ def _advance(qpu, q: int) -> None:
 
 
 @jit(inline=True)
-def _step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
+def step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     """Execute one instruction: EXECUTED, BLOCKED (semaphore or mutex) or ERROR."""
     fmt = prog[row, P.C_FORMAT]
     if fmt != P.FMT_BRANCH and (qpu[q, END_COUNTDOWN] >= 0 or prog[row, C_SIG] == SIG_THREND):
@@ -704,80 +686,3 @@ def _step(qpu, m, vpm, cache, data, params, q: int, prog, row: int) -> int:
     qpu[q, CYCLE] += cpi
     qpu[q, BUSY] += cpi
     return EXECUTED
-
-
-@jit(inline=True)
-def _next_qpu(qpu, m) -> int:
-    """The running QPU that is earliest in modeled time (ties: lowest number), so that waits on
-    other QPUs, semaphores, the mutex and the shared DMA engines happen in a consistent order.
-    With a seed, one drawn at random among those within INTERLEAVE_WINDOW clocks of it."""
-    best = -1
-    for i in range(qpu.shape[0]):
-        if qpu[i, RUNNING] and (best < 0 or qpu[i, CYCLE] < qpu[best, CYCLE]):
-            best = i
-    if best < 0 or not m[G_SEEDED]:
-        return best
-    limit = qpu[best, CYCLE] + INTERLEAVE_WINDOW
-    candidates = 0
-    for i in range(qpu.shape[0]):
-        if qpu[i, RUNNING] and qpu[i, CYCLE] <= limit:
-            candidates += 1
-    m[G_RNG] = (m[G_RNG] * 1103515245 + 12345) & 0x7FFFFFFF
-    pick = (m[G_RNG] >> 8) % candidates
-    for i in range(qpu.shape[0]):
-        if qpu[i, RUNNING] and qpu[i, CYCLE] <= limit:
-            if pick == 0:
-                return i
-            pick -= 1
-    return best
-
-
-@jit
-def run(prog, base: int, qpu, m, vpm, cache, data, params, max_instructions: int) -> int:
-    """Run every QPU until all have ended, or until the caller must act: DONE, NEED_DECODE (the
-    next PC, m[G_NEED_PC], is outside `prog`), DRAIN (events to collect), REPORTED (strict mode),
-    FAILED (m[G_ERROR...]), DEADLOCK or BUDGET. Calling again resumes where it stopped."""
-    cpi = int(params[P_CPI])
-    while True:
-        if m[G_EVENTS] >= EVENT_DRAIN:
-            return DRAIN
-        q = _next_qpu(qpu, m)
-        if q < 0:
-            return DONE
-        pc = qpu[q, PC]
-        offset = pc - base
-        if offset % isa.INSTRUCTION_BYTES:
-            fail(m, q, pc, E_UNALIGNED_PC, pc, 0)
-            return FAILED
-        row = offset // isa.INSTRUCTION_BYTES
-        if offset < 0 or row >= prog.shape[0]:
-            m[G_NEED_PC] = pc
-            return NEED_DECODE
-        fetch(qpu, m, cache, data, params, q, pc)
-        status = _step(qpu, m, vpm, cache, data, params, q, prog, row)
-        if status == ERROR:
-            return FAILED
-        if status == EXECUTED:
-            qpu[q, WAITING] = NOT_WAITING
-            m[G_EXECUTED] += 1
-            if m[G_STRICT] and m[G_EVENTS]:
-                return REPORTED
-            if m[G_EXECUTED] > max_instructions:
-                return BUDGET
-            continue
-        # Blocked: wait until another QPU has moved on (or report a deadlock).
-        executed = m[G_EXECUTED]
-        qpu[q, WAITING_SINCE] = executed
-        others = -1
-        everyone_blocked = True
-        for i in range(qpu.shape[0]):
-            if not qpu[i, RUNNING]:
-                continue
-            if not (qpu[i, WAITING] != NOT_WAITING and qpu[i, WAITING_SINCE] == executed):
-                everyone_blocked = False
-                if i != q and (others < 0 or qpu[i, CYCLE] < others):
-                    others = qpu[i, CYCLE]
-        if everyone_blocked:
-            return DEADLOCK
-        wake = max(others if others >= 0 else qpu[q, CYCLE], qpu[q, CYCLE]) + cpi
-        stall(qpu, q, qpu[q, WAITING], wake)

@@ -1,7 +1,7 @@
 """The V3D in software, as the host sees it: memory, the QPUs' state, runs, errors and reports.
 
-The QPUs themselves are executed by core.py (compiled by numba where installed, plain Python
-elsewhere, the same source either way). This module owns the state arrays, decodes the code once
+The QPUs themselves are executed by core.py and scheduler.py (compiled by numba where installed,
+plain Python elsewhere, the same source either way). This module owns the state arrays, decodes the code once
 per run (program.py), and turns the core's status codes into `SimulationError`s and
 `SimulationWarning`s that name the QPU, the PC, the disassembled instruction and the rule.
 """
@@ -20,7 +20,7 @@ from vc4common import host
 from vc4common.errors import BudgetExceeded, SimulationError, SimulationWarning, WallTimeExceeded
 from vc4common.timing import STALL_REASONS, QpuReport, Report
 
-from . import core, state
+from . import scheduler, state
 from .cache import new_caches, restart_clocks, statistics
 from .memory import OFFSET_MASK, Memory, outside_message
 from .program import decode_words
@@ -151,7 +151,7 @@ class V3D:
             raise ValueError(f"{qpus} QPUs: the V3D model has 1 to {state.MAX_QPUS}")
         self.strict = strict
         # Deterministic by default; with a seed the core draws the next QPU among those within
-        # core.INTERLEAVE_WINDOW clocks of the earliest, so different seeds expose different races.
+        # scheduler.INTERLEAVE_WINDOW clocks of the earliest, so different seeds expose different races.
         self.seed = seed
         self.warnings: list[str] = []
         self._warned: set[tuple[int, str]] = set()
@@ -161,7 +161,7 @@ class V3D:
         self.tmus = 2 * slices                  # two TMUs per slice of four QPUs (semantics.md §1)
         self.caches = new_caches()
         self.vpm = new_vpm()
-        self.machine = np.zeros(state.MACHINE_SIZE, dtype=np.int64)    # see core.py for the layout
+        self.machine = np.zeros(state.MACHINE_SIZE, dtype=np.int64)    # see state.py for the layout
         self.qpu_state = np.zeros((0, state.QPU_SIZE), dtype=np.int64)
         self.report: Report | None = None
         self._cache_before = statistics(self.caches, self.tmus)
@@ -204,7 +204,7 @@ class V3D:
             # The compiled core runs in slices: between two, Python sees a pending signal (Ctrl-C
             # stops a long run within a fraction of a second, through KeyboardInterrupt).
             stop = min(int(m[state.G_EXECUTED]) + INSTRUCTIONS_PER_SLICE, max_instructions)
-            status = core.run(prog, base, qpu, m, self.vpm, self.caches, self.memory.data, parameter_array(), stop)
+            status = scheduler.run(prog, base, qpu, m, self.vpm, self.caches, self.memory.data, parameter_array(), stop)
             self._collect_events()
             if deadline is None and self.wall_timeout is not None:
                 deadline = time.monotonic() + self.wall_timeout
