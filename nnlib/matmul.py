@@ -65,17 +65,16 @@ UNIFORMS_CACHE_BYTES = 4096               # per slice (semantics.md §8.6: VC4C'
 A_REQUESTS_AHEAD = 2                      # TMU1 requests in flight between iterations
 TASK_WORDS = 5                            # [A pack address, B address, C address, bias address, next A pack]
 # QPU grids (rows x columns). In 3x4 and 1x12 every slice reads one A stream; 6x2 puts two in each
-# slice's 4-way uniforms cache, for products of fewer than 4 column strips (measured: float16 pw
-# 32->64 @112, two 32-column strips, 19 % of peak with tiles dealt round-robin, 42 % on 6x2).
+# slice's 4-way uniforms cache, for products of fewer than 4 column strips (the figures behind this
+# and the constants below: BENCHMARKS.md, "Why the GEMM planner's constants").
 GRIDS = ((3, 4), (1, 12), (6, 2))
-# The cost model overrates grids of several QPU rows (their slices drift apart over B's strips):
-# measured in `vc4 bench`, 3x4 beat 1x12 where 1x12 leaves QPUs idle (pw 128->256 @28: 59 % vs
-# 45 %) but lost where the model put them within ~10 % (pw 256->512 @14: 54 % vs 66 %, SGEMM 1024^3:
-# 62 % vs 72 %, modeled 14 % cheaper). So a multi-row grid must be modeled 20 % cheaper to be chosen.
+# The cost model overrates grids of several QPU rows (their slices drift apart over B's strips): 3x4
+# beats 1x12 where 1x12 leaves QPUs idle, but loses where the model puts them within ~10 %. So a
+# multi-row grid must be modeled 20 % cheaper to be chosen.
 MULTI_ROW_GRID_HANDICAP = 1.2
 # A k-loop phase of fewer iterations than this stalls on the uniform stream (the A prefetch barely
-# runs ahead): measured, float16 pw 32->64 @112 (K = 32, 4 phases): 9.2 ms at unroll 2, 5.3 at 1.
-# The cost model does not see it, so the planner unrolls only when every phase keeps this many.
+# runs ahead). The cost model does not see it, so the planner unrolls only when every phase keeps
+# this many.
 MIN_ITERATIONS = 4
 
 # Each QPU owns STORE_ROWS rows of the VPM's 64 (semantics.md §8.3): 12 x 5 = 60. Every VDW store
@@ -503,7 +502,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
-    (measured: 9-row tiles waited 68 % of the time for the TMU). The one VDW engine stores every
+    (small tiles wait for the TMU most of the time). The one VDW engine stores every
     tile's chunks: with `overlap`, while the QPUs compute (the slower of the two counts); without,
     all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
     MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart."""
@@ -533,7 +532,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                 step_clocks = max(4 * (reads + 1 + 2 / u), memory / prefetch)
                 row_tiles, strips = -(-m // r), -(-n // LANES)
                 # A grid with several QPU rows gets at least two row tiles per QPU row: with one, the
-                # slices stream all of B each (measured: fp16 pw 512->1024 @7, 74 % -> 44 %).
+                # slices stream all of B each (BENCHMARKS.md, "Why the GEMM planner's constants").
                 grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
                          and row_tiles >= (g[0] if grid or g[0] == 1 else 2 * g[0])]
                 for candidate in grids or [None]:
