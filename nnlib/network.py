@@ -20,6 +20,10 @@ Kernels per layer:
   (for the FC layer), the host (the model's input); otherwise a gather of each pixel's channels.
 - depthwise 3x3: depthwise.py, reading dense rows between zero rows, which a GEMM writes directly
   (exact tiles, the depthwise's pitch).
+- add of two activations (a residual connection, MobileNet v2): fused into the GEMM that computes
+  one of them (a 1x1 convolution or matmul without activation whose only consumer is the add): the
+  GEMM's tiles start from the bias plus the other tensor's tile (GemmKernel.residual), read as dense
+  rows of pixels; nothing else reads the GEMM's own output.
 - global average pool: pool.py.
 Reshape, squeeze, flatten and identity move no data; a softmax at the very end is left to the host
 (`Network.probabilities`), after the logits are read.
@@ -35,7 +39,7 @@ checks the rule on every run.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +51,6 @@ from .depthwise import DepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
 from .matmul import LANES, GemmKernel, GemmPlan, max_slots, plan_gemm
-from .matmul import TASK_WORDS as GEMM_TASK_WORDS
 from .nonfinite import warn_nonfinite
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
@@ -209,6 +212,7 @@ class GemmLayer(Layer):
         self.out_h, self.out_w = output.shape[:2]
         self.m, (self.k, self.n) = self.out_h * self.out_w, self.b.shape
         self.from_input = from_input
+        self.residual: Tensor | None = None      # a skip connection added in the kernel (_layers)
         self.plan: GemmPlan | None = None
 
     def direct_rows(self) -> tuple[int, ...]:
@@ -227,20 +231,22 @@ class GemmLayer(Layer):
 
     def make_plan(self, exact: bool) -> None:
         allowed = self.direct_rows()
+        residual = self.residual is not None       # its registers hold the bias: fewer accumulators
         # The host packs A itself when it writes the model's input (a layout, no arithmetic).
         host = self.from_input and (self.flatten or self.size == 1 and self.stride == 1)
         self.direct = bool(allowed) or host
         if host:
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact)
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
+                                  accumulate=residual)
         elif self.direct:                # K as the producer writes it: whole groups of 16 channels
             self.k = self.producer.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
-                                  rows_allowed=allowed)
+                                  rows_allowed=allowed, accumulate=residual)
         else:                            # a gathered pack: one 16-lane vector per k and tile
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, rows=LANES, relu6=self.relu6,
-                                  exact=exact and self.m >= LANES)
+                                  exact=exact and self.m >= LANES, accumulate=residual)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
-                              self.plan.overlap)
+                              self.plan.overlap, residual=self.residual is not None)
 
     def request(self, producer: Layer | None) -> Layout | Pack | None:
         if self.direct:
@@ -300,12 +306,22 @@ class GemmLayer(Layer):
                        [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
                         for t in range(tiles)], im2col.TASK_WORDS, qpus=self.qpus)
 
+    def residual_check(self, layout: Layout | Pack) -> str | None:
+        """Why the residual cannot be read in `layout` (None: it can): the kernel reads a tile's
+        rows as its output's, pixel after pixel."""
+        if isinstance(layout, Pack) or not layout.dense:
+            return "the residual is read as dense rows of pixels, and its layout is not"
+        return None
+
     def _gemm(self) -> Segment:
-        plan, out = self.plan, self.output.layout
-        return Segment(self.cfg, plan.constants(self.cfg, self.scratch.address, pitch=out.pitch),
+        plan, out, skip = self.plan, self.output.layout, self.residual
+        skip_pitch = skip.layout.pitch if skip is not None else None
+        return Segment(self.cfg, plan.constants(self.cfg, self.scratch.address, pitch=out.pitch,
+                                                residual_pitch=skip_pitch),
                        plan.tasks(self.pack.address, self.b_gpu.address, self.output.start,
-                                  self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch),
-                       GEMM_TASK_WORDS, dealt=True)
+                                  self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch,
+                                  residual=skip.start if skip is not None else None, residual_pitch=skip_pitch),
+                       self.cfg.task_words, dealt=True)
 
     @property
     def flops(self) -> int:
@@ -448,6 +464,9 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS) -> tuple[dict[str, Tens
             output, softmax = node.inputs[0], True
             continue
         sources = [i for i in node.inputs if not graph.is_constant(i)]
+        if node.op == "add" and len(sources) == 2:
+            alias[node.name] = _fuse_residual(graph, node, [alias.get(i, i) for i in sources], producers, tensor)
+            continue
         if len(sources) != 1:
             raise graph.error(node, f"{len(sources)} activation inputs (the compiler runs chains of layers)")
         if sources[0] not in alias:
@@ -484,6 +503,22 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS) -> tuple[dict[str, Tens
     return tensors, layers, output, softmax, alias
 
 
+def _fuse_residual(graph: Graph, node: Node, sources: list[str], producers: dict[str, Layer], tensor) -> str:
+    """An add of two activations given to the GEMM that computes one of them (see the module's
+    docstring); the tensor the add's output is."""
+    for mine, other in (sources, sources[::-1]):
+        layer = producers.get(mine)
+        if (isinstance(layer, GemmLayer) and layer.residual is None and not layer.relu6 and
+                [n.name for n in graph.consumers(layer.node.name)] == [node.name] and other in producers):
+            if tensor(other).shape != layer.output.shape:
+                raise graph.error(node, f"adds {tensor(other).shape} to {layer.output.shape}")
+            assert layer.plan is None, "a GEMM is planned before its consumers are known"
+            layer.residual = tensor(other)
+            return mine
+    raise graph.error(node, "an add of two activations runs only fused into the GEMM that computes one of them "
+                      "(a 1x1 convolution or matmul without activation, read by nothing else)")
+
+
 def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: str) -> None:
     """Each tensor's layout: what its consumer asks for, which the producer must be able to write;
     else what the producer writes naturally. Then every buffer is distinct (the staleness rule
@@ -508,6 +543,13 @@ def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: st
         why = user.check(wanted) if user else None
         if why:
             raise ModelError("<graph>", user.node.name, user.node.op, why)
+    for layer in layers:                 # a residual is read as many rows as the GEMM's tiles cover
+        skip = getattr(layer, "residual", None)
+        if skip is not None:
+            why = layer.residual_check(skip.layout)
+            if why:
+                raise ModelError("<graph>", layer.node.name, layer.node.op, why)
+            skip.layout = replace(skip.layout, pixels=max(skip.layout.pixels, skip.layout.lead + layer.plan.m_pad))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

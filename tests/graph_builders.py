@@ -100,3 +100,181 @@ def mobilenet(path, rng, size: int, blocks: list[tuple[int, int]], classes: int 
     logits = b.node("fc/add", "Add", [fc, b.const("fc/b", f32(classes, scale=0.1))])
     b.node("Softmax", "Softmax", [logits])
     return b.write(path), ["Softmax"]
+
+
+def torch_style_mobilenet_v2(state: dict, size: int = 224):
+    """An ONNX model of MobileNetV2 written from a torchvision state dict the way torch.onnx.export
+    writes it (NCHW input, Conv with group, BatchNormalization unfolded, Clip(0, 6) with its bounds
+    as inputs, Add, GlobalAveragePool, Flatten, Gemm with transB), independently of
+    nnlib.graph.mobilenet_v2: the torchvision module structure is spelled out again here."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers = [], []
+
+    def const(name, value):
+        initializers.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    const("six", np.float32(6.0))
+    const("zero", np.float32(0.0))
+
+    def conv_bn(x, conv, bn, stride, relu):
+        w = state[conv + ".weight"]
+        groups = w.shape[0] if w.shape[1] == 1 and w.shape[0] > 1 else 1
+        pad = w.shape[2] // 2
+        nodes.append(helper.make_node("Conv", [x, const(conv + ".weight", w)], [conv + ".out"], name=conv,
+                                      group=groups, kernel_shape=list(w.shape[2:]), pads=[pad] * 4,
+                                      strides=[stride, stride], dilations=[1, 1]))
+        ins = [conv + ".out"] + [const(f"{bn}.{k}", state[f"{bn}.{k}"])
+                                 for k in ("weight", "bias", "running_mean", "running_var")]
+        nodes.append(helper.make_node("BatchNormalization", ins, [bn + ".out"], name=bn, epsilon=1e-5))
+        if not relu:
+            return bn + ".out"
+        nodes.append(helper.make_node("Clip", [bn + ".out", "zero", "six"], [bn + ".relu"], name=bn + ".clip"))
+        return bn + ".relu"
+
+    x = conv_bn("input", "features.0.0", "features.0.1", 2, True)
+    index, channels = 1, state["features.0.0.weight"].shape[0]
+    for t, _, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)):
+        for r in range(n):
+            p, stride, y = f"features.{index}.conv", s if r == 0 else 1, x
+            layers = [] if t == 1 else [(f"{p}.0.0", f"{p}.0.1", 1, True)]
+            m = len(layers)
+            layers += [(f"{p}.{m}.0", f"{p}.{m}.1", stride, True), (f"{p}.{m + 1}", f"{p}.{m + 2}", 1, False)]
+            for conv, bn, st, relu in layers:
+                y = conv_bn(y, conv, bn, st, relu)
+            out = state[f"{p}.{m + 1}.weight"].shape[0]
+            if stride == 1 and channels == out:              # torchvision's use_res_connect
+                nodes.append(helper.make_node("Add", [x, y], [f"features.{index}.add"]))
+                y = f"features.{index}.add"
+            x, channels, index = y, out, index + 1
+    x = conv_bn(x, f"features.{index}.0", f"features.{index}.1", 1, True)
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
+    nodes.append(helper.make_node("Flatten", ["pool"], ["flat"], axis=1))
+    nodes.append(helper.make_node("Gemm", ["flat", const("classifier.1.weight", state["classifier.1.weight"]),
+                                           const("classifier.1.bias", state["classifier.1.bias"])], ["logits"],
+                                  alpha=1.0, beta=1.0, transB=1))
+    classes = state["classifier.1.weight"].shape[0]
+    graph = helper.make_graph(nodes, "mobilenet_v2", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                     [1, 3, size, size])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+                              initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def mobilenet_v2_state(rng, width: float = 0.25, classes: int = 10, last: int = 64) -> dict:
+    """A torchvision-style MobileNetV2 state dict with random weights: the real architecture (17
+    inverted residual blocks, 10 of them residual) at `width` times the channels, a last 1x1
+    convolution to `last` channels and `classes` logits."""
+    state = {}
+
+    def conv(name, cout, cin, k):
+        state[name + ".weight"] = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(
+            np.float32)
+
+    def bn(name, c):
+        for key, low, high in (("weight", 0.5, 1.5), ("bias", -0.2, 0.2), ("running_mean", -0.2, 0.2),
+                               ("running_var", 0.5, 1.5)):
+            state[f"{name}.{key}"] = rng.uniform(low, high, c).astype(np.float32)
+        state[name + ".num_batches_tracked"] = np.array(0, np.int64)
+
+    def channels(c):
+        return max(8, int(c * width))
+
+    c_in = channels(32)
+    conv("features.0.0", c_in, 3, 3)
+    bn("features.0.1", c_in)
+    index = 1
+    for t, c, n, _ in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)):
+        for _ in range(n):
+            p, hidden, out, m = f"features.{index}.conv", c_in * t, channels(c), 0
+            if t != 1:
+                conv(f"{p}.0.0", hidden, c_in, 1)
+                bn(f"{p}.0.1", hidden)
+                m = 1
+            conv(f"{p}.{m}.0", hidden, 1, 3)
+            bn(f"{p}.{m}.1", hidden)
+            conv(f"{p}.{m + 1}", out, hidden, 1)
+            bn(f"{p}.{m + 2}", out)
+            c_in, index = out, index + 1
+    conv(f"features.{index}.0", last, c_in, 1)
+    bn(f"features.{index}.1", last)
+    state["classifier.1.weight"] = (rng.standard_normal((classes, last)) * 0.1).astype(np.float32)
+    state["classifier.1.bias"] = rng.standard_normal(classes).astype(np.float32)
+    return state
+
+
+def save_legacy_torch(state: dict, path) -> None:
+    """A state dict of numpy arrays saved as torch.save wrote it before torch 1.6 (five pickles, then
+    each storage: an 8-byte little-endian count and the elements), without torch: a module named
+    torch stands in while the pickles are written, so that its storage types and rebuild function
+    are named as torch names them."""
+    import pickle
+    import struct
+    import sys
+    import types
+    from collections import OrderedDict
+
+    storage_names = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float16): "HalfStorage",
+                     np.dtype(np.int64): "LongStorage"}
+    fake, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    for name in storage_names.values():
+        setattr(fake, name, type(name, (), {"__module__": "torch"}))
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called while writing")
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    fake._utils = utils
+
+    class Storage:
+        def __init__(self, key, array):
+            self.key, self.array = key, array
+
+    class Tensor:
+        def __init__(self, storage, offset, shape, strides):
+            self.args = (storage, offset, shape, strides, False, OrderedDict())
+
+        def __reduce__(self):
+            return _rebuild_tensor_v2, self.args
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", getattr(fake, storage_names[obj.array.dtype]), obj.key, "cpu", obj.array.size,
+                        None)
+            return None
+
+    storages, tree = [], OrderedDict()
+    for name, value in state.items():
+        value = np.asarray(value)
+        flat = np.ascontiguousarray(value).reshape(-1)
+        storage = Storage(str(len(storages)), flat)
+        storages.append(storage)
+        strides = tuple(s // value.itemsize for s in np.ascontiguousarray(value).strides)
+        tree[name] = Tensor(storage, 0, value.shape, strides)
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules["torch"], sys.modules["torch._utils"] = fake, utils
+    try:
+        with open(path, "wb") as f:
+            for obj in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True,
+                                                     "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+                pickle.dump(obj, f, protocol=2)
+            Pickler(f, protocol=2).dump(tree)
+            pickle.dump([s.key for s in storages], f, protocol=2)
+            for s in storages:
+                f.write(struct.pack("<q", s.array.size))
+                f.write(s.array.astype(s.array.dtype.newbyteorder("<")).tobytes())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v

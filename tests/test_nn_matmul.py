@@ -50,6 +50,33 @@ def test_gemm_beta_on_the_qpus(drv, rows, overlap, weights):
         G.gemm(drv, a, b, c[1:], beta=1.0)
 
 
+@pytest.mark.parametrize("rows, overlap, weights, bias", [(7, True, "float32", True), (30, False, "float32", True),
+                                                           (6, True, "float16", True), (5, True, "float32", False),
+                                                           (48, False, "float32", True)])
+def test_a_residual_added_on_the_qpus(drv, rows, overlap, weights, bias):
+    """a @ b + bias + residual (MobileNet v2's skip connection): the accumulators start from the bias
+    plus the residual's tile (one fadd), then the K products: within the bound with bias + residual
+    in the bias's place; several tiles per QPU, the residual's rows read as the output's."""
+    m, n, k = 3 * rows + 1, 40, 13
+    a, b, r = rand(m, k), rand(k, n), rand(m, n)
+    c = rand(n) if bias else None
+    y, _ = G.matmul(drv, a, b, c, weights=weights, rows=rows, overlap=overlap, n_qpus=3, residual=r)
+    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    assert_within_rtz_bound(y, a, b_used, (c if bias else np.float32(0)) + r)
+    with pytest.raises(ValueError, match="residual"):
+        G.matmul(drv, a, b, c, residual=r, relu6=True)
+    with pytest.raises(ValueError, match=r"residual \(40, 40\) is not the product's shape"):
+        G.matmul(drv, a, b, residual=rand(40, 40))
+
+
+def test_the_residual_kernel_holds_its_bias_where_relu6_would():
+    with pytest.raises(ValueError, match="residual goes without accumulate and ReLU6"):
+        G.GemmKernel(rows=4, residual=True, relu6=True)
+    with pytest.raises(ValueError, match="rows=49"):
+        G.GemmKernel(rows=49, residual=True, overlap=False)
+    assert G.GemmKernel(rows=4, residual=True).task_words == G.TASK_WORDS + 1
+
+
 @pytest.mark.parametrize("unroll, prefetch, rows", [(1, 1, 2), (3, 2, 7), (2, 4, 24)])
 def test_kernel_variants(drv, unroll, prefetch, rows):
     a, b = rand(30, 11), rand(11, 20)

@@ -1,7 +1,7 @@
 """The `vc4` command line, above every package it dispatches to: the assembler's commands
 (qpuasm/cli.py), `run` and `info` (the driver), `bench` and `classify` (nnlib).
 
-    vc4 classify IMAGE|sample [--model FILE] [--weights float16] [--layers] [--json]
+    vc4 classify IMAGE|sample [--model FILE|mobilenet_v2] [--weights float16] [--layers] [--json]
     vc4 info [--backend sim|mailbox]
     vc4 run KERNEL.qasm [--qpus N] [--uniform VALUE ...] [--backend sim|mailbox] [--strict]
 

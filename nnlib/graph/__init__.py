@@ -1,7 +1,7 @@
 """nnlib.graph: a model file becomes a small graph IR (ir.py), simplified by passes (passes.py), which a
 backend runs: graph.run on the CPU with nnlib's references today.
 
-    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef), .onnx or .tflite
+    g = nnlib.graph.load("mobilenet_v1.pb")          # .pb (TensorFlow frozen GraphDef), .onnx, .tflite, .pth
     nnlib.graph.simplify(g)                          # batch norm folded, bias and ReLU6 fused, ...
     logits = nnlib.graph.run(g, image)[g.outputs[0]]
 """
@@ -34,7 +34,12 @@ def load(path: str | Path, outputs: list[str] | None = None) -> Graph:
         graph = onnx_format.load(path)
         graph.outputs = outputs or graph.outputs
         return graph
-    raise ModelError(Path(path).name, None, None, f"unknown model format {suffix!r} (supported: .pb, .onnx, .tflite)")
+    if suffix == ".pth":                 # weights only: taken as a torchvision MobileNetV2's state dict
+        from . import mobilenet_v2, torch_legacy
+
+        return mobilenet_v2.build(torch_legacy.load_state_dict(path), Path(path).name)
+    raise ModelError(Path(path).name, None, None,
+                     f"unknown model format {suffix!r} (supported: .pb, .onnx, .tflite, .pth)")
 
 
 __all__ = ["Graph", "ModelError", "Node", "load", "run", "simplify"]

@@ -214,6 +214,8 @@ def to_model(graph: Graph):
             nodes.append(helper.make_node(node.op.capitalize(), [x], [out]))
         elif node.op == "relu6":
             _activation(helper, nodes, Node(out, "", [], {"activation": "relu6"}), x, out, constant)
+        elif node.op == "add" and not any(graph.is_constant(i) for i in node.inputs):
+            nodes.append(helper.make_node("Add", [names[i] for i in node.inputs], [out]))
         else:
             raise graph.error(node, f"cannot be written as ONNX ({node.op})")
         names[node.name] = out

@@ -166,9 +166,13 @@ def from_bytes(data: bytes, source: str = "<tflite>") -> Graph:
             node = Node(name, "reshape", [name_of(ins[0])], {"shape": shape[1:] if shape[:1] == (1,) else shape}, kind)
         elif builtin in (tflite.BuiltinOperator.SOFTMAX, tflite.BuiltinOperator.RELU, tflite.BuiltinOperator.RELU6):
             node = Node(name, _OP_NAMES[builtin].lower(), [name_of(ins[0])], {}, kind)
+        elif builtin == tflite.BuiltinOperator.ADD:             # a residual connection, or a constant bias
+            node = Node(name, "add", [name_of(i) for i in ins[:2]], {}, kind)
         else:
             raise fail(f"op {kind} is not supported")
         activation = _fused_activation(tflite, builtin, options)
+        if activation and node.op == "add":
+            raise fail("an ADD with a fused activation is not supported")
         bias = ins[2] if len(ins) > 2 and ins[2] >= 0 and node.op in ("conv2d", "depthwise", "matmul") else None
         if bias is not None:
             constants[names[bias]] = values[bias].astype(np.float32)
@@ -201,7 +205,8 @@ def _fused_activation(tflite, builtin: int, options) -> int:
     table = {tflite.BuiltinOperator.CONV_2D: tflite.Conv2DOptions,
              tflite.BuiltinOperator.DEPTHWISE_CONV_2D: tflite.DepthwiseConv2DOptions,
              tflite.BuiltinOperator.FULLY_CONNECTED: tflite.FullyConnectedOptions,
-             tflite.BuiltinOperator.AVERAGE_POOL_2D: tflite.Pool2DOptions}
+             tflite.BuiltinOperator.AVERAGE_POOL_2D: tflite.Pool2DOptions,
+             tflite.BuiltinOperator.ADD: tflite.AddOptions}
     if builtin not in table or options is None:
         return 0
     opt = table[builtin]()
@@ -209,7 +214,7 @@ def _fused_activation(tflite, builtin: int, options) -> int:
     return opt.FusedActivationFunction()
 
 
-_OP_NAMES = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 1: "AVERAGE_POOL_2D", 40: "MEAN",
+_OP_NAMES = {0: "ADD", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 1: "AVERAGE_POOL_2D", 40: "MEAN",
              34: "PAD", 22: "RESHAPE", 43: "SQUEEZE", 25: "SOFTMAX", 19: "RELU", 21: "RELU6", 6: "DEQUANTIZE",
              114: "QUANTIZE"}
 
@@ -455,6 +460,9 @@ def to_bytes(graph: Graph, weights: str = "float32") -> bytes:
                 t.SoftmaxOptionsAddBeta(b, 1.0)
                 return t.SoftmaxOptionsEnd(b)
             w.op(t.BuiltinOperator.SOFTMAX, [x], [out], (t.BuiltinOptions.SoftmaxOptions, build))
+        elif node.op == "add" and not any(graph.is_constant(i) for i in node.inputs):
+            out = w.tensor(node.name, batched(out_shape))
+            w.op(t.BuiltinOperator.ADD, [ids[i] for i in node.inputs], [out])
         else:
             raise graph.error(node, f"cannot be written as TFLite ({node.op})")
         ids[node.name] = out
