@@ -1,7 +1,8 @@
-"""The real MobileNet v1 in one submission: modeled Pi Zero time at 250 MHz, float32 and float16 weights,
-the simulator's wall time, and a per-layer table (each layer run on its own), as markdown.
+"""A real MobileNet in one submission: modeled Pi Zero time at 250 MHz, float32 and float16 weights, the
+simulator's wall time, and a per-layer table (each layer run on its own), as markdown.
 
-    .venv/bin/python benchmarks/mobilenet.py [--runs 3] [--weights float32 float16] [--no-layers]
+    .venv/bin/python benchmarks/mobilenet.py [--model mobilenet_v1|mobilenet_v2] [--runs 3]
+                                             [--weights float32 float16] [--no-layers]
 
 Modeled times are deterministic; the wall time is the median of --runs inferences on this machine.
 """
@@ -25,23 +26,30 @@ from nnlib.bench import PEAK_GFLOPS  # noqa: E402
 from nnlib.classify import _main_stall  # noqa: E402
 from nnlib.graph import load, simplify  # noqa: E402
 
-# Side by side (performance.md §1, §3): what the field reports for MobileNet v1 on a Pi Zero.
-OTHERS = [("XNNPACK fp32 on the Pi Zero's ARM1176 (CPU)", "3919 ms", "measured, google/XNNPACK README"),
+# Side by side (performance.md §1, §3, §6): what the field reports for each network on a Pi Zero.
+OTHERS = {"mobilenet_v1": [
+          ("XNNPACK fp32 on the Pi Zero's ARM1176 (CPU)", "3919 ms", "measured, google/XNNPACK README"),
           ("Idein's Pi Zero GPU class (MobileNet v2 pose backbone, 6.6 fps)", "about 100-150 ms",
            "measured, Idein demo"),
-          ("compute floor of MobileNet v1 at 24 GFLOPS", "47.4 ms", "derived, performance.md §6")]
+          ("compute floor of MobileNet v1 at 24 GFLOPS", "47.4 ms", "derived, performance.md §6")],
+          "mobilenet_v2": [
+          ("XNNPACK fp32 on the Pi Zero's ARM1176 (CPU)", "1987 ms", "measured, performance.md §3"),
+          ("Idein's MobileNet v2 pose backbone on the Pi Zero's GPU (6.6 fps)", "about 151 ms", "measured, Idein demo"),
+          ("compute floor of MobileNet v2 at 24 GFLOPS", "25.1 ms", "derived, performance.md §6")]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenet_v1", choices=("mobilenet_v1", "mobilenet_v2"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--weights", nargs="+", default=["float32", "float16"], choices=("float32", "float16"))
     parser.add_argument("--no-layers", action="store_true")
     args = parser.parse_args()
-    path, photo = models.fetch("mobilenet_v1"), models.fetch("grace_hopper")
-    graph = simplify(load(path, list(models.MODELS["mobilenet_v1"].outputs)))
-    image = images.load_image(photo)
-    labels = images.imagenet_labels(1001)
+    entry = models.MODELS[args.model]
+    path, photo = models.fetch(args.model), models.fetch("grace_hopper")
+    graph = simplify(load(path, list(entry.outputs)))
+    image = images.load_image(photo, 224, entry.preprocessing)
+    labels = images.imagenet_labels(1001 if args.model == "mobilenet_v1" else 1000)
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
           "times at 250 MHz are modeled by the simulator's timing model\n")
     print("| weights | modeled ms (one submission) | GFLOPS | % of peak | instructions | top-1 | compile s "
@@ -67,7 +75,7 @@ def main() -> int:
                 if not args.no_layers:
                     profiles[weights] = net.profile(image)
     print("\n| others | time | kind |\n|---|---:|---|")
-    for name, value, kind in OTHERS:
+    for name, value, kind in OTHERS[args.model]:
         print(f"| {name} | {value} | {kind} |")
     for weights, lines in profiles.items():
         print(f"\nPer layer, {weights} weights (each layer run on its own, modeled at 250 MHz):\n")
