@@ -44,6 +44,9 @@ def build_message(name: str, *values: int) -> np.ndarray:
     if len(values) != len(tag.request):
         raise TypeError(f"{name} takes {len(tag.request)} values ({', '.join(tag.request) or 'none'}), "
                         f"got {len(values)}")
+    for field, value in zip(tag.request, values, strict=True):
+        if not -(1 << 31) <= value <= 0xFFFFFFFF:          # a tag's values are 32-bit words
+            raise MailboxError(name, f"{field} = {value:,} does not fit the tag's 32-bit word")
     value_words = tag.buffer_bytes // 4
     body = [tag.tag, tag.buffer_bytes, 4 * len(tag.request), *values, *[0] * (value_words - len(values)),
             host.MBOX_END_TAG]

@@ -242,9 +242,9 @@ class GemmLayer(Layer):
             self.k = self.producer.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
                                   rows_allowed=allowed, accumulate=residual)
-        else:                            # a gathered pack: one 16-lane vector per k and tile
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, rows=LANES, relu6=self.relu6,
-                                  exact=exact and self.m >= LANES, accumulate=residual)
+        else:                            # a gathered pack: tiles of any height (im2col.groups)
+            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
+                                  accumulate=residual)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap, residual=self.residual is not None)
 
@@ -301,10 +301,8 @@ class GemmLayer(Layer):
             top, _, left, _ = self.padding
             corners = layout.corners(self.source.address, self.stride, self.out_h, self.out_w, (-top, -left))
         table = keep(blocks, drv.copy(im2col.lane_table(corners, plan)))
-        tiles = plan.m_pad // plan.rows
-        return Segment(im2col.Im2colKernel(self.offsets()), [],
-                       [[table.address + 4 * LANES * t, self.pack.address + t * plan.a_tile_bytes]
-                        for t in range(tiles)], im2col.TASK_WORDS, qpus=self.qpus)
+        return Segment(im2col.Im2colKernel(self.offsets(), 4 * plan.rows), [],
+                       im2col.group_tasks(table.address, self.pack.address, plan), im2col.TASK_WORDS, qpus=self.qpus)
 
     def residual_check(self, layout: Layout | Pack) -> str | None:
         """Why the residual cannot be read in `layout` (None: it can): the kernel reads a tile's

@@ -41,6 +41,7 @@ calls = st.lists(st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(calls)
 @example([("alloc", 33554433, "float32")])          # more than the GPU memory: MailboxError, nothing held
+@example([("alloc", 1_073_741_825, "float32")])      # more than 4 GB: the tag's size word would wrap
 def test_random_driver_calls_raise_only_user_errors_and_leak_nothing(sequence):
     drv = Driver(backend="sim")
     firmware = drv.backend.firmware

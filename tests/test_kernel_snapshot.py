@@ -28,11 +28,14 @@ KERNELS = {
     "gemm default": GemmKernel(),
     "gemm 16 rows, unroll 4, float16, bias, relu6": GemmKernel(rows=16, unroll=4, halves=2, bias=True, relu6=True),
     "gemm 8 rows, one accumulator set, beta*C": GemmKernel(rows=8, overlap=False, accumulate=True),
+    "gemm 12 rows, bias + residual": GemmKernel(rows=12, bias=True, residual=True),
+    "gemm 30 rows, float16, residual, one set": GemmKernel(rows=30, unroll=2, halves=2, overlap=False, residual=True),
     "depthwise default": DepthwiseKernel(),
     "depthwise stride 2, 7 iterations": DepthwiseKernel(stride=2, iterations=7, left=1, right_limit=2),
     "pool 49 pixels": PoolKernel(49),
     "pool 49 pixels into a 1-row pack": PoolKernel(49, pack_rows=1),
     "im2col 3x3 of 3 channels": Im2colKernel(patch_offsets(3, 3 * 226, 3 * 226, 3, 32)),
+    "im2col 3x3 of 3 channels into tiles of 20 rows": Im2colKernel(patch_offsets(3, 3 * 226, 3 * 226, 3, 32), 80),
 }
 
 

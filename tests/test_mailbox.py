@@ -50,6 +50,12 @@ def test_wrong_number_of_values_is_refused():
         build_message("allocate_memory", 4096)
 
 
+@pytest.mark.parametrize("size", [1 << 32, 5 << 30, -(1 << 31) - 1])
+def test_a_value_that_does_not_fit_a_tag_word_is_refused_not_wrapped(size):
+    with pytest.raises(MailboxError, match=f"allocate_memory: size = {size:,} does not fit the tag's 32-bit word"):
+        build_message("allocate_memory", size, 4096, 0)
+
+
 def test_ioctl_numbers_for_32_and_64_bit_userlands():
     import ctypes
     assert ioctl_number(ctypes.c_uint32) == 0xC0046400      # Raspberry Pi OS 32-bit (every Pi Zero)

@@ -63,21 +63,22 @@ def test_gathered_on_the_gpu(drv, cin, stride, weights):
     assert report.modeled
 
 
-@pytest.mark.parametrize("stride, halves", [(1, 1), (2, 2)])
-def test_lane_table_and_offsets_address_the_windows(stride, halves):
+@pytest.mark.parametrize("stride, halves, rows", [(1, 1, 16), (2, 2, 16), (1, 1, 20), (1, 2, 6)])
+def test_lane_table_and_offsets_address_the_windows(stride, halves, rows):
     """Reading the padded input at each lane's window corner + each k's offset gives the patches
-    of nnlib.reference.windows, lane i holding pixel i."""
+    of nnlib.reference.windows, lane i of the group at row g of tile t holding pixel t rows + g + i
+    (up to the group's width: 16, or what the tile has left)."""
     x = RNG.standard_normal((7, 6, 3)).astype(np.float32)
     padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     windows = ref.windows(x, stride, "same").reshape(-1, 27)
-    rows = 16
     plan = plan_gemm(len(windows), 32, 27, halves, rows=rows)
     corners = im2col.window_corners(*ref.windows(x, stride, "same").shape[:2], padded.shape[1] * 3, 3, stride, 0)
     table = im2col.lane_table(corners, plan)
     offsets = im2col.patch_offsets(3, padded.shape[1] * 3, 3, 3, 32)
     flat = padded.reshape(-1)
-    for t, lanes in enumerate(table):
+    assert len(table) == len(im2col.groups(plan)) == -(-len(windows) // rows) * -(-rows // 16)
+    for (t, g, width), lanes in zip(im2col.groups(plan), table, strict=True):
         for lane, corner in enumerate(lanes):
-            pixel = min(t * rows + lane, len(windows) - 1)
+            pixel = min(t * rows + g + min(lane, width - 1), len(windows) - 1)
             gathered = [flat[(corner + o) // 4] if o != im2col.ZERO else 0 for o in offsets]
             np.testing.assert_array_equal(gathered, list(windows[pixel]) + [0] * 5)
