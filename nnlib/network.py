@@ -542,8 +542,8 @@ def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: st
         if why:
             raise ModelError("<graph>", user.node.name, user.node.op, why)
     for layer in layers:                 # a residual is read as many rows as the GEMM's tiles cover
-        skip = getattr(layer, "residual", None)
-        if skip is not None:
+        if isinstance(layer, GemmLayer) and layer.residual is not None:
+            skip = layer.residual
             why = layer.residual_check(skip.layout)
             if why:
                 raise ModelError("<graph>", layer.node.name, layer.node.op, why)
