@@ -34,7 +34,7 @@ def test_every_gpu_fft_word_round_trips():
 
 RANDOM_WORDS = 1_000_000
 CHUNK = 50_000
-DEFAULT_CHUNKS = 2          # 100,000 words in the default run; the whole million with `-m slow`
+DEFAULT_CHUNKS = 1          # 50,000 words in the default run; the whole million with `-m slow`
 
 
 @pytest.mark.parametrize("chunk", [pytest.param(c, marks=[pytest.mark.slow] if c >= DEFAULT_CHUNKS else [])
