@@ -65,6 +65,9 @@ def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path, str]
         model, outputs, preprocessing = models.fetch(name), args.output or list(entry.outputs), entry.preprocessing
     else:
         model, outputs = Path(name), args.output
+        if not model.suffix and not model.exists():
+            known = ", ".join(n for n, e in models.MODELS.items() if e.outputs)
+            raise ModelError(name, None, None, f"neither a model file nor a known model ({known})")
         preprocessing = "torchvision" if model.suffix.lower() == ".pth" else "tf_slim"
     image = models.fetch("grace_hopper") if args.image == SAMPLE else Path(args.image)
     return model, outputs, image, args.preprocessing or preprocessing

@@ -60,6 +60,8 @@ def test_the_table_names_the_classes_and_the_time(small, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["missing.jpg"], "missing.jpg"),
     (["{photo}", "--model", "nothing.h5"], "unknown model format '.h5'"),
+    (["{photo}", "--model", "mobilenet_v9"], "mobilenet_v9: the model: neither a model file nor a known model "
+                                             "(mobilenet_v1, mobilenet_v2)"),
 ])
 def test_bad_input_is_one_line_not_a_traceback(small, capsys, argv, message):
     model, _, photo = small
