@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         best = list(np.argsort(-probabilities)[:args.top])
         verdicts = _cpu_verdicts(graph, image, probabilities if net.softmax else logits, args.top)
     except (models.FetchError, ModelError, images.ImageError, FileNotFoundError) as error:
-        console.print(f"vc4 classify: error: {error}", markup=False, highlight=False)
+        console.print(f"vc4 classify: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return 1
     result = {
         "model": model.name, "image": photo.name, "weights": args.weights, "preprocessing": preprocessing,
