@@ -85,8 +85,7 @@ STORE_ROWS = 5
 # Registers besides the accumulators (ra0..ra24, rb0..rb24). With two sets, ReLU6's bounds for values in
 # either regfile are in ra24 and rb24 (r1..r3 are the k-loop's); with one, in r1 and r2 at the tile's end.
 RA_ZERO, RB_SIX = "ra24", "rb24"
-BETA, C_IN_STRIDE = "ra24", "rb24"        # with accumulate (no ReLU6 then)
-RA_BIAS = "ra24"                          # with residual: the task's bias vector (C_IN_STRIDE the residual's rows)
+BETA, C_IN_STRIDE = "ra24", "rb24"        # with accumulate (no ReLU6 then); a residual's rows: C_IN_STRIDE
 RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
 RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
@@ -119,7 +118,7 @@ class GemmKernel:
             raise ValueError("accumulate (beta * C) goes without bias and ReLU6")
         if self.residual and (self.accumulate or self.relu6):
             raise ValueError("a residual goes without accumulate and ReLU6 (its registers hold the bias)")
-        most = max_slots(self.overlap, self.accumulate or self.residual)
+        most = max_slots(self.overlap, self.accumulate, self.residual)
         least = self.halves          # with float16 B a row's two products of one load must not meet
         if not least <= self.rows <= most:
             raise ValueError(f"rows={self.rows}: {least} to {most} with halves={self.halves}, overlap={self.overlap}")
@@ -151,10 +150,11 @@ class GemmKernel:
         return kernel_source(self, scope)
 
 
-def max_slots(overlap: bool, accumulate: bool) -> int:
-    """Accumulators of one set: with overlap two sets share the registers; accumulate (or a
-    residual) keeps beta (the bias) and C_in's (the residual's) row stride in ra24, rb24."""
-    return MAX_SLOTS if overlap else len(ACCUMULATORS) - (2 if accumulate else 0)
+def max_slots(overlap: bool, accumulate: bool, residual: bool = False) -> int:
+    """Accumulators of one set: with overlap two sets share the registers; accumulate keeps beta and
+    C_in's row stride in ra24, rb24, a residual its row stride in rb24 (its bias passes through r0
+    while the tile starts)."""
+    return MAX_SLOTS if overlap else len(ACCUMULATORS) - (2 if accumulate else 1 if residual else 0)
 
 
 def max_unroll(reads: int) -> int:
@@ -298,15 +298,11 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
 
 def _emit_residual(emit, cfg: GemmKernel, acc: list[str]) -> None:
     """acc = the bias (its address in r2, + r0: the lane's word) + the residual's tile (its first row
-    in RA_COUNT)."""
+    in RA_COUNT); the bias waits in r0 (the lane's word no longer needed)."""
+    emit(f"        {'add t0s, r2, r0' if cfg.bias else 'nop'}\n        mov r2, {RA_COUNT}\n        add r2, r2, r0")
     if cfg.bias:
-        emit(f"""        add t0s, r2, r0
-        mov r2, {RA_COUNT}
-        nop; ldtmu0
-        mov {RA_BIAS}, r4""")
-    else:
-        emit(f"        mov r2, {RA_COUNT}")
-    _emit_tile_loads(emit, cfg, acc, f"fadd {{value}}, r4, {RA_BIAS}" if cfg.bias else "mov {value}, r4")
+        emit("        nop; ldtmu0\n        mov r0, r4")
+    _emit_tile_loads(emit, cfg, acc, "fadd {value}, r4, r0" if cfg.bias else "mov {value}, r4", offset=False)
 
 
 def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
@@ -314,10 +310,11 @@ def _emit_scaled_c(emit, cfg: GemmKernel, acc: list[str]) -> None:
     _emit_tile_loads(emit, cfg, acc, f"fmul {{value}}, r4, {BETA}")
 
 
-def _emit_tile_loads(emit, cfg: GemmKernel, acc: list[str], start: str) -> None:
+def _emit_tile_loads(emit, cfg: GemmKernel, acc: list[str], start: str, offset: bool = True) -> None:
     """Each accumulator from its row of a tile (rows C_IN_STRIDE apart) that r2 points at (+ r0:
-    the lane's word): `start` with the row in r4."""
-    emit("        add r2, r2, r0")
+    the lane's word, unless `offset` is False: added already): `start` with the row in r4."""
+    if offset:
+        emit("        add r2, r2, r0")
     requests = []
     for row in range(cfg.rows):
         requests.append("mov t0s, r2")
@@ -540,7 +537,7 @@ class GemmPlan:
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
-              exact: bool = False, rows_allowed: tuple[int, ...] | None = None) -> GemmPlan:
+              exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
@@ -553,7 +550,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
     best: tuple[tuple[float, float], GemmPlan] | None = None
     for both in ([overlap] if overlap is not None else [True, False]):
-        most = max_slots(both, accumulate)
+        most = max_slots(both, accumulate, residual)
         for r in ([rows] if rows else rows_allowed or range(1, most + 1)):
             if r > most or r < halves or (exact and r > m):
                 continue
@@ -624,7 +621,7 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
             raise ValueError("matmul: a residual goes without beta * c and relu6")
     halves = 2 if weights == "float16" else 1
     plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap,
-                     accumulate or residual is not None)
+                     accumulate, residual=residual is not None)
     cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate,
                      residual is not None)
     lists = plan.task_lists()

@@ -237,14 +237,14 @@ class GemmLayer(Layer):
         self.direct = bool(allowed) or host
         if host:
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  accumulate=residual)
+                                  residual=residual)
         elif self.direct:                # K as the producer writes it: whole groups of 16 channels
             self.k = self.producer.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
-                                  rows_allowed=allowed, accumulate=residual)
+                                  rows_allowed=allowed, residual=residual)
         else:                            # a gathered pack: tiles of any height (im2col.groups)
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  accumulate=residual)
+                                  residual=residual)
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap, residual=self.residual is not None)
 

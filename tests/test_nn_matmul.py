@@ -52,7 +52,7 @@ def test_gemm_beta_on_the_qpus(drv, rows, overlap, weights):
 
 @pytest.mark.parametrize("rows, overlap, weights, bias", [(7, True, "float32", True), (30, False, "float32", True),
                                                            (6, True, "float16", True), (5, True, "float32", False),
-                                                           (48, False, "float32", True)])
+                                                           (49, False, "float32", True), (49, False, "float32", False)])
 def test_a_residual_added_on_the_qpus(drv, rows, overlap, weights, bias):
     """a @ b + bias + residual (MobileNet v2's skip connection): the accumulators start from the bias
     plus the residual's tile (one fadd), then the K products: within the bound with bias + residual
@@ -72,8 +72,9 @@ def test_a_residual_added_on_the_qpus(drv, rows, overlap, weights, bias):
 def test_the_residual_kernel_holds_its_bias_where_relu6_would():
     with pytest.raises(ValueError, match="residual goes without accumulate and ReLU6"):
         G.GemmKernel(rows=4, residual=True, relu6=True)
-    with pytest.raises(ValueError, match="rows=49"):
-        G.GemmKernel(rows=49, residual=True, overlap=False)
+    with pytest.raises(ValueError, match="rows=50"):
+        G.GemmKernel(rows=50, residual=True, overlap=False)
+    assert G.max_slots(False, False, residual=True) == 49     # 7 x 7 pixels: one tile
     assert G.GemmKernel(rows=4, residual=True).task_words == G.TASK_WORDS + 1
 
 
