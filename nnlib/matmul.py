@@ -299,7 +299,9 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
 def _emit_residual(emit, cfg: GemmKernel, acc: list[str]) -> None:
     """acc = the bias (its address in r2, + r0: the lane's word) + the residual's tile (its first row
     in RA_COUNT); the bias waits in r0 (the lane's word no longer needed)."""
-    emit(f"        {'add t0s, r2, r0' if cfg.bias else 'nop'}\n        mov r2, {RA_COUNT}\n        add r2, r2, r0")
+    if cfg.bias:
+        emit("        add t0s, r2, r0")
+    emit(f"        mov r2, {RA_COUNT}\n        add r2, r2, r0")
     if cfg.bias:
         emit("        nop; ldtmu0\n        mov r0, r4")
     _emit_tile_loads(emit, cfg, acc, "fadd {value}, r4, r0" if cfg.bias else "mov {value}, r4", offset=False)

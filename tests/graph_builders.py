@@ -254,6 +254,12 @@ def save_legacy_torch(state: dict, path) -> None:
 
     storages, tree = [], OrderedDict()
     for name, value in state.items():
+        if isinstance(value, tuple):       # (storage array, offset, shape, strides): a view, as torch keeps one
+            base, offset, shape, strides = value
+            storage = Storage(str(len(storages)), np.ascontiguousarray(base).reshape(-1))
+            storages.append(storage)
+            tree[name] = Tensor(storage, offset, shape, strides)
+            continue
         value = np.asarray(value)
         flat = np.ascontiguousarray(value).reshape(-1)
         storage = Storage(str(len(storages)), flat)

@@ -52,6 +52,17 @@ def test_a_legacy_state_dict_reads_back_bit_for_bit(tiny, tmp_path):
         np.testing.assert_array_equal(back[name], value)
 
 
+def test_views_of_a_storage_read_as_torch_lays_them_out(tmp_path):
+    base = np.arange(24, dtype=np.float32)
+    save_legacy_torch({"transposed": (base, 1, (3, 4), (1, 6)), "scalar": (base, 5, (), ())}, tmp_path / "v.pth")
+    back = torch_legacy.load_state_dict(tmp_path / "v.pth")
+    np.testing.assert_array_equal(back["transposed"], [[base[1 + i + 6 * j] for j in range(4)] for i in range(3)])
+    assert back["scalar"] == 5
+    save_legacy_torch({"past": (base, 20, (2, 4), (4, 1))}, tmp_path / "past.pth")
+    with pytest.raises(G.ModelError, match="tensor 'past': it reaches element 27 of a storage of 24"):
+        torch_legacy.load_state_dict(tmp_path / "past.pth")
+
+
 class _Payload:
     def __init__(self, command: str):
         self.command = command

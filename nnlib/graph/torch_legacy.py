@@ -49,11 +49,13 @@ class _Tensor:
     def array(self) -> np.ndarray:
         data = self.storage.data
         assert data is not None
-        if self.shape and (self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True))
-                           >= len(data)) and min(self.shape) > 0:
-            raise ValueError("a tensor reaches past its storage")
-        if not self.shape:
-            return np.array(data[self.offset])
+        if len(self.strides) != len(self.shape) or min(self.strides, default=0) < 0 or self.offset < 0:
+            raise ValueError(f"shape {self.shape} with strides {self.strides} at offset {self.offset}")
+        if 0 in self.shape:
+            return np.zeros(self.shape, data.dtype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True))
+        if last >= len(data):
+            raise ValueError(f"it reaches element {last} of a storage of {len(data)}")
         view = np.lib.stride_tricks.as_strided(data[self.offset:], self.shape,
                                                tuple(s * data.itemsize for s in self.strides))
         return np.array(view)          # a copy that owns its memory
