@@ -264,7 +264,7 @@ def save_legacy_torch(state: dict, path) -> None:
         flat = np.ascontiguousarray(value).reshape(-1)
         storage = Storage(str(len(storages)), flat)
         storages.append(storage)
-        strides = tuple(s // value.itemsize for s in np.ascontiguousarray(value).strides)
+        strides = tuple(s // value.itemsize for s in np.ascontiguousarray(value).strides) if value.ndim else ()
         tree[name] = Tensor(storage, 0, value.shape, strides)
     saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
     sys.modules["torch"], sys.modules["torch._utils"] = fake, utils
