@@ -102,11 +102,12 @@ def mobilenet(path, rng, size: int, blocks: list[tuple[int, int]], classes: int 
     return b.write(path), ["Softmax"]
 
 
-def torch_style_mobilenet_v2(state: dict, size: int = 224):
+def torch_style_mobilenet_v2(state: dict, size: int = 224, pool: str = "GlobalAveragePool"):
     """An ONNX model of MobileNetV2 written from a torchvision state dict the way torch.onnx.export
     writes it (NCHW input, Conv with group, BatchNormalization unfolded, Clip(0, 6) with its bounds
-    as inputs, Add, GlobalAveragePool, Flatten, Gemm with transB), independently of
-    nnlib.graph.mobilenet_v2: the torchvision module structure is spelled out again here."""
+    as inputs, Add, GlobalAveragePool then Flatten, or, as older torchvision's `x.mean([2, 3])`
+    exports, ReduceMean, then Gemm with transB), independently of nnlib.graph.mobilenet_v2: the
+    torchvision module structure is spelled out again here."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -151,8 +152,11 @@ def torch_style_mobilenet_v2(state: dict, size: int = 224):
                 y = f"features.{index}.add"
             x, channels, index = y, out, index + 1
     x = conv_bn(x, f"features.{index}.0", f"features.{index}.1", 1, True)
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
-    nodes.append(helper.make_node("Flatten", ["pool"], ["flat"], axis=1))
+    if pool == "ReduceMean":
+        nodes.append(helper.make_node("ReduceMean", [x], ["flat"], axes=[2, 3], keepdims=0))
+    else:
+        nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
+        nodes.append(helper.make_node("Flatten", ["pool"], ["flat"], axis=1))
     nodes.append(helper.make_node("Gemm", ["flat", const("classifier.1.weight", state["classifier.1.weight"]),
                                            const("classifier.1.bias", state["classifier.1.bias"])], ["logits"],
                                   alpha=1.0, beta=1.0, transB=1))

@@ -107,10 +107,11 @@ def test_the_builder_refuses_what_is_not_a_mobilenet_v2(tiny):
         mobilenet_v2.build(dict(state, **{"extra.weight": np.zeros(3, np.float32)}))
 
 
-def test_the_builder_and_the_torch_style_onnx_agree_with_onnxruntime(tiny):
+@pytest.mark.parametrize("pool", ["GlobalAveragePool", "ReduceMean"])
+def test_the_builder_and_the_torch_style_onnx_agree_with_onnxruntime(tiny, pool):
     ort = pytest.importorskip("onnxruntime")
     state, _ = tiny
-    model = torch_style_mobilenet_v2(state, SIZE)
+    model = torch_style_mobilenet_v2(state, SIZE, pool)
     image = np.random.default_rng(6).standard_normal((SIZE, SIZE, 3)).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"input": image.transpose(2, 0, 1)[None]})[0].reshape(-1)
@@ -120,6 +121,15 @@ def test_the_builder_and_the_torch_style_onnx_agree_with_onnxruntime(tiny):
     for graph in (built, imported):
         got = G.run(graph, image)[graph.outputs[0]].reshape(-1)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_a_reduce_mean_over_other_axes_is_refused(tiny):
+    onnx = pytest.importorskip("onnx")
+    model = torch_style_mobilenet_v2(tiny[0], SIZE, "ReduceMean")
+    reduce = next(n for n in model.graph.node if n.op_type == "ReduceMean")
+    reduce.attribute[0].CopyFrom(onnx.helper.make_attribute("axes", [1]))
+    with pytest.raises(G.ModelError, match=r"\(ReduceMean\): ReduceMean over axes \[1\] \(the spatial axes 2 and 3"):
+        onnx_format.from_model(model, "torch.onnx")
 
 
 def _tiny_graph(tiny, tmp_path, kind: str) -> G.Graph:

@@ -1,10 +1,10 @@
 """ONNX <-> the graph IR (read and written with the `onnx` package).
 
 Reading: Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, Clip, GlobalAveragePool,
-AveragePool, Gemm/MatMul, Add, Flatten/Reshape, Softmax, Pad, Identity, Transpose of the input, as
-torch.onnx.export and our own writer produce them. ONNX is NCHW: weights are turned into the IR's HWIO
-layouts and the IR's input is (H, W, C); an input written NHWC and transposed to NCHW by the model's
-first node (our writer's form) is taken as it is.
+ReduceMean over H and W, AveragePool, Gemm/MatMul, Add, Flatten/Reshape, Softmax, Pad, Identity,
+Transpose of the input, as torch.onnx.export and our own writer produce them. ONNX is NCHW: weights
+are turned into the IR's HWIO layouts and the IR's input is (H, W, C); an input written NHWC and
+transposed to NCHW by the model's first node (our writer's form) is taken as it is.
 
 Writing (`to_model`): a simplified graph (passes.simplify) as an ONNX model whose input is NHWC
 (1, H, W, C), so that a CPU runtime (onnxruntime) checks the same weights vc4kit runs.
@@ -100,6 +100,11 @@ def from_model(model, source: str = "<onnx>") -> Graph:
             nodes.append(Node(out, "clip", ins[:1], {"low": float(low), "high": float(high)}, op))
         elif op == "GlobalAveragePool":
             nodes.append(Node(out, "global_avg_pool", ins, {}, op))
+        elif op == "ReduceMean":                # torch's x.mean([2, 3]): the axes an attribute, or (opset 18) an input
+            axes = attrs.get("axes", constants[ins[1]].tolist() if len(ins) > 1 and ins[1] in constants else None)
+            if axes is None or sorted(int(a) % 4 for a in axes) != [2, 3]:
+                raise fail(f"ReduceMean over axes {axes} (the spatial axes 2 and 3 only)")
+            nodes.append(Node(out, "global_avg_pool", ins[:1], {}, op))
         elif op == "AveragePool":
             kernel = tuple(attrs["kernel_shape"])
             nodes.append(Node(out, "avg_pool", ins, {"ksize": kernel, "stride": attrs.get("strides", [1])[0],
