@@ -515,6 +515,57 @@ class DepthwisePlan:
                             + 4 * (LANES * g * pack.rows + first * self.out_w % pack.rows)] + task[4:]
                 for task, (g, first) in zip(self.tasks(x, w, bias, 0, 0, every), self._task_keys(every), strict=True)]
 
+    def half_rows(self, rows: int) -> int:
+        """q, the half rows in a pack tile of `rows` pixels, when the output can be written as half
+        rows (an even row of pixels, computed as two kernels of half a row each: for a 14 x 14 image
+        tiles of 49 pixels, which split an image row); 0 when it cannot. A task takes every F-th
+        row, and the F of half_interleave keeps its next row in the same place of a later tile."""
+        half = self.out_w // 2
+        if self.out_w % 2 or half < PIXELS or rows % half or (2 * self.out_h) % (rows // half):
+            return 0
+        q = rows // half
+        return q if self.half_interleave(q) else 0
+
+    def half_interleave(self, q: int, qpus: int = MAX_QPUS) -> int:
+        """F for half rows: 2 F half rows (F image rows) a whole number of tiles of q half rows."""
+        step = q if q % 2 else q // 2
+        return step * max(1, min(self.out_h, qpus) // step) if step <= self.out_h else 0
+
+    def half_segments(self, relu6: bool, rows: int, tile_bytes: int, x: int, w: int, bias: int, pack_address: int,
+                      qpus: int = MAX_QPUS) -> list[tuple[DepthwiseKernel, list[int], list[list[int]]]]:
+        """The (kernel, uniforms, tasks) of the two halves of every output row into a pack whose
+        tiles hold q = half_rows(rows) half rows: half h of row r is half row v = 2 r + h, at pixel
+        (v % q) half of tile v // q. The left halves skip the window's columns left of the image
+        in their first iteration, the right halves those right of it in their last; the seam in
+        between is read as it is (both halves compute past it, storing only their own pixels)."""
+        q, half = self.half_rows(rows), self.out_w // 2
+        assert q, f"a pack tile of {rows} pixels is not whole half rows"
+        every, iterations = self.half_interleave(q, qpus), -(-half // PIXELS)
+        top, _, left, _ = self.padding
+        pixel = self.pitch * 4
+        pack = PackOutput(rows, half - PIXELS * (iterations - 1))
+        gap = 2 * every // q * tile_bytes - iterations * 4 * PIXELS
+        constants = self._constants(every, 4 * (rows - PIXELS), 4 * PIXELS, gap, iterations)
+        out = []
+        for h in (0, 1):
+            start = h * half * self.stride - left                        # the window's first input column
+            right_limit = (window_columns(self.stride) if h == 0 else
+                           self.width - start - (iterations - 1) * PIXELS * self.stride)
+            kernel = DepthwiseKernel(self.stride, relu6, iterations, left if h == 0 else 0, right_limit, pack)
+            tasks = []
+            for g, first in self._task_keys(every):
+                v = 2 * first + h
+                tasks.append([x + ((first * self.stride - top) * self.width + start) * pixel + 64 * g,
+                              w + 64 * g, bias + 64 * g,
+                              pack_address + v // q * tile_bytes + 4 * (LANES * g * rows + v % q * half),
+                              len(range(first, self.out_h, every))])
+            out.append((kernel, constants, tasks))
+        return out
+
+    def half_task_cost(self, task: list[int]) -> float:
+        """task_cost for half rows."""
+        return task[4] * (-(-self.out_w // 2 // PIXELS) + 1) + 2
+
     def _task_keys(self, every: int) -> list[tuple[int, int]]:
         return [(g, first) for g in range(self.c_pad // LANES) for first in range(every)]
 

@@ -239,3 +239,28 @@ def test_what_the_compiler_cannot_run_is_refused_before_anything_is_allocated(dr
 def test_bad_weights_option(drv, model):
     with pytest.raises(ValueError, match="weights='int8'"):
         nnlib.compile(model[0], drv, weights="int8")
+
+
+@pytest.mark.parametrize("stride, size", [(1, 14), (2, 28)])
+def test_a_depthwise_layer_writes_tiles_that_split_its_rows(drv, stride, size):
+    """A 14-wide depthwise output written as half rows (two kernels of 7 pixels each) into a GEMM's
+    A pack of 49-row tiles (3.5 image rows): one tile's B read where whole rows would take four
+    (DepthwisePlan.half_rows); every layer within its bound, in strict mode."""
+    channels, out = 128, 512
+    graph = G.Graph([G.Node("dw", "depthwise", ["input", "w_dw"], {"stride": stride, "padding": "tf_same",
+                                                                    "bias": "b_dw", "activation": "relu6"}),
+                     G.Node("pw", "conv2d", ["dw", "w_pw"], {"stride": 1, "padding": "valid", "bias": "b_pw",
+                                                             "activation": "relu6"})],
+                    {"w_dw": RNG.standard_normal((3, 3, channels)).astype(np.float32),
+                     "b_dw": RNG.standard_normal(channels).astype(np.float32),
+                     "w_pw": (RNG.standard_normal((1, 1, channels, out)) * 0.2).astype(np.float32),
+                     "b_pw": RNG.standard_normal(out).astype(np.float32)},
+                    {"input": (size, size, channels)}, ["pw"], "split.ir")
+    image = RNG.standard_normal((size, size, channels)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv) as net:
+        depthwise, pointwise = net.layers
+        assert pointwise.plan.rows == 49 and depthwise.plan.half_rows(49) == 7
+        assert len(depthwise.segments(drv, [])) == 2
+        net(image)
+        check_every_layer(net, graph, image)
+    assert G.simplify(copy.deepcopy(graph)).outputs == ["pw"]
