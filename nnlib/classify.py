@@ -35,13 +35,13 @@ from .network import softmax
 
 SAMPLE = "sample"
 DEFAULT_MODEL = "mobilenet_v1"
+KNOWN_MODELS = ", ".join(name for name, entry in models.MODELS.items() if entry.outputs)   # not the photo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help=f"a photo (JPEG, PNG, ...), or '{SAMPLE}' for the sample photo "
                                       "(matplotlib's Grace Hopper, fetched from the package registry)")
-    known = ", ".join(name for name, entry in models.MODELS.items() if entry.outputs)
-    parser.add_argument("--model", help=f"a model file (.pb, .onnx, .tflite, .pth) or a known model ({known}; "
+    parser.add_argument("--model", help=f"a model file (.pb, .onnx, .tflite, .pth) or a known model ({KNOWN_MODELS}; "
                                         f"fetched); default: {DEFAULT_MODEL}")
     parser.add_argument("--preprocessing", choices=images.PREPROCESSING,
                         help="how the photo becomes the input (default: the known model's own; for a file "
@@ -66,8 +66,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, list[str] | None, Path, str]
     else:
         model, outputs = Path(name), args.output
         if not model.suffix and not model.exists():
-            known = ", ".join(n for n, e in models.MODELS.items() if e.outputs)
-            raise ModelError(name, None, None, f"neither a model file nor a known model ({known})")
+            raise ModelError(name, None, None, f"neither a model file nor a known model ({KNOWN_MODELS})")
         preprocessing = "torchvision" if model.suffix.lower() == ".pth" else "tf_slim"
     image = models.fetch("grace_hopper") if args.image == SAMPLE else Path(args.image)
     return model, outputs, image, args.preprocessing or preprocessing

@@ -564,7 +564,7 @@ class DepthwisePlan:
 
     def half_task_cost(self, task: list[int]) -> float:
         """task_cost for half rows."""
-        return task[4] * (-(-self.out_w // 2 // PIXELS) + 1) + 2
+        return self._cost(task, -(-self.out_w // 2 // PIXELS))
 
     def _task_keys(self, every: int) -> list[tuple[int, int]]:
         return [(g, first) for g in range(self.c_pad // LANES) for first in range(every)]
@@ -582,7 +582,11 @@ class DepthwisePlan:
     def task_cost(self, task: list[int]) -> float:
         """A task's work in loop iterations, for dealing: each row also waits for its first loads
         about as long as an iteration takes, each task for its weights about twice that."""
-        return task[4] * (self.w_pad // PIXELS + 1) + 2
+        return self._cost(task, self.iterations)
+
+    @staticmethod
+    def _cost(task: list[int], iterations: int) -> float:
+        return task[4] * (iterations + 1) + 2
 
     def pad_input(self, x: np.ndarray) -> np.ndarray:
         """The input buffer (input_pixels, pitch): the image's first pixel at row `lead`."""

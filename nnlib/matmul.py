@@ -634,14 +634,14 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
         c_gpu = keep(blocks, drv.alloc((plan.m_pad + plan.rows, plan.n_pad), np.float32))   # + scratch rows
         scratch = c_gpu.address + 4 * plan.m_pad * plan.n_pad
         bias_gpu = keep(blocks, drv.copy(padded_vector(bias, plan.n_pad))) if bias is not None else None
-        c_in = skip = None
+        tile_in = None                    # what the tiles start from: beta * c's or the residual's tile
         if accumulate or residual is not None:
             c_padded = np.zeros((plan.m_pad, plan.n_pad), np.float32)
             c_padded[:plan.m, :plan.n] = c if accumulate else residual
-            c_in = keep(blocks, drv.copy(c_padded)).address
-            c_in, skip = (c_in, None) if accumulate else (None, c_in)
+            tile_in = keep(blocks, drv.copy(c_padded)).address
         task_lists = plan.tasks(packed.address, b_gpu.address, c_gpu.address,
-                                bias_gpu.address if bias_gpu is not None else None, c_in, residual=skip)
+                                bias_gpu.address if bias_gpu is not None else None, tile_in if accumulate else None,
+                                residual=tile_in if residual is not None else None)
         code = keep(blocks, drv.program(kernel_program(cfg)))
         report = run_tasks(drv, code, task_lists, cfg.task_words, plan.constants(cfg, scratch, beta),
                            plan.grid is not None and len(lists) == MAX_QPUS, blocks)

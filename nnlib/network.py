@@ -365,11 +365,8 @@ class DepthwiseLayer(Layer):
 
     def accepts(self, layout: Layout | Pack) -> str | None:
         if isinstance(layout, Pack):
-            try:
-                self.plan.pack_output(layout.plan.rows, layout.plan.a_tile_bytes)
-            except ValueError as error:
-                return None if self.plan.half_rows(layout.plan.rows) else f"{error}, nor whole half rows"
-            return None
+            why = self._not_whole_rows(layout)
+            return None if why is None or self.plan.half_rows(layout.plan.rows) else f"{why}, nor whole half rows"
         if layout.row < self.plan.w_pad or layout.pitch < self.plan.c_pad:
             return f"the depthwise kernel writes rows of {self.plan.w_pad} pixels (whole iterations of 4)"
         return None
@@ -380,7 +377,7 @@ class DepthwiseLayer(Layer):
 
     def segments(self, drv, blocks: list) -> list[Segment]:
         out, p = self.output.layout, self.plan
-        if isinstance(out, Pack) and not self._whole_rows(out):          # two kernels of half rows each
+        if isinstance(out, Pack) and self._not_whole_rows(out):          # two kernels of half rows each
             return [Segment(kernel, constants, tasks, DEPTHWISE_TASK_WORDS, p.half_task_cost, qpus=self.qpus)
                     for kernel, constants, tasks in p.half_segments(
                         self.relu6, out.plan.rows, out.plan.a_tile_bytes, self.source.start, self.w_gpu.address,
@@ -397,12 +394,13 @@ class DepthwiseLayer(Layer):
                         p.tasks(self.source.start, self.w_gpu.address, self.b_gpu.address, self.output.start,
                                 y_row_bytes, self.qpus), DEPTHWISE_TASK_WORDS, p.task_cost, qpus=self.qpus)]
 
-    def _whole_rows(self, pack: Pack) -> bool:
+    def _not_whole_rows(self, pack: Pack) -> str | None:
+        """Why one kernel cannot write the pack (DepthwisePlan.pack_output), or None."""
         try:
             self.plan.pack_output(pack.plan.rows, pack.plan.a_tile_bytes)
-        except ValueError:
-            return False
-        return True
+        except ValueError as error:
+            return str(error)
+        return None
 
     @property
     def flops(self) -> int:
