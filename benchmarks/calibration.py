@@ -71,10 +71,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--only", default="fft,sgemm,heatmap")
     args = parser.parse_args()
-    for item in args.set:
-        name, _, value = item.partition("=")
-        old = timing.PARAMETERS[name]
-        timing.PARAMETERS[name] = timing.Parameter(float(value), old.unit, "override")
+    for setting in args.set:
+        timing.override(setting)
     parts = {"fft": fft_rows, "sgemm": sgemm_rows, "heatmap": heatmap_rows}
     rows = [row for name in args.only.split(",") for row in parts[name]()]
     print(f"{'program':<46} {'modeled':>10} {'published':>10} {'ratio':>6}")

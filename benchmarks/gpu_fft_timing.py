@@ -49,10 +49,8 @@ def main() -> int:
     args = parser.parse_args()
     low, _, high = args.sizes.partition("-")
     sizes = range(int(low), int(high or low) + 1)
-    for item in args.set:
-        name, _, value = item.partition("=")
-        old = timing.PARAMETERS[name]
-        timing.PARAMETERS[name] = timing.Parameter(float(value), old.unit, "override")
+    for setting in args.set:
+        timing.override(setting)
     print(f"{'log2 N':>6} {'batch':>5} {'modeled ms':>11} {'Pi 1 ms':>8} {'ratio':>6}")
     ratios = []
     with Driver(backend="sim") as drv:

@@ -3,6 +3,10 @@ simulator's wall time, and a per-layer table (each layer run on its own), as mar
 
     .venv/bin/python benchmarks/mobilenet.py [--model mobilenet_v1|mobilenet_v2] [--runs 3]
                                              [--weights float32 float16] [--no-layers]
+                                             [--set NAME=VALUE ...]
+
+`--set` overrides a timing parameter (vc4common/timing.py) to see how far a policy the Pi has not
+measured moves the figure (BENCHMARKS.md, "How far the unmeasured policies move it").
 
 Modeled times are deterministic; the wall time is the median of --runs inferences on this machine.
 """
@@ -25,6 +29,7 @@ from nnlib import images, models  # noqa: E402
 from nnlib.bench import PEAK_GFLOPS  # noqa: E402
 from nnlib.classify import _main_stall  # noqa: E402
 from nnlib.graph import load, simplify  # noqa: E402
+from vc4common import timing  # noqa: E402
 
 # Side by side (performance.md §1, §3, §6): what the field reports for each network on a Pi Zero.
 OTHERS = {"mobilenet_v1": [
@@ -44,7 +49,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--weights", nargs="+", default=["float32", "float16"], choices=("float32", "float16"))
     parser.add_argument("--no-layers", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
+    for setting in args.set:
+        timing.override(setting)
     entry = models.MODELS[args.model]
     path, photo = models.fetch(args.model), models.fetch("grace_hopper")
     graph = simplify(load(path, list(entry.outputs)))

@@ -4,9 +4,11 @@ parameter table in vc4common/timing.py."""
 
 from __future__ import annotations
 
+import pytest
+
 import qpuasm
 from simulator.machine import run_program
-from vc4common.timing import PARAMETERS, param
+from vc4common.timing import PARAMETERS, override, param
 
 END = "nop; nop; thrend\nnop\nnop\n"
 CPI = int(param("cycles_per_instruction"))
@@ -20,6 +22,14 @@ def run(source: str, qpus: int = 1, **kw):
 def test_every_parameter_has_a_source():
     for name, parameter in PARAMETERS.items():
         assert parameter.value > 0 and parameter.unit and len(parameter.source) > 20, name
+
+
+def test_a_benchmark_override_sets_one_parameter_and_refuses_unknown_names(monkeypatch):
+    monkeypatch.setattr("vc4common.timing.PARAMETERS", dict(PARAMETERS))
+    override("l2_hit=48")
+    assert param("l2_hit") == 48.0 and param("tmu_hit") == PARAMETERS["tmu_hit"].value
+    with pytest.raises(SystemExit, match="l2_hits=48: unknown timing parameter"):
+        override("l2_hits=48")
 
 
 def test_one_instruction_per_four_clocks():

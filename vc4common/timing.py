@@ -82,6 +82,16 @@ def param(name: str) -> float:
     return PARAMETERS[name].value
 
 
+def override(setting: str) -> None:
+    """Apply one `NAME=VALUE` (a benchmark's --set) to try a parameter before changing it; an unknown
+    name is an error naming the known ones."""
+    name, _, value = setting.partition("=")
+    if name not in PARAMETERS:
+        raise SystemExit(f"--set {setting}: unknown timing parameter (known: {', '.join(PARAMETERS)})")
+    old = PARAMETERS[name]
+    PARAMETERS[name] = Parameter(float(value), old.unit, "override")
+
+
 STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex", "icache", "uniforms")
 
 
