@@ -201,7 +201,7 @@ def itof(a: int) -> int:
     return _normalise_truncate(sign, 127, abs(value), 0)
 
 
-@jit
+@jit(inline=True)
 def half_to_float(h: int) -> int:
     """float16 -> float32 as the unpack hardware does it (§5.1, measured): the exponent is rebiased
     and the mantissa shifted, except that a half denormal keeps exponent 0 (becomes a float

@@ -25,7 +25,7 @@ assert [_U[n] for n in ("8a", "8b", "8c", "8d")] == list(range(UNPACK_8A, UNPACK
 OTHER_OP, ADD_OP, SUB_OP = 0, 1, 2
 
 
-@jit
+@jit(inline=True)
 def unpack(code: int, x: int, float_context: bool) -> int:
     """Regfile-A unpack (pm = 0) of one lane. `float_context`: the consuming op takes floats (§5.1)."""
     if code == 0:
@@ -41,7 +41,7 @@ def unpack(code: int, x: int, float_context: bool) -> int:
     return fp.byte_to_float(byte) if float_context else byte
 
 
-@jit
+@jit(inline=True)
 def unpack_r4(code: int, x: int) -> int:
     """r4 unpack (pm = 1): the float conversions of the regfile-A unpack (§5.2)."""
     return unpack(code, x, True)
