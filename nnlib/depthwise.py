@@ -47,6 +47,9 @@ RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra
 RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
 RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
 RB_STEP, RB_OUT_STEP, RB_NEXT_TILE = "rb30", "rb31", "rb28"
+# Pack tiles of several iterations within a row: the iterations left in the current tile, and a
+# tile's iterations (the loop runs one iteration, so that its code fits the 4 KB instruction cache).
+RA_TILE_LEFT, RA_TILE_ITERATIONS = "ra14", "ra24"
 
 
 def window_columns(stride: int) -> int:
@@ -118,14 +121,19 @@ class DepthwiseKernel:
         if self.iterations < 1:
             raise ValueError("a row has at least one iteration")
 
-    def unit(self) -> int:
-        """Iterations of one loop pass: a pack tile's when tiles are narrower than a row, else one."""
-        return self.pack.tile_iterations if self.pack is not None and self.pack.tile_iterations else 1
+    def tile_iterations(self) -> int:
+        """Iterations of a pack tile narrower than a row; 0 when tiles are whole rows (or NHWC)."""
+        return self.pack.tile_iterations if self.pack is not None else 0
 
-    def ends_tile(self, iteration: int) -> bool:
-        """Whether the output moves on to the next pack tile after this iteration (within a row)."""
-        tile = self.pack.tile_iterations if self.pack is not None else 0
-        return tile > 0 and (iteration + 1) % tile == 0 and iteration + 1 < self.iterations
+    def out_step(self, iteration: int) -> str:
+        """How the output moves on after an iteration: to the next pixels, to the next pack tile
+        after every iteration (tiles of one iteration), or counted at run time (tiles of several:
+        one loop body serves every iteration, whichever tile it ends). The row's last iteration
+        never ends a tile: the row's step follows."""
+        tile = self.tile_iterations()
+        if iteration + 1 == self.iterations or tile == 0:
+            return RB_OUT_STEP
+        return RB_NEXT_TILE if tile == 1 else RA_TILE_LEFT
 
     def depth(self, iteration: int) -> int:
         """The pixels an iteration stores: PIXELS, but the last of a row into a pack stores only
@@ -236,12 +244,17 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
         setup = [f"mov r0, {shorter}", f"add vw_setup, {RA_VDW_SETUP}, r0",
                  f"mov vw_setup, {vdw_setup_1(4 * (cfg.pack.rows - depth))}"]
     lines += setup + [f"mov vw_addr, {RA_OUT}"]
-    lines.append(f"add {RA_OUT}, {RA_OUT}, {out_step}")
+    if out_step == RA_TILE_LEFT:              # the next pixels, or the next tile's when this one ends
+        lines += [f"mov r0, {RB_OUT_STEP}", f"sub.setf {RA_TILE_LEFT}, {RA_TILE_LEFT}, 1",
+                  f"mov.ifz r0, {RB_NEXT_TILE}; mov.ifz {RA_TILE_LEFT}, {RA_TILE_ITERATIONS}",
+                  f"add {RA_OUT}, {RA_OUT}, r0"]
+    else:
+        lines.append(f"add {RA_OUT}, {RA_OUT}, {out_step}")
     return lines
 
 
 def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
-    """Uniforms: input row bytes, input pixel bytes, loop passes per row - 2, the VDW stride (output
+    """Uniforms: input row bytes, input pixel bytes, iterations per row - 2, the VDW stride (output
     pixel bytes - 64), the input and output steps per iteration, the input step per output row of a
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
     of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
@@ -278,6 +291,8 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
     if cfg.pack is not None:
         emit(f"        mov {RB_NEXT_TILE}, {4 * PIXELS + cfg.pack.tile_step}")
+    if cfg.tile_iterations() > 1:
+        emit(f"        mov {RA_TILE_ITERATIONS}, {cfg.tile_iterations()}")
     emit(f"""        mov r3, 6.0
 :{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
@@ -315,6 +330,8 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         add r1, r1, r0; mov {RA_ROW[1]}, r1
         mov {RA_ROW[2]}, r1
         mov {RA_COUNT}, {RA_ITERATIONS}""")
+    if cfg.tile_iterations() > 1:
+        emit(f"        mov {RA_TILE_LEFT}, {RA_TILE_ITERATIONS}")
     # The row's first requests; then its iterations: the first, the middle ones in a loop, the
     # last (the first and the last skip what lies beyond the row's ends). Each but the last also
     # requests the next iteration's first loads; the row pointers step between iterations.
@@ -329,8 +346,7 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         requests.issue(0)
         requests.pop(0)
         more = index + 1 < cfg.iterations
-        body = _body(cfg, order, requests, more, cfg.used(index), cfg.depth(index),
-                     RB_NEXT_TILE if cfg.ends_tile(index) else RB_OUT_STEP)
+        body = _body(cfg, order, requests, more, cfg.used(index), cfg.depth(index), cfg.out_step(index))
         if more:
             requests.next_iteration()
             assert len(requests.outstanding) == ahead, "an iteration must leave the requests as the row's start does"
@@ -338,21 +354,15 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         assert not requests.outstanding
         return body
 
-    # A pass of the loop is one unit: one iteration, or a pack tile's iterations.
-    unit, units = cfg.unit(), cfg.iterations // cfg.unit()
-
-    def passes(start: int) -> list[str]:
-        return [line for index in range(start, start + unit) for line in iteration(index)]
-
-    lines += [f"        {line}" for line in passes(0)]
-    if units > 2:
-        middle = passes(unit)
+    lines += [f"        {line}" for line in iteration(0)]
+    if cfg.iterations > 2:
+        middle = iteration(1)
         loop = branch_at_end(middle[:-3] + [f"sub.setf {RA_COUNT}, {RA_COUNT}, 1"] + middle[-3:],
                              f"brr.anynz -, r:{scope('pixels')}")
         emit(f":{scope('pixels')}")
         lines += [f"        {line}" for line in loop]
-    if units > 1:
-        lines += [f"        {line}" for line in passes(cfg.iterations - unit)]
+    if cfg.iterations > 1:
+        lines += [f"        {line}" for line in iteration(cfg.iterations - 1)]
     # The task's next output row: the window moves down F rows, the output skips the rows of other
     # tasks.
     emit(f"""        sub.setf {RA_ROWS}, {RA_ROWS}, 1
@@ -471,10 +481,10 @@ class DepthwisePlan:
         return self._constants(every, out_bytes - 64, PIXELS * out_bytes, every * y_row_bytes - self.w_pad * out_bytes,
                                self.iterations)
 
-    def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int, passes: int) -> list[int]:
-        """`passes` of the loop per row (the middle ones loop: kernel_source)."""
+    def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int, iterations: int) -> list[int]:
+        """`iterations` per row (the middle ones loop: kernel_source)."""
         pitch_bytes = self.pitch * 4
-        return [self.row_bytes, pitch_bytes, max(0, passes - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
+        return [self.row_bytes, pitch_bytes, max(0, iterations - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
                 out_step, every * self.stride * self.row_bytes, out_gap]
 
     def pack_output(self, rows: int, tile_bytes: int) -> PackOutput:
@@ -503,8 +513,7 @@ class DepthwisePlan:
             gap = (every * tiles - tiles + 1) * tile_bytes - 4 * pack.rows
         else:                                     # a row ends 4 w_pad bytes on
             gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
-        passes = self.iterations // (pack.tile_iterations or 1)
-        return self._constants(every, 4 * (pack.rows - PIXELS), 4 * PIXELS, gap, passes)
+        return self._constants(every, 4 * (pack.rows - PIXELS), 4 * PIXELS, gap, self.iterations)
 
     def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
                    qpus: int = MAX_QPUS) -> list[list[int]]:

@@ -241,22 +241,26 @@ def test_bad_weights_option(drv, model):
         nnlib.compile(model[0], drv, weights="int8")
 
 
+def dw_pw_graph(stride: int, size: int, channels: int, out: int) -> G.Graph:
+    """A depthwise layer and the pointwise layer that reads it, random weights."""
+    return G.Graph([G.Node("dw", "depthwise", ["input", "w_dw"], {"stride": stride, "padding": "tf_same",
+                                                                  "bias": "b_dw", "activation": "relu6"}),
+                    G.Node("pw", "conv2d", ["dw", "w_pw"], {"stride": 1, "padding": "valid", "bias": "b_pw",
+                                                           "activation": "relu6"})],
+                   {"w_dw": RNG.standard_normal((3, 3, channels)).astype(np.float32),
+                    "b_dw": RNG.standard_normal(channels).astype(np.float32),
+                    "w_pw": (RNG.standard_normal((1, 1, channels, out)) * 0.2).astype(np.float32),
+                    "b_pw": RNG.standard_normal(out).astype(np.float32)},
+                   {"input": (size, size, channels)}, ["pw"], "split.ir")
+
+
 @pytest.mark.parametrize("stride, size", [(1, 14), (2, 28)])
 def test_a_depthwise_layer_writes_tiles_that_split_its_rows(drv, stride, size):
     """A 14-wide depthwise output written as half rows (two kernels of 7 pixels each) into a GEMM's
     A pack of 49-row tiles (3.5 image rows): one tile's B read where whole rows would take four
     (DepthwisePlan.half_rows); every layer within its bound, in strict mode."""
-    channels, out = 128, 512
-    graph = G.Graph([G.Node("dw", "depthwise", ["input", "w_dw"], {"stride": stride, "padding": "tf_same",
-                                                                    "bias": "b_dw", "activation": "relu6"}),
-                     G.Node("pw", "conv2d", ["dw", "w_pw"], {"stride": 1, "padding": "valid", "bias": "b_pw",
-                                                             "activation": "relu6"})],
-                    {"w_dw": RNG.standard_normal((3, 3, channels)).astype(np.float32),
-                     "b_dw": RNG.standard_normal(channels).astype(np.float32),
-                     "w_pw": (RNG.standard_normal((1, 1, channels, out)) * 0.2).astype(np.float32),
-                     "b_pw": RNG.standard_normal(out).astype(np.float32)},
-                    {"input": (size, size, channels)}, ["pw"], "split.ir")
-    image = RNG.standard_normal((size, size, channels)).astype(np.float32)
+    graph = dw_pw_graph(stride, size, 128, 512)
+    image = RNG.standard_normal((size, size, 128)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv) as net:
         depthwise, pointwise = net.layers
         assert pointwise.plan.rows == 49 and depthwise.plan.half_rows(49) == 7
@@ -264,3 +268,22 @@ def test_a_depthwise_layer_writes_tiles_that_split_its_rows(drv, stride, size):
         net(image)
         check_every_layer(net, graph, image)
     assert G.simplify(copy.deepcopy(graph)).outputs == ["pw"]
+
+
+@pytest.mark.parametrize("stride, size, channels", [(1, 56, 128), (2, 112, 64)])
+def test_a_depthwise_layer_counts_pack_tiles_within_a_row_at_run_time(drv, stride, size, channels):
+    """MobileNet v1's Conv2d_3 and Conv2d_2 pairs: the 56-wide output goes into 28-row pack tiles,
+    7 iterations each, two to a row. One loop body serves every iteration (the tile's end is
+    counted in a register), so the kernel fits the 4 KB instruction cache (semantics.md §10) where a
+    tile's 7 iterations unrolled took about 1,100 instructions. Every layer within its bound, in
+    strict mode."""
+    graph = dw_pw_graph(stride, size, channels, 128)
+    image = RNG.standard_normal((size, size, channels)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv) as net:
+        depthwise, pointwise = net.layers
+        pack = depthwise.plan.pack_output(pointwise.plan.rows, pointwise.plan.a_tile_bytes)
+        assert pack.tile_iterations > 1
+        kernel = depthwise.plan.kernel(True, pack)
+        assert len(kernel.source().splitlines()) < 512
+        net(image)
+        check_every_layer(net, graph, image)
