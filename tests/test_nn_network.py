@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 import nnlib
+import qpuasm
 from nnlib import graph as G
 from nnlib.graph import onnx_format, tflite_format
 from nnlib.matmul import float16_weights
+from qpuasm import isa
+from simulator.cache import SLICE_CACHE_BYTES
 
 pytest.importorskip("tensorboard.compat.proto.graph_pb2")
 from .conftest import simulated_firmware  # noqa: E402
@@ -284,6 +287,7 @@ def test_a_depthwise_layer_counts_pack_tiles_within_a_row_at_run_time(drv, strid
         pack = depthwise.plan.pack_output(pointwise.plan.rows, pointwise.plan.a_tile_bytes)
         assert pack.tile_iterations > 1
         kernel = depthwise.plan.kernel(True, pack)
-        assert len(kernel.source().splitlines()) < 512
+        code_bytes = len(qpuasm.assemble(kernel.source()).words) * isa.INSTRUCTION_BYTES
+        assert code_bytes <= SLICE_CACHE_BYTES
         net(image)
         check_every_layer(net, graph, image)

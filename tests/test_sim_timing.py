@@ -30,6 +30,9 @@ def test_a_benchmark_override_sets_one_parameter_and_refuses_unknown_names(monke
     assert param("l2_hit") == 48.0 and param("tmu_hit") == PARAMETERS["tmu_hit"].value
     with pytest.raises(SystemExit, match="l2_hits=48: unknown timing parameter"):
         override("l2_hits=48")
+    with pytest.raises(SystemExit, match="l2_hit=fast: the value must be a number"):
+        override("l2_hit=fast")
+    assert param("l2_hit") == 48.0
 
 
 def test_one_instruction_per_four_clocks():

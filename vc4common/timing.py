@@ -88,8 +88,12 @@ def override(setting: str) -> None:
     name, _, value = setting.partition("=")
     if name not in PARAMETERS:
         raise SystemExit(f"--set {setting}: unknown timing parameter (known: {', '.join(PARAMETERS)})")
+    try:
+        number = float(value)
+    except ValueError:
+        raise SystemExit(f"--set {setting}: the value must be a number") from None
     old = PARAMETERS[name]
-    PARAMETERS[name] = Parameter(float(value), old.unit, "override")
+    PARAMETERS[name] = Parameter(number, old.unit, "override")
 
 
 STALL_REASONS = ("tmu", "dma", "sfu", "vpm", "semaphore", "mutex", "icache", "uniforms")
