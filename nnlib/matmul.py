@@ -422,6 +422,11 @@ class GemmPlan:
     overlap: bool = True                     # stores of a tile during the next (GemmKernel.overlap)
     exact: bool = False                      # C has m rows, not m_pad (row_start)
     clocks: float = field(default=0.0, compare=False)    # the planner's modeled cost (plan_gemm)
+    balanced: bool = False                   # without a grid: tiles row by row, not strip by strip
+
+    def __post_init__(self) -> None:
+        if self.balanced and self.grid is not None:
+            raise ValueError("balanced deals tiles without a grid")
 
     @property
     def strip(self) -> int:
@@ -446,13 +451,18 @@ class GemmPlan:
         return -(-self.k // step) * step
 
     def task_lists(self) -> list[list[tuple[int, int]]]:
-        """The (row, column) tiles of each program (list index = qpu_num with a grid). On a grid,
-        QPU q takes the row tiles q // columns, + grid rows, ... and in each the column strips
-        q % columns, + grid columns, ..."""
+        """The (row, column) tiles of each program (list index = qpu_num with a grid, or balanced).
+        On a grid, QPU q takes the row tiles q // columns, + grid rows, ... and in each the column
+        strips q % columns, + grid columns, ... Without one the tiles are dealt round-robin: strip
+        by strip, or, balanced, row tile by row tile, so that the QPUs (each slice's four among
+        them) work on one row tile's strips at a time and share its A stream as on a 1 x 12 grid,
+        while their tile counts differ by at most one, where a grid whose columns do not divide
+        the strips leaves QPUs idle (32 strips on 1 x 12: 12 tiles for some QPUs, 8 for others)."""
         row_tiles = range(0, self.m_pad, self.rows)
         strips = range(0, self.n_pad, self.strip)
         if self.grid is None:
-            tiles = [(i, j) for j in strips for i in row_tiles]
+            tiles = ([(i, j) for i in row_tiles for j in strips] if self.balanced else
+                     [(i, j) for j in strips for i in row_tiles])
             return [tiles[q::self.qpus] for q in range(self.qpus)]
         g_rows, g_cols = self.grid
         return [[(i, j) for i in row_tiles[q // g_cols::g_rows] for j in strips[q % g_cols::g_cols]]
@@ -539,14 +549,17 @@ class GemmPlan:
 def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
-              exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False) -> GemmPlan:
+              exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False,
+              balanced: bool | None = None) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
     (small tiles wait for the TMU most of the time). The one VDW engine stores every
     tile's chunks: with `overlap`, while the QPUs compute (the slower of the two counts); without,
     all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
-    MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart."""
+    MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart. Besides
+    the grids, `balanced` dealing (GemmPlan.task_lists) competes where no grid is asked for
+    (balanced=True: only it; False: never)."""
     from vc4common.timing import param
     port, memory = param("memory_bytes_per_clock"), param("memory")
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
@@ -576,16 +589,25 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                 # slices stream all of B each (BENCHMARKS.md, "Why the GEMM planner's constants").
                 grids = [g for g in ([grid] if grid else GRIDS) if g[0] * g[1] <= n_qpus and strips >= g[1]
                          and row_tiles >= (g[0] if grid or g[0] == 1 else 2 * g[0])]
-                for candidate in grids or [None]:
-                    g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
-                    tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
+                candidates = [] if balanced else [(g, False) for g in grids] or [(None, False)]
+                if balanced or balanced is None and grid is None and row_tiles * strips > n_qpus:
+                    candidates.append((None, True))
+                for candidate, deal_rows in candidates:
+                    if deal_rows:          # QPUs at once: on consecutive strips of as few row tiles as can be
+                        g_cols = min(n_qpus, strips)
+                        g_rows = min(row_tiles, -(-n_qpus // g_cols))
+                        tiles = -(-row_tiles * strips // n_qpus)
+                    else:
+                        g_rows, g_cols = candidate or (1, min(n_qpus, row_tiles * strips))
+                        tiles = -(-row_tiles // g_rows) * -(-strips // g_cols)
                     traffic = (g_rows * 4 * reads + g_cols * LINE_BYTES) / port
                     cost = tiles * (loads * max(step_clocks, traffic) + chunks * chunk_clocks + 4 * (r + 60))
                     if g_rows > 1 and not both:
                         cost *= MULTI_ROW_GRID_HANDICAP
                     stores = row_tiles * strips * tile_store_clocks
                     key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
-                    plan = GemmPlan(m, n, k, r, u, halves, candidate, g_rows * g_cols, both, exact, key[0])
+                    plan = GemmPlan(m, n, k, r, u, halves, candidate, n_qpus if deal_rows else g_rows * g_cols,
+                                    both, exact, key[0], deal_rows)
                     if best is None or key < best[0]:
                         best = (key, plan)
     assert best is not None
@@ -594,7 +616,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
            unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None,
-           overlap: bool | None = None, c=None, beta: float = 0.0, residual=None):
+           overlap: bool | None = None, c=None, beta: float = 0.0, residual=None, balanced: bool | None = None):
     """relu6?(a @ b + bias), or a @ b + beta * c, or a @ b + bias + residual (a skip connection,
     added in the kernel: no ReLU6 then), on the QPUs: (float32 result (M, N), report).
     weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first)."""
@@ -623,7 +645,7 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
             raise ValueError("matmul: a residual goes without beta * c and relu6")
     halves = 2 if weights == "float16" else 1
     plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap,
-                     accumulate, residual=residual is not None)
+                     accumulate, residual=residual is not None, balanced=balanced)
     cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate,
                      residual is not None)
     lists = plan.task_lists()
@@ -644,7 +666,7 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
                                 residual=tile_in if residual is not None else None)
         code = keep(blocks, drv.program(kernel_program(cfg)))
         report = run_tasks(drv, code, task_lists, cfg.task_words, plan.constants(cfg, scratch, beta),
-                           plan.grid is not None and len(lists) == MAX_QPUS, blocks)
+                           (plan.grid is not None or plan.balanced) and len(lists) == MAX_QPUS, blocks)
         result = np.array(c_gpu[:plan.m, :plan.n])
     finally:
         free_all(drv, blocks)

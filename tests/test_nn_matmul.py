@@ -152,6 +152,26 @@ def test_grids_of_qpus(drv, grid):
     assert_within_rtz_bound(y, a, b)
 
 
+def test_balanced_dealing_evens_out_what_a_grid_leaves_idle(drv):
+    """32 strips on a 1 x 12 grid give some QPUs 12 tiles and others 8; balanced dealing (row tile
+    by row tile, round-robin) gives each 10 or 11, covers C once, and the planner takes it for
+    MobileNet v1's 14 x 14 pointwise layers, whose tiles the grid left 11 % idle."""
+    grid = G.GemmPlan(196, 512, 512, rows=49, unroll=1, grid=(1, 12), overlap=False)
+    balanced = G.GemmPlan(196, 512, 512, rows=49, unroll=1, grid=None, overlap=False, balanced=True)
+    assert sorted({len(t) for t in grid.task_lists()}) == [8, 12]
+    lists = balanced.task_lists()
+    assert sorted({len(t) for t in lists}) == [10, 11]
+    assert sorted(t for tiles in lists for t in tiles) == sorted(t for tiles in grid.task_lists() for t in tiles)
+    # At any step the 12 QPUs work on one row tile's strips (or two, across a row tile's end).
+    assert all(len({lists[q][s][0] for q in range(12) if s < len(lists[q])}) <= 2 for s in range(11))
+    assert G.plan_gemm(196, 512, 512, rows_allowed=(49,)).balanced
+    a, b, bias = rand(60, 20), rand(20, 200), rand(200)
+    y, _ = G.matmul(drv, a, b, bias, rows=5, unroll=4, balanced=True)
+    assert_within_rtz_bound(y, a, b, bias)
+    with pytest.raises(ValueError, match="without a grid"):
+        G.GemmPlan(60, 200, 20, rows=5, unroll=4, grid=(3, 4), balanced=True)
+
+
 @pytest.mark.parametrize("rows, overlap, weights", [(3, True, "float32"), (7, True, "float32"), (24, True, "float32"),
                                                      (12, True, "float16"), (37, False, "float32"),
                                                      (50, False, "float32"), (13, False, "float16"),
