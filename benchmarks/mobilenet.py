@@ -2,7 +2,8 @@
 simulator's wall time, and a per-layer table (each layer run on its own), as markdown.
 
     .venv/bin/python benchmarks/mobilenet.py [--model mobilenet_v1|mobilenet_v2] [--runs 3]
-                                             [--weights float32 float16] [--no-layers]
+                                             [--weights float32 float16] [--activations float32 float16]
+                                             [--no-layers]
                                              [--set NAME=VALUE ...]
 
 `--set` overrides a timing parameter (vc4common/timing.py) to see how far a policy the Pi has not
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--model", default="mobilenet_v1", choices=("mobilenet_v1", "mobilenet_v2"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--weights", nargs="+", default=["float32", "float16"], choices=("float32", "float16"))
+    parser.add_argument("--activations", nargs="+", default=["float32"], choices=("float32", "float16"),
+                        help="how GEMMs store what depthwise layers read (nnlib.compile)")
     parser.add_argument("--no-layers", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
@@ -60,14 +63,14 @@ def main() -> int:
     labels = images.imagenet_labels(1001 if args.model == "mobilenet_v1" else 1000)
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
           "times at 250 MHz are modeled by the simulator's timing model\n")
-    print("| weights | modeled ms (one submission) | GFLOPS | % of peak | instructions | top-1 | compile s "
-          "| sim wall s (median) |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    print("| weights | activations | modeled ms (one submission) | GFLOPS | % of peak | instructions | top-1 "
+          "| compile s | sim wall s (median) |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     profiles = {}
     with Driver(backend="sim") as drv:
-        for weights in args.weights:
+        for weights, activations in ((w, a) for a in args.activations for w in args.weights):
             start = time.perf_counter()
-            net = nnlib.compile(copy.deepcopy(graph), drv, weights=weights)
+            net = nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations=activations)
             compiled = time.perf_counter() - start
             with net:
                 walls = []
@@ -77,16 +80,17 @@ def main() -> int:
                     walls.append(time.perf_counter() - start)
                 seconds = report.seconds()
                 gflops = net.flops / seconds / 1e9
-                print(f"| {weights} | {seconds * 1e3:.1f} | {gflops:.2f} | {100 * gflops / PEAK_GFLOPS:.0f} % | "
+                print(f"| {weights} | {activations} | {seconds * 1e3:.1f} | {gflops:.2f} | "
+                      f"{100 * gflops / PEAK_GFLOPS:.0f} % | "
                       f"{report.instructions:,} | {labels[int(logits.argmax())]} | {compiled:.1f} | "
                       f"{statistics.median(walls):.1f} |", flush=True)
                 if not args.no_layers:
-                    profiles[weights] = net.profile(image)
+                    profiles[f"{weights} weights, {activations} activations"] = net.profile(image)
     print("\n| others | time | kind |\n|---|---:|---|")
     for name, value, kind in OTHERS[args.model]:
         print(f"| {name} | {value} | {kind} |")
-    for weights, lines in profiles.items():
-        print(f"\nPer layer, {weights} weights (each layer run on its own, modeled at 250 MHz):\n")
+    for kind, lines in profiles.items():
+        print(f"\nPer layer, {kind} (each layer run on its own, modeled at 250 MHz):\n")
         print("| # | layer | kind | output | ms | % of peak | main stall (share of the QPUs' time) |")
         print("|---:|---|---|---|---:|---:|---|")
         for n, line in enumerate(lines):

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", action="append", help="the model's output tensor (with --model; repeatable)")
     parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
                         help="how the GEMMs store their weights (float16: half the traffic)")
+    parser.add_argument("--activations", choices=("float32", "float16"), default="float32",
+                        help="how the GEMMs store what depthwise layers read (float16: half the traffic)")
     parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
     parser.add_argument("--layers", action="store_true",
                         help="also run each layer on its own and show its time, %% of peak and main stall")
@@ -135,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
         graph = simplify(load(model, outputs))
         clock = args.clock * 1e6
         with Driver(backend=args.backend) as drv:
-            with console.status(f"compiling {model.name} for 12 QPUs ({args.weights} weights)"):
+            with console.status(f"compiling {model.name} for 12 QPUs ({args.weights} weights, "
+                                f"{args.activations} activations)"):
                 start = time.perf_counter()
-                net = compile_network(graph, drv, weights=args.weights)
+                net = compile_network(graph, drv, weights=args.weights, activations=args.activations)
                 compiled = time.perf_counter() - start
             with net:
                 size = net.input.shape
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"vc4 classify: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return 1
     result = {
-        "model": model.name, "image": photo.name, "weights": args.weights, "preprocessing": preprocessing,
+        "model": model.name, "image": photo.name, "weights": args.weights, "activations": args.activations,
+        "preprocessing": preprocessing,
         "submissions": 1,
         "top": [{"class": int(i), "name": names[i] if names else str(i), "probability": float(probabilities[i])}
                 for i in best],
@@ -186,7 +190,8 @@ def _percent(flops: int, seconds: float) -> float:
 
 def _print(result: dict, layer_lines: list, clock: float) -> None:
     out = Console() if sys.stdout.isatty() else Console(width=240)     # piped: no cell cut at 80 columns
-    table = Table(title=f"{result['image']}: {result['model']} ({result['weights']} weights)")
+    precision = f"{result['weights']} weights" + (", float16 activations" if result["activations"] == "float16" else "")
+    table = Table(title=f"{result['image']}: {result['model']} ({precision})")
     table.add_column("#", justify="right")
     table.add_column("class")
     table.add_column("probability", justify="right")

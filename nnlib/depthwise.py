@@ -57,6 +57,17 @@ def window_columns(stride: int) -> int:
     return (PIXELS - 1) * stride + 3
 
 
+def window_loads(stride: int, pairs: bool = False, shift: int = 0) -> int:
+    """Input vectors across one row of the window: its columns, or with float16 pairs the pairs
+    that hold them, the window starting `shift` columns early so that it starts a pair."""
+    return -(-(window_columns(stride) + shift) // 2) if pairs else window_columns(stride)
+
+
+def iteration_loads(stride: int, pairs: bool = False) -> int:
+    """Input vectors an iteration moves on by: PIXELS * stride columns, or half as many pairs."""
+    return PIXELS * stride // (2 if pairs else 1)
+
+
 def rb_column(c: int) -> str:
     """The register holding c input pixels' bytes (columns of this and the next iteration)."""
     return f"rb{TAPS + c}"
@@ -65,27 +76,45 @@ def rb_column(c: int) -> str:
 @dataclass(frozen=True)
 class Load:
     row: int                                  # kh: input row of the window
-    column: int                               # input column of the window
-    products: tuple[tuple[int, int], ...]     # (output pixel, kw) of each product, in issue order
+    column: int                               # input column (or float16 pair) of the window
+    products: tuple[tuple[int, int, int], ...]    # (output pixel, kw, half) of each product, in issue order
 
 
-def load_order(stride: int) -> list[Load]:
+def load_order(stride: int, pairs: bool = False, shift: int = 0) -> list[Load]:
     """The window's input vectors in the order the kernel loads them, each with the pixels it feeds.
-    Greedy, so that no two products in a row add to the same sum (a regfile value written by one
-    instruction is not readable by the next, qpu-isa.md §16 rule 1)."""
-    remaining = [(kh, c) for kh in range(3) for c in range(window_columns(stride))]
+    With float16 pairs a vector holds two columns, 2c + half of a window starting `shift` columns
+    before the float32 one's. Greedy, so that no two products in a row add to the same sum (a
+    regfile value written by one instruction is not readable by the next, qpu-isa.md §16 rule 1)."""
+
+    def feeds(c: int) -> list[tuple[int, int, int]]:
+        columns = [(2 * c + h - shift, h) for h in (0, 1)] if pairs else [(c, 0)]
+        return [(p, col - p * stride, h) for col, h in columns for p in range(PIXELS) if 0 <= col - p * stride < 3]
+
+    remaining = [(kh, c) for kh in range(3) for c in range(window_loads(stride, pairs, shift))]
     order: list[Load] = []
     last = None
     while remaining:
-        candidates = [(kh, c, sorted(((p, c - p * stride) for p in range(PIXELS) if 0 <= c - p * stride < 3),
-                                     reverse=True)) for kh, c in remaining]
-        kh, c, feeds = next((x for x in candidates if any(p != last for p, _ in x[2])), candidates[0])
-        while feeds[0][0] == last and len(feeds) > 1:
-            feeds = feeds[1:] + feeds[:1]
+        candidates = [(kh, c, feeds(c)) for kh, c in remaining]
+        candidates = [x for x in candidates if x[2]] or candidates
+        kh, c, products = next((x for x in candidates if any(p != last for p, _, _ in x[2])), candidates[0])
         remaining.remove((kh, c))
-        order.append(Load(kh, c, tuple(feeds)))
-        last = feeds[-1][0]
+        arranged = _alternate(products, last)
+        order.append(Load(kh, c, tuple(arranged)))
+        last = arranged[-1][0] if arranged else last
     return order
+
+
+def _alternate(products: list[tuple[int, int, int]], last: int | None) -> list[tuple[int, int, int]]:
+    """The products in an order where consecutive ones feed different sums as far as they can:
+    each time one of those left with the most, other than the sum just fed."""
+    left, out = sorted(products, reverse=True), []
+    while left:
+        counts = {p: sum(q == p for q, _, _ in left) for p, _, _ in left}
+        pick = max((x for x in left if x[0] != last), key=lambda x: counts[x[0]], default=left[0])
+        left.remove(pick)
+        out.append(pick)
+        last = pick[0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -116,10 +145,14 @@ class DepthwiseKernel:
     left: int = 1
     right_limit: int = 3
     pack: PackOutput | None = None            # None: NHWC rows; else straight into a GEMM's A pack
+    pairs: bool = False                       # the input as float16 pixel pairs (network.Layout.pairs)
+    shift: int = 0                            # with pairs: the window starts this many columns early
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError("a row has at least one iteration")
+        if self.shift not in ((0, 1) if self.pairs else (0,)):
+            raise ValueError("shift: 0 or 1, and only with pairs")
 
     def tile_iterations(self) -> int:
         """Iterations of a pack tile narrower than a row; 0 when tiles are whole rows (or NHWC)."""
@@ -143,9 +176,19 @@ class DepthwiseKernel:
         return PIXELS
 
     def used(self, iteration: int):
-        """Whether a load of iteration `iteration` (0 .. iterations - 1) reads the image."""
+        """Whether window column `column` of iteration `iteration` (0 .. iterations - 1) lies in the
+        image; `left` and `right_limit` count the window's columns (with pairs: 2 c + half)."""
         first, last = iteration == 0, iteration == self.iterations - 1
-        return lambda load: (not first or load.column >= self.left) and (not last or load.column < self.right_limit)
+        return lambda column: (not first or column >= self.left) and (not last or column < self.right_limit)
+
+    def column(self, load: Load, half: int) -> int:
+        """The window column of a load's half."""
+        return 2 * load.column + half if self.pairs else load.column
+
+    def unpack(self, half: int) -> str:
+        """How the fmul reads r4: a float32 vector as it is, a pair's half through the r4 unpack
+        (float16 -> float32, semantics.md §5.2)."""
+        return (".16a", ".16b")[half] if self.pairs else ""
 
     def source(self, scope: Scope = ALONE) -> str:
         return kernel_source(self, scope)
@@ -155,8 +198,8 @@ class _Requests:
     """The TMU requests of one row, in load order across iterations: load n of an iteration goes to
     TMU n % 2, at most TMU_DEPTH outstanding on each."""
 
-    def __init__(self, order: list[Load], stride: int):
-        self.order, self.stride = order, stride
+    def __init__(self, order: list[Load], step: int):
+        self.order, self.step = order, step          # step: input vectors from one iteration to the next
         self.outstanding: deque[tuple[int, int]] = deque()    # (iteration, load) requested, not popped
         self.next = (0, 0)
 
@@ -172,7 +215,7 @@ class _Requests:
             if sum(self.tmu(m) == tmu for _, m in self.outstanding) >= TMU_DEPTH:
                 break
             load = self.order[n]
-            column = load.column + iteration * PIXELS * self.stride
+            column = load.column + iteration * self.step
             lines.append(f"add t{tmu}s, {RA_ROW[load.row]}, {rb_column(column)}")
             self.outstanding.append(self.next)
             self.next = (iteration, n + 1) if n + 1 < len(self.order) else (iteration + 1, 0)
@@ -195,7 +238,7 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     VDW store. With `more` it also requests the next iteration's first loads. `used(load)` says
     whether a load's vector lies in the image: a load beyond the row's ends (the first and the last
     iteration) is popped but feeds nothing, which is the zero border (the input has none at its
-    sides)."""
+    sides). A product reads its window column's vector, with pairs through the r4 unpack of its half."""
     lines: list[str] = []
     started: set[int] = set()
     pending = written = None                  # the pixel whose product is in r1; whose sum was just written
@@ -213,14 +256,15 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
 
     for n, load in enumerate(order):
         pop = f"; {requests.pop(n + 1)}" if n + 1 < len(order) else ""
-        if not used(load):
+        products = [(p, kw, h) for p, kw, h in load.products if used(cfg.column(load, h))]
+        if not products:
             if pop or pending is not None:
                 lines.append(f"{add()}; nop{pop}")
                 written, pending = pending, None
         else:
-            for j, (p, kw) in enumerate(load.products):
-                signal = pop if j + 1 == len(load.products) else ""
-                lines.append(f"{add()}; fmul r1, r4, {RB_WEIGHT[3 * load.row + kw]}{signal}")
+            for j, (p, kw, h) in enumerate(products):
+                signal = pop if j + 1 == len(products) else ""
+                lines.append(f"{add()}; fmul r1, r4{cfg.unpack(h)}, {RB_WEIGHT[3 * load.row + kw]}{signal}")
                 written, pending = pending, p
         issued = requests.issue(1 if more else 0)
         lines += issued
@@ -259,8 +303,9 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
     of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
     group, bias + 64 * group, output row address + 64 * group, output rows]."""
-    order = load_order(cfg.stride)
-    columns = window_columns(cfg.stride) + PIXELS * cfg.stride
+    order = load_order(cfg.stride, cfg.pairs, cfg.shift)
+    step = iteration_loads(cfg.stride, cfg.pairs)
+    columns = window_loads(cfg.stride, cfg.pairs, cfg.shift) + step
     # NHWC: 4 memory rows (pixels) of 16 words from VPM rows; a pack: 16 (channels) of 4 from columns.
     store_setup = (vdw_setup_0(PIXELS, 16, dma_h32(0, 0)) if cfg.pack is None
                    else vdw_setup_0(LANES, PIXELS, dma_v32(0, 0)))
@@ -335,14 +380,14 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     # The row's first requests; then its iterations: the first, the middle ones in a loop, the
     # last (the first and the last skip what lies beyond the row's ends). Each but the last also
     # requests the next iteration's first loads; the row pointers step between iterations.
-    requests = _Requests(order, cfg.stride)
+    requests = _Requests(order, step)
     first = requests.issue(0)
     ahead = len(first)
     lines += [f"        {line}" for line in first + [f"nop; {requests.pop(0)}"]]
     steps = [f"add {RA_ROW[kh]}, {RA_ROW[kh]}, {RB_STEP}" for kh in range(3)]
 
     def iteration(index: int) -> list[str]:
-        requests = _Requests(order, cfg.stride)
+        requests = _Requests(order, step)
         requests.issue(0)
         requests.pop(0)
         more = index + 1 < cfg.iterations
@@ -397,14 +442,21 @@ class DepthwisePlan:
     stride: int
     padding: tuple[int, int, int, int]
     min_pitch: int = 0                        # a producer's row width (a GEMM's n_pad), if wider
+    # The input as float16 pixel pairs (network.Layout.pairs): pixels 2i and 2i + 1 of the buffer in
+    # the halves of one word per channel, so a 64-byte line holds 16 channels of two pixels and a
+    # load brings two columns of the window (half the bytes of float32). Rows of an even width.
+    pairs: bool = False
 
     @classmethod
     def of(cls, shape: tuple[int, int, int], stride: int, padding: reference.Padding,
-           min_pitch: int = 0) -> DepthwisePlan:
+           min_pitch: int = 0, pairs: bool = False) -> DepthwisePlan:
         if stride not in (1, 2):
             raise ValueError(f"stride {stride}: 1 or 2")
         height, width, channels = shape
-        plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding), min_pitch)
+        if pairs and width % 2:
+            raise ValueError(f"conv_depthwise: float16 pixel pairs need an even width, not {width}")
+        plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding), min_pitch,
+                   pairs)
         if plan.out_h < 1 or plan.out_w < 1:
             raise ValueError(f"conv_depthwise: {shape} with padding {padding!r} leaves no output")
         left, right = plan.padding[2:]
@@ -442,30 +494,52 @@ class DepthwisePlan:
     def iterations(self) -> int:
         return self.w_pad // PIXELS
 
+    @property
+    def shift(self) -> int:
+        """Columns the window starts before the float32 one's (with pairs: so that it starts a pair)."""
+        return self.padding[2] % 2 if self.pairs else 0
+
+    @property
+    def left_columns(self) -> int:
+        """Window columns left of the image in a row's first iteration."""
+        return self.padding[2] + self.shift
+
     def kernel(self, relu6: bool, pack: PackOutput | None = None) -> DepthwiseKernel:
-        left = self.padding[2]
+        left = self.left_columns
         right_limit = self.width + left - (self.iterations - 1) * PIXELS * self.stride
-        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit, pack)
+        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit, pack, self.pairs, self.shift)
+
+    @property
+    def vector_bytes(self) -> int:
+        """Bytes from one input vector to the next along a row: a pixel's (with pairs two pixels')."""
+        return self.pitch * 4
+
+    def pixel_offset(self, pixels: int) -> int:
+        """Bytes of `pixels` input pixels (an even number with pairs)."""
+        assert not self.pairs or pixels % 2 == 0, "a pair's second pixel starts no vector"
+        return pixels // (2 if self.pairs else 1) * self.vector_bytes
 
     @property
     def row_bytes(self) -> int:
-        return self.width * self.pitch * 4
+        return self.pixel_offset(self.width)
 
     @property
     def lead(self) -> int:
         """Pixels of the input buffer before the image's first: the zero rows above and the window's
         first columns left of the image."""
-        top, _, left, _ = self.padding
-        return top * self.width + left
+        top = self.padding[0]
+        return top * self.width + self.left_columns
 
     @property
     def input_pixels(self) -> int:
         """The input buffer's pixels: the lead, the image, the zero rows below, and what the last
         row's last iteration reads beyond them (unused: beyond the row's end)."""
-        top, bottom, left, _ = self.padding
+        top, bottom, _, _ = self.padding
         last_row = (self.out_h - 1) * self.stride - top + 2
-        last_column = (self.w_pad - 1) * self.stride + 2 - left
-        return self.lead + max((self.height + bottom) * self.width, last_row * self.width + last_column + 1)
+        window = 2 * window_loads(self.stride, True, self.shift) if self.pairs else window_columns(self.stride)
+        last_column = (self.iterations - 1) * PIXELS * self.stride - self.left_columns + window - 1
+        pixels = self.lead + max((self.height + bottom) * self.width, last_row * self.width + last_column + 1)
+        return pixels + pixels % 2 if self.pairs else pixels
 
     def interleave(self, qpus: int) -> int:
         """F: a task takes every F-th output row of one channel group. F = the QPU count spreads a
@@ -483,9 +557,8 @@ class DepthwisePlan:
 
     def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int, iterations: int) -> list[int]:
         """`iterations` per row (the middle ones loop: kernel_source)."""
-        pitch_bytes = self.pitch * 4
-        return [self.row_bytes, pitch_bytes, max(0, iterations - 2), vdw_gap, PIXELS * self.stride * pitch_bytes,
-                out_step, every * self.stride * self.row_bytes, out_gap]
+        return [self.row_bytes, self.vector_bytes, max(0, iterations - 2), vdw_gap,
+                self.pixel_offset(PIXELS * self.stride), out_step, every * self.stride * self.row_bytes, out_gap]
 
     def pack_output(self, rows: int, tile_bytes: int) -> PackOutput:
         """The output as the A pack of a GEMM with tiles of `rows` pixels, tile_bytes apart. A tile
@@ -551,20 +624,22 @@ class DepthwisePlan:
         assert q, f"a pack tile of {rows} pixels is not whole half rows"
         every, iterations = self.half_interleave(q, qpus), -(-half // PIXELS)
         top, _, left, _ = self.padding
-        pixel = self.pitch * 4
         pack = PackOutput(rows, half - PIXELS * (iterations - 1))
         gap = 2 * every // q * tile_bytes - iterations * 4 * PIXELS
         constants = self._constants(every, 4 * (rows - PIXELS), 4 * PIXELS, gap, iterations)
         out = []
         for h in (0, 1):
             start = h * half * self.stride - left                        # the window's first input column
-            right_limit = (window_columns(self.stride) if h == 0 else
-                           self.width - start - (iterations - 1) * PIXELS * self.stride)
-            kernel = DepthwiseKernel(self.stride, relu6, iterations, left if h == 0 else 0, right_limit, pack)
+            shift = start % 2 if self.pairs else 0                       # ... moved to start a pair
+            start -= shift
+            window = 2 * window_loads(self.stride, True, shift) if self.pairs else window_columns(self.stride)
+            right_limit = window if h == 0 else self.width - start - (iterations - 1) * PIXELS * self.stride
+            kernel = DepthwiseKernel(self.stride, relu6, iterations, -start if h == 0 else 0, right_limit, pack,
+                                     self.pairs, shift)
             tasks = []
             for g, first in self._task_keys(every):
                 v = 2 * first + h
-                tasks.append([x + ((first * self.stride - top) * self.width + start) * pixel + 64 * g,
+                tasks.append([x + self.pixel_offset((first * self.stride - top) * self.width + start) + 64 * g,
                               w + 64 * g, bias + 64 * g,
                               pack_address + v // q * tile_bytes + 4 * (LANES * g * rows + v % q * half),
                               len(range(first, self.out_h, every))])
@@ -582,9 +657,10 @@ class DepthwisePlan:
         """[first input row, weights, bias, first output row, rows] of each task: x is the address of
         the image's first pixel in the input buffer (pad_input), y the output's first pixel, rows
         y_row_bytes apart (pixels c_pad * 4 apart)."""
-        top, _, left, _ = self.padding
-        every, pixel = self.interleave(qpus), self.pitch * 4
-        return [[x + ((first * self.stride - top) * self.width - left) * pixel + 64 * g, w + 64 * g, bias + 64 * g,
+        top = self.padding[0]
+        every = self.interleave(qpus)
+        return [[x + self.pixel_offset((first * self.stride - top) * self.width - self.left_columns) + 64 * g,
+                 w + 64 * g, bias + 64 * g,
                  y + first * y_row_bytes + 64 * g, len(range(first, self.out_h, every))]
                 for g, first in self._task_keys(every)]
 

@@ -91,10 +91,16 @@ RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_ST
     f"rb{j}" for j in range(25, 32))
 
 
-def chunk_count(rows: int) -> int:
-    """VDW stores per tile column half: one of the tile's first rows % STORE_ROWS (or STORE_ROWS)
-    rows, then full ones."""
-    return -(-rows // STORE_ROWS)
+def chunk_rows(pairs: bool) -> int:
+    """Rows of C one VDW store takes: STORE_ROWS VPM rows, each one pixel of float32 or, with
+    pairs, two of float16."""
+    return STORE_ROWS * (2 if pairs else 1)
+
+
+def chunk_count(rows: int, pairs: bool = False) -> int:
+    """VDW stores per tile: one of the tile's last rows % chunk_rows (or chunk_rows) rows, then
+    full ones."""
+    return -(-rows // chunk_rows(pairs))
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ class GemmKernel:
     overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
     accumulate: bool = False         # the tile starts from beta * C_in (gemm's beta), not the bias
     residual: bool = False           # the tile starts from the bias plus the residual's tile
+    pairs: bool = False              # C as float16 pixel pairs (network.Layout.pairs): rows k and k + 1 of a
+    #                                  tile in the low and high halves of one word
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
@@ -118,6 +126,8 @@ class GemmKernel:
             raise ValueError("accumulate (beta * C) goes without bias and ReLU6")
         if self.residual and (self.accumulate or self.relu6):
             raise ValueError("a residual goes without accumulate and ReLU6 (its registers hold the bias)")
+        if self.pairs and (self.accumulate or self.residual or self.rows % 2):
+            raise ValueError("float16 pairs of C: an even number of rows, without accumulate or a residual")
         most = max_slots(self.overlap, self.accumulate, self.residual)
         least = self.halves          # with float16 B a row's two products of one load must not meet
         if not least <= self.rows <= most:
@@ -142,9 +152,13 @@ class GemmKernel:
         return 4 * self.reads * self.unroll
 
     @property
+    def chunk_rows(self) -> int:
+        return chunk_rows(self.pairs)
+
+    @property
     def phases(self) -> int:
         """The k-loop runs in this many equal phases, the previous tile's chunk stores between them."""
-        return chunk_count(self.rows) if self.overlap else 1
+        return chunk_count(self.rows, self.pairs) if self.overlap else 1
 
     def source(self, scope: Scope = ALONE) -> str:
         return kernel_source(self, scope)
@@ -260,11 +274,11 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         nop
         nop
         nop""")
-    _emit_chunk(emit, cfg, idle, 0, STORE_ROWS)
+    _emit_chunk(emit, cfg, idle, 0, cfg.chunk_rows)
     emit(f"        add {RA_C_CHUNK}, {RA_C_CHUNK}, {RB_CHUNK_BYTES}")
     # The idle set's rows move up by the chunk, so that the next chunk is in the same registers.
     halves = _halves(cfg, idle)
-    moves = [(values[i], values[i + STORE_ROWS]) for i in range(cfg.rows - STORE_ROWS) for values in halves]
+    moves = [(values[i], values[i + cfg.chunk_rows]) for i in range(cfg.rows - cfg.chunk_rows) for values in halves]
     for pair in _pairs(moves):
         emit("        " + "; ".join(f"mov {dst}, {src}" for dst, src in pair))
     emit(f"""        brr -, r:{scope('kloop')}
@@ -348,34 +362,56 @@ def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int
         emit(f"""        mov -, vw_wait
         mov r0, {vpm_setup(0, 1, h32(0))}
         add vw_setup, r0, {RB_VPM_BASE}""")
-        for value in column_half[start:start + count]:
+        zero, six = (RA_ZERO, RB_SIX) if cfg.overlap else ("r1", "r2")
+        if cfg.pairs:
+            _emit_pairs(emit, cfg, column_half[start:start + count], zero, six)
+        for value in [] if cfg.pairs else column_half[start:start + count]:
             if cfg.relu6:
-                zero, six = (RA_ZERO, RB_SIX) if cfg.overlap else ("r1", "r2")
-                zero = "0" if value.startswith("ra") else zero            # a small immediate takes B's port
-                emit(f"        fmax r0, {value}, {zero}")
+                zero_here = "0" if value.startswith("ra") else zero        # a small immediate takes B's port
+                emit(f"        fmax r0, {value}, {zero_here}")
                 emit(f"        fmin vpm, r0, {six}")
             else:
                 emit(f"        mov vpm, {value}")
         address = [f"mov r0, {4 * LANES}", f"add r0, r0, {RA_C_CHUNK}"] if h else [f"mov r0, {RA_C_CHUNK}"]
         address += [f"add r0, r0, {RB_CHUNK_BYTES}"] * offset
-        emit(f"""        mov r0, {vdw_setup_0(count, 16, dma_h32(0, 0))}
+        emit(f"""        mov r0, {vdw_setup_0(count // 2 if cfg.pairs else count, 16, dma_h32(0, 0))}
         add vw_setup, r0, {RB_VDW_BASE}
         mov vw_setup, {RB_VDW_STRIDE}""")
         emit("\n".join(f"        {line}" for line in address + ["mov vw_addr, r0"]))
 
 
+def _emit_pairs(emit, cfg: GemmKernel, values: list[str], zero: str, six: str) -> None:
+    """Rows 2t and 2t + 1 of a chunk (registers ra_x and rb_x: sets and chunks start at even rows)
+    as float16 in the halves of ra_x (the regfile-A pack converts a float result, semantics.md
+    §5.3; a pack into the VPM's I/O register would write whole words), then one 32-bit VPM row; a
+    value written by one instruction is read two later (qpu-isa.md §16 rule 1)."""
+    lows = values[0::2]
+    for t, (low, high) in enumerate(zip(lows, values[1::2], strict=True)):
+        assert low.startswith("ra") and high.startswith("rb"), "a pair is ra_x and rb_x"
+        if cfg.relu6:
+            emit(f"        fmax r0, {low}, 0\n        fmin {low}.16a, r0, {six}")
+            emit(f"        fmax r0, {high}, {zero}\n        fmin {low}.16b, r0, {six}")
+        else:
+            emit(f"        fmin {low}.16a, {low}, {low}\n        fmin {low}.16b, {high}, {high}")
+        if t:
+            emit(f"        mov vpm, {lows[t - 1]}")
+    if len(lows) == 1:
+        emit("        nop")
+    emit(f"        mov vpm, {lows[-1]}")
+
+
 def _emit_first_chunk(emit, cfg: GemmKernel, values: list[str]) -> None:
-    """A tile's first chunk: its last rows (rows % STORE_ROWS of them, or STORE_ROWS), so that the
+    """A tile's first chunk: its last rows (rows % chunk_rows of them, or chunk_rows), so that the
     full chunks that follow start at row 0."""
-    full = chunk_count(cfg.rows) - 1
-    _emit_chunk(emit, cfg, values, STORE_ROWS * full, cfg.rows - STORE_ROWS * full, full)
+    full = chunk_count(cfg.rows, cfg.pairs) - 1
+    _emit_chunk(emit, cfg, values, cfg.chunk_rows * full, cfg.rows - cfg.chunk_rows * full, full)
 
 
 def _emit_all_chunks(emit, cfg: GemmKernel, values: list[str]) -> None:
     """All of a tile's stores, straight-line, from RA_C_CHUNK (which advances)."""
     _emit_first_chunk(emit, cfg, values)
-    for first in range(0, STORE_ROWS * (chunk_count(cfg.rows) - 1), STORE_ROWS):
-        _emit_chunk(emit, cfg, values, first, STORE_ROWS)
+    for first in range(0, cfg.chunk_rows * (chunk_count(cfg.rows, cfg.pairs) - 1), cfg.chunk_rows):
+        _emit_chunk(emit, cfg, values, first, cfg.chunk_rows)
         emit(f"        add {RA_C_CHUNK}, {RA_C_CHUNK}, {RB_CHUNK_BYTES}")
 
 
@@ -423,10 +459,13 @@ class GemmPlan:
     exact: bool = False                      # C has m rows, not m_pad (row_start)
     clocks: float = field(default=0.0, compare=False)    # the planner's modeled cost (plan_gemm)
     balanced: bool = False                   # without a grid: tiles row by row, not strip by strip
+    pairs: bool = False                      # C as float16 pixel pairs (GemmKernel.pairs)
 
     def __post_init__(self) -> None:
         if self.balanced and self.grid is not None:
             raise ValueError("balanced deals tiles without a grid")
+        if self.pairs and (self.rows % 2 or self.m % 2):
+            raise ValueError("float16 pairs of C: an even number of rows in a tile and in C")
 
     @property
     def strip(self) -> int:
@@ -442,7 +481,7 @@ class GemmPlan:
 
     @property
     def phases(self) -> int:
-        return chunk_count(self.rows) if self.overlap else 1
+        return chunk_count(self.rows, self.pairs) if self.overlap else 1
 
     @property
     def k_pad(self) -> int:
@@ -480,12 +519,13 @@ class GemmPlan:
         """The task lists (task_lists' tiles) for A packed at `pack` (pack_a), B at `b` (pack_b),
         C at `c` (rows `pitch` floats apart, n_pad by default; m_pad rows, m with `exact`) and the
         bias at `bias` (or None), or, with accumulate, C_in (m_pad x n_pad) at `c_in`; with a
-        residual at `residual` (rows `residual_pitch` floats apart, as many as C's), its tile too."""
+        residual at `residual` (rows `residual_pitch` floats apart, as many as C's), its tile too.
+        With pairs, C's rows come two to a row of `pitch` words."""
         pitch = pitch or self.n_pad
         lists = []
         for tiles in self.task_lists():
             packs = [pack + i // self.rows * self.a_tile_bytes for i, _ in tiles]
-            lists.append([[a_pack, b + 4 * j, c + 4 * (self.row_start(i) * pitch + j),
+            lists.append([[a_pack, b + 4 * j, c + 4 * (self.row_start(i) // (2 if self.pairs else 1) * pitch + j),
                            c_in + 4 * (i * self.n_pad + j) if c_in is not None else
                            bias + 4 * j if bias is not None else 0, next_pack]
                           + ([residual + 4 * (self.row_start(i) * (residual_pitch or pitch) + j)]
@@ -550,7 +590,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
               exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False,
-              balanced: bool | None = None) -> GemmPlan:
+              balanced: bool | None = None, pairs: bool = False) -> GemmPlan:
     """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
     SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
     port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
@@ -559,7 +599,8 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
     MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart. Besides
     the grids, `balanced` dealing (GemmPlan.task_lists) competes where no grid is asked for
-    (balanced=True: only it; False: never)."""
+    (balanced=True: only it; False: never). With `pairs` C is stored as float16 pixel pairs: half
+    the bytes and VPM rows, tiles of even rows."""
     from vc4common.timing import param
     port, memory = param("memory_bytes_per_clock"), param("memory")
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
@@ -567,15 +608,17 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
     for both in ([overlap] if overlap is not None else [True, False]):
         most = max_slots(both, accumulate, residual)
         for r in ([rows] if rows else rows_allowed or range(1, most + 1)):
-            if r > most or r < halves or (exact and r > m):
+            if r > most or r < halves or (exact and r > m) or (pairs and r % 2):
                 continue
-            reads, chunks = r * halves, chunk_count(r)
+            reads, chunks = r * halves, chunk_count(r, pairs)
             phases = chunks if both else 1
             top = max_unroll(reads)
             # Every VDW store costs the engine its latency too.
-            tile_store_clocks = chunks * latency + r * LANES * 4 / vdw_rate
-            # Per chunk: ReLU6, VPM writes, setups; with overlap also the k-loop's exit and row moves.
-            chunk_clocks = 4 * (12 + STORE_ROWS * (2 if relu6 else 1) + (r if both else 0))
+            tile_store_clocks = chunks * latency + r * LANES * (2 if pairs else 4) / vdw_rate
+            # Per chunk: ReLU6 (and the float16 packs), VPM writes, setups; with overlap also the
+            # k-loop's exit and row moves.
+            per_vpm_row = (5 if relu6 else 3) if pairs else (2 if relu6 else 1)
+            chunk_clocks = 4 * (12 + STORE_ROWS * per_vpm_row + (r if both else 0))
             for u in ([unroll] if unroll else sorted({top} | {1 << e for e in range(top.bit_length())})):
                 if u > max_unroll(reads) or u < 1:
                     continue
@@ -607,7 +650,7 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                     stores = row_tiles * strips * tile_store_clocks
                     key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
                     plan = GemmPlan(m, n, k, r, u, halves, candidate, n_qpus if deal_rows else g_rows * g_cols,
-                                    both, exact, key[0], deal_rows)
+                                    both, exact, key[0], deal_rows, pairs)
                     if best is None or key < best[0]:
                         best = (key, plan)
     assert best is not None

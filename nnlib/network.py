@@ -63,7 +63,9 @@ WEIGHTS = ("float32", "float16")
 class Layout:
     """Where the pixels of an (H, W, C) activation lie in its buffer: pixel (h, w) starts
     4 * pitch * (lead + h * row + w) bytes in; the buffer holds `pixels` pixels (zero where no
-    layer writes: the borders a consumer reads as padding)."""
+    layer writes: the borders a consumer reads as padding). With `pairs` the values are float16,
+    buffer pixels 2i and 2i + 1 in the low and high halves of the words of pair i, which starts
+    4 * pitch * i bytes in (a GEMM's output that a depthwise layer reads: half the bytes)."""
 
     height: int
     width: int
@@ -72,14 +74,17 @@ class Layout:
     row: int
     lead: int = 0
     pixels: int = 0
+    pairs: bool = False
 
     def __post_init__(self) -> None:
         need = self.lead + (self.height - 1) * self.row + self.width
         object.__setattr__(self, "pixels", max(self.pixels, need))
+        if self.pairs and (self.lead % 2 or self.row % 2):
+            raise ValueError("float16 pairs start every row at a pair")
 
     @property
     def words(self) -> int:
-        return self.pixels * self.pitch
+        return -(-self.pixels // (2 if self.pairs else 1)) * self.pitch
 
     @property
     def dense(self) -> bool:
@@ -87,14 +92,30 @@ class Layout:
         return self.row == self.width
 
     def indices(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """The index, in the buffer's float32 words, of every value of an (H, W, C) tensor."""
+        """The index, in the buffer's 32-bit words, of every value of an (H, W, C) tensor (with
+        pairs: of the word whose half `halves` holds it)."""
         h, w, c = shape
         pixels = self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
-        return pixels[..., None] * self.pitch + np.arange(c)
+        return (pixels[..., None] // (2 if self.pairs else 1)) * self.pitch + np.arange(c)
+
+    def halves(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """With pairs, which half of its word (0: low, 1: high) holds each value."""
+        h, w, c = shape
+        pixels = self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
+        return np.broadcast_to((pixels % 2)[..., None], (h, w, c))
+
+    def values(self, words: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        """The (H, W, C) tensor held in the buffer's words, as float32."""
+        index = self.indices(shape)
+        if not self.pairs:
+            return np.asarray(words.view(np.float32)[index])
+        bits = (words.view(np.uint32)[index] >> (16 * self.halves(shape)).astype(np.uint32)) & 0xFFFF
+        return bits.astype(np.uint16).view(np.float16).astype(np.float32)
 
     def corners(self, base: int, stride: int, out_h: int, out_w: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
         """For each output pixel (row-major), the address of pixel (oh stride, ow stride) + offset
         in a buffer at `base`."""
+        assert not self.pairs, "a gather reads float32 pixels"
         oh, ow = np.divmod(np.arange(out_h * out_w, dtype=np.int64), out_w)
         h, w = oh * stride + offset[0], ow * stride + offset[1]
         return base + 4 * self.pitch * (self.lead + h * self.row + w)
@@ -129,7 +150,7 @@ class Tensor:
         """The bus address of pixel (0, 0) (of the pack)."""
         if isinstance(self.layout, Pack):
             return self.address
-        return self.address + 4 * self.layout.pitch * self.layout.lead
+        return self.address + 4 * self.layout.pitch * (self.layout.lead // (2 if self.layout.pairs else 1))
 
 
 class Layer:
@@ -235,7 +256,24 @@ class GemmLayer(Layer):
         halves = [r for r in range(max(rows, default=0) + 1, most + 1) if self.producer.plan.half_rows(r)]
         return tuple(sorted(rows + halves))
 
-    def make_plan(self, exact: bool) -> None:
+    def make_plan(self, exact: bool, pairs: bool = False) -> None:
+        """The GEMM's tiling (plan_gemm); with `pairs` (its consumer, a depthwise layer, reads float16
+        pixel pairs) the output goes out as pairs if the model says it pays: the cheapest tiling
+        with even tiles against the cheapest of all, plus the SDRAM time of the float32 output's
+        second half, written here and read by the consumer (vc4common/timing.py's port rate)."""
+        self._plan(exact, False)
+        allowed = self.direct_rows()                 # with pairs only even tiles: are there any?
+        if pairs and self.m % 2 == 0 and (not allowed or any(r % 2 == 0 for r in allowed)):
+            from vc4common.timing import param
+            single = self.plan
+            self._plan(exact, True)
+            saved = 2 * 2 * self.m * single.n_pad / param("memory_bytes_per_clock")
+            if self.plan.clocks > single.clocks + saved:
+                self.plan = single
+        self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
+                              self.plan.overlap, residual=self.residual is not None, pairs=self.plan.pairs)
+
+    def _plan(self, exact: bool, pairs: bool) -> None:
         allowed = self.direct_rows()
         residual = self.residual is not None       # its registers hold the bias: fewer accumulators
         # The host packs A itself when it writes the model's input (a layout, no arithmetic).
@@ -243,16 +281,14 @@ class GemmLayer(Layer):
         self.direct = bool(allowed) or host
         if host:
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  residual=residual)
+                                  residual=residual, pairs=pairs)
         elif self.direct:                # K as the producer writes it: whole groups of 16 channels
             self.k = self.producer.c_pad
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
-                                  rows_allowed=allowed, residual=residual)
+                                  rows_allowed=allowed, residual=residual, pairs=pairs)
         else:                            # a gathered pack: tiles of any height (im2col.groups)
             self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  residual=residual)
-        self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
-                              self.plan.overlap, residual=self.residual is not None)
+                                  residual=residual, pairs=pairs)
 
     def request(self, producer: Layer | None) -> Layout | Pack | None:
         if self.direct:
@@ -270,6 +306,8 @@ class GemmLayer(Layer):
     def accepts(self, layout: Layout) -> str | None:
         if not layout.dense or layout.pitch < self.plan.n_pad:
             return f"the GEMM writes dense rows of pixels {self.plan.n_pad} floats apart"
+        if layout.pairs != self.plan.pairs:
+            return "the GEMM writes float16 pixel pairs" if self.plan.pairs else "the GEMM writes float32 pixels"
         if not self.plan.exact and self.plan.m_pad > self.m:
             return f"its {self.m} pixels are fewer than a tile of {self.plan.rows} rows"
         return None
@@ -339,7 +377,8 @@ class GemmLayer(Layer):
 
 
 class DepthwiseLayer(Layer):
-    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int, qpus: int = QPUS):
+    def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int, qpus: int = QPUS,
+                 pairs: bool = False):
         self.node, self.source, self.output, self.qpus = node, source, output, qpus
         self.relu6 = _activation(graph, node)
         w = graph.constant(node.inputs[1])
@@ -348,7 +387,7 @@ class DepthwiseLayer(Layer):
         padding = node.attrs.get("padding", "tf_same")
         try:
             self.plan = DepthwisePlan.of(source.shape, node.attrs.get("stride", 1),
-                                         (0, 0, 0, 0) if padding == "valid" else padding, min_pitch)
+                                         (0, 0, 0, 0) if padding == "valid" else padding, min_pitch, pairs)
         except ValueError as error:
             raise graph.error(node, str(error)) from None
         bias = node.attrs.get("bias")
@@ -357,7 +396,7 @@ class DepthwiseLayer(Layer):
 
     def request(self, producer: Layer | None) -> Layout | None:
         p = self.plan
-        return Layout(p.height, p.width, p.channels, p.pitch, p.width, p.lead, p.input_pixels)
+        return Layout(p.height, p.width, p.channels, p.pitch, p.width, p.lead, p.input_pixels, p.pairs)
 
     def natural(self) -> Layout:
         p = self.plan
@@ -448,10 +487,11 @@ class PoolLayer(Layer):
         return "pool"
 
 
-def _layers(graph: Graph, halves: int, qpus: int = QPUS) -> tuple[dict[str, Tensor], list[Layer], str, bool,
-                                                                   dict[str, str]]:
+def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False) -> tuple[
+        dict[str, Tensor], list[Layer], str, bool, dict[str, str]]:
     """The layers of a simplified graph, in order, with their tensors; the tensor the network
-    returns; whether a softmax follows it (left to the host); the tensor each view names."""
+    returns; whether a softmax follows it (left to the host); the tensor each view names. With
+    `pairs` a GEMM that a depthwise layer reads may write float16 pixel pairs (GemmLayer.make_plan)."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise graph.error(None, f"one input and one output (this one has {len(graph.inputs)} and "
                           f"{len(graph.outputs)})")
@@ -496,11 +536,11 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS) -> tuple[dict[str, Tens
         if node.op in ("conv2d", "matmul"):
             layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer, qpus)
         elif node.op == "depthwise":
-            min_pitch = 0
+            min_pitch, halves_in = 0, False
             if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
-                producer.make_plan(exact=True)
-                min_pitch = producer.plan.n_pad
-            layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus)
+                producer.make_plan(exact=True, pairs=pairs and producer.residual is None and source.shape[1] % 2 == 0)
+                min_pitch, halves_in = producer.plan.n_pad, producer.plan.pairs
+            layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, halves_in)
         elif node.op == "global_avg_pool":
             layer = PoolLayer(graph, node, source, out, qpus)
         else:
@@ -633,7 +673,7 @@ class Network:
                               for t in range(plan.m_pad // plan.rows)])
             rows = tiles.reshape(len(tiles), plan.k, plan.rows).transpose(0, 2, 1)
             return np.array(rows.reshape(-1, plan.k)[:h * w, :c]).reshape(h, w, c)
-        return words[tensor.layout.indices(tensor.shape)]
+        return tensor.layout.values(words, tensor.shape)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The softmax the model ends with (on the host, after the run), or the logits as they are."""
@@ -670,19 +710,24 @@ class Network:
 
 
 def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None,  # noqa: A001
-            qpus: int = QPUS) -> Network:
+            qpus: int = QPUS, activations: str = "float32") -> Network:
     """A model (a path to .pb / .onnx / .tflite, or a Graph) compiled for the QPUs: weights uploaded,
     buffers placed, one program assembled. Errors in the model are raised (ModelError) before
     anything is allocated; anything allocated is freed if a later step fails. `qpus` (1 to 12)
-    limits the QPUs that get work; the program runs on all 12."""
+    limits the QPUs that get work; the program runs on all 12. activations="float16" stores the
+    outputs of GEMMs that depthwise layers read as float16 (rounded to nearest, below 2^-14 to
+    zero: semantics.md §5.3) where the model says it pays; every other tensor stays float32."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
+    if activations not in WEIGHTS:
+        raise ValueError(f"activations={activations!r}: 'float32' or 'float16'")
     if not 1 <= qpus <= QPUS:
         raise ValueError(f"qpus={qpus}: 1 to {QPUS}")
     graph = model if isinstance(model, Graph) else load(Path(model), outputs)
     warn_nonfinite(f"{graph.source}: the weights", **graph.constants)
     simplify(graph)
-    tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1, qpus)
+    tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1, qpus,
+                                                      activations == "float16")
     (input_name,) = graph.inputs
     try:
         plan_buffers(tensors, layers, input_name)

@@ -10,7 +10,7 @@ import pytest
 
 from nnlib import conv2d, im2col
 from nnlib import reference as ref
-from nnlib.matmul import plan_gemm
+from nnlib.matmul import float16_weights, plan_gemm
 
 U = 2.0 ** -23
 RNG = np.random.default_rng(3)
@@ -58,7 +58,7 @@ def test_gathered_on_the_gpu(drv, cin, stride, weights):
     wt = RNG.standard_normal((3, 3, cin, 21)).astype(np.float32)
     bias = RNG.standard_normal(21).astype(np.float32)
     y, report = conv2d(drv, x, wt, bias, stride, (1, 1, 0, 2), weights=weights)
-    used = wt.astype(np.float16).astype(np.float32) if weights == "float16" else wt
+    used = float16_weights(wt) if weights == "float16" else wt
     check(y, x, used, bias, stride, (1, 1, 0, 2))
     assert report.modeled
 

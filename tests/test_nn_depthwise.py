@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnlib import conv_depthwise
-from nnlib.depthwise import PIXELS, load_order, window_columns
+from nnlib.depthwise import PIXELS, load_order, window_columns, window_loads
 from nnlib.tasks import deal
 
 from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
@@ -54,17 +54,27 @@ def test_long_rows_on_few_qpus(drv, h, w, c, stride, qpus):
     assert sum(q.instructions > 100 for q in report.per_qpu) == qpus       # the others idle to the end
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_load_order_feeds_every_product_once(stride):
-    """Every (pixel, tap) product of an iteration comes from exactly one load, and no two products
-    in a row add to the same sum (rule 1: a regfile write is not readable by the next instruction)."""
-    order = load_order(stride)
-    products = [(p, 3 * load.row + kw) for load in order for p, kw in load.products]
+@pytest.mark.parametrize("stride, pairs, shift", [(1, False, 0), (2, False, 0), (1, True, 0), (1, True, 1),
+                                                   (2, True, 0), (2, True, 1)])
+def test_load_order_feeds_every_product_once(stride, pairs, shift):
+    """Every (pixel, tap) product of an iteration comes from exactly one load (with float16 pairs
+    one of a load's two halves, the window starting `shift` columns early), and no two products in
+    a row add to the same sum (rule 1: a regfile write is not readable by the next instruction)
+    within a load where its halves allow (where they do not, and between loads, the kernel puts a
+    nop between)."""
+    order = load_order(stride, pairs, shift)
+    products = [(p, 3 * load.row + kw) for load in order for p, kw, _ in load.products]
     assert sorted(products) == [(p, t) for p in range(PIXELS) for t in range(9)]
     for load in order:
-        for p, kw in load.products:
-            assert load.column == p * stride + kw
-    assert len({(load.row, load.column) for load in order}) == len(order) == 3 * window_columns(stride)
+        for p, kw, half in load.products:
+            column = 2 * load.column + half - shift if pairs else load.column
+            assert column == p * stride + kw and (pairs or half == 0)
+    assert len({(load.row, load.column) for load in order}) == len(order) == 3 * window_loads(stride, pairs, shift)
+    assert window_loads(stride, pairs, shift) == (-(-(window_columns(stride) + shift) // 2) if pairs
+                                                  else window_columns(stride))
+    for load in order:                       # within a load: alternating sums, but for one repeat at most
+        sums = [p for p, _, _ in load.products]
+        assert sum(a == b for a, b in zip(sums, sums[1:], strict=False)) <= (1 if pairs else 0)
 
 
 def test_deal_balances_by_cost():

@@ -44,7 +44,7 @@ def test_gemm_beta_on_the_qpus(drv, rows, overlap, weights):
     m, n, k = 3 * rows + 1, 50, 11
     a, b, c = rand(m, k), rand(k, n), rand(m, n)
     y, _ = G.gemm(drv, a, b, c, beta=0.75, weights=weights, rows=rows, overlap=overlap, n_qpus=3)
-    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    b_used = G.float16_weights(b) if weights == "float16" else b
     assert_within_rtz_bound(y, a, b_used, np.float32(0.75) * c)
     with pytest.raises(ValueError, match="shape"):
         G.gemm(drv, a, b, c[1:], beta=1.0)
@@ -61,7 +61,7 @@ def test_a_residual_added_on_the_qpus(drv, rows, overlap, weights, bias):
     a, b, r = rand(m, k), rand(k, n), rand(m, n)
     c = rand(n) if bias else None
     y, _ = G.matmul(drv, a, b, c, weights=weights, rows=rows, overlap=overlap, n_qpus=3, residual=r)
-    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    b_used = G.float16_weights(b) if weights == "float16" else b
     assert_within_rtz_bound(y, a, b_used, (c if bias else np.float32(0)) + r)
     with pytest.raises(ValueError, match="residual"):
         G.matmul(drv, a, b, c, residual=r, relu6=True)
@@ -134,7 +134,7 @@ def test_float16_weights(drv, m, n, k):
     that of A and B rounded to float16, within the same round-toward-zero bound."""
     a, b, bias = rand(m, k), rand(k, n), rand(n)
     y, _ = G.matmul(drv, a, b, bias, weights="float16")
-    b16 = b.astype(np.float16).astype(np.float32)
+    b16 = G.float16_weights(b)
     assert_within_rtz_bound(y, a, b16, bias)
     assert np.abs(y - (a @ b + bias)).max() > 0          # the weights really were rounded
 
@@ -183,7 +183,7 @@ def test_stores_with_and_without_overlap(drv, rows, overlap, weights):
     m, n, k = 3 * rows + 2, 70, 13
     a, b, bias = rand(m, k) * 2, rand(k, n), rand(n)
     y, _ = G.matmul(drv, a, b, bias, relu6=True, weights=weights, rows=rows, overlap=overlap, n_qpus=3)
-    b_used = b.astype(np.float16).astype(np.float32) if weights == "float16" else b
+    b_used = G.float16_weights(b) if weights == "float16" else b
     assert_within_rtz_bound(y, a, b_used, bias, relu6_applied=True)
     assert (y == 0).any() and (y == 6).any() and ((y > 0) & (y < 6)).any()
 

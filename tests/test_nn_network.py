@@ -27,6 +27,9 @@ RNG = np.random.default_rng(16)
 # Rounding toward zero: each fmul and fadd of the QPU errs by less than one unit in the last place,
 # 2^-23 relative (semantics.md §5); numpy's float32 reference by half of that.
 U_QPU, U_NUMPY = 2.0 ** -23, 2.0 ** -24
+# A float16 activation (activations="float16"): rounded to nearest (half an ulp of 11 bits, 2^-11
+# relative), and below the half normal range (2^-14) to zero (semantics.md §5.3).
+U_HALF, HALF_TINY = 2.0 ** -11, 2.0 ** -14
 # (stride, channels) blocks after the 3x3/2 stem: 64 pixels wide makes a 32-wide first pointwise
 # layer, which float16 weights tile through the gather (32 x 2 accumulators > 50) and float32 tiles
 # as whole rows written by the depthwise kernel itself; then 16, 8 and 4 wide.
@@ -59,7 +62,8 @@ def evaluate(graph: G.Graph, node: G.Node, args: list[np.ndarray]) -> np.ndarray
 def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
     """Each layer's output in its buffer after the one run, against the layer computed by numpy from
     the QPU's own input to it: within (K + 2) u (QPU's and numpy's rounding) of |W| |x| + |b| for a
-    layer summing K products (ReLU6 is 1-Lipschitz), elementwise."""
+    layer summing K products (ReLU6 is 1-Lipschitz), elementwise; an output stored as float16 also
+    within its rounding, 2^-11 of the value (plus 2^-14, flushed to zero below that)."""
     shapes = G.passes.shapes(graph)
     absolute = copy.deepcopy(graph)
     absolute.constants = {k: np.abs(v) for k, v in graph.constants.items()}
@@ -80,12 +84,20 @@ def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
             residual = net.activation(skip).reshape(expected.shape)
             expected, magnitude, k = expected + residual, magnitude + np.abs(residual), k + 1
         bound = (k + 2) * (U_QPU + U_NUMPY) * magnitude
+        if half_stored(net, node.name):
+            bound = bound + U_HALF * (np.abs(expected) + bound) + HALF_TINY
         got = net.activation(node.name).reshape(expected.shape)
         error = np.abs(got - expected)
         worst = error.argmax()
         assert np.all(error <= bound), f"{node.name}: error {error.max():.3g} beyond {bound.reshape(-1)[worst]:.3g}"
         checked += 1
     assert checked == len(net.layers)
+
+
+def half_stored(net, name: str) -> bool:
+    """Whether a tensor's buffer holds float16 pixel pairs."""
+    layout = net.tensors[net.alias.get(name, name)].layout
+    return getattr(layout, "pairs", False)
 
 
 def residual_of(graph: G.Graph, node: G.Node) -> str | None:
@@ -153,6 +165,35 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
         executes = simulated_firmware(drv).calls[calls:].count("execute_qpu")
     assert executes == 2                                   # one submission per image, the program reused
     assert not np.allclose(first, second)
+
+
+@pytest.mark.parametrize("weights", ["float32", "float16"])
+def test_float16_activations_between_the_pointwise_and_depthwise_layers(drv, model, tmp_path, weights):
+    """activations="float16": the GEMMs that depthwise layers read store float16 pixel pairs (VPM
+    writes of two pixels per row, packed by the regfile-A pack), the depthwise kernels read two
+    columns per load through the r4 unpack; every layer within its bound (the float16 outputs
+    within their rounding too), in strict mode, one execute; the logits near the float32 run's
+    (each pair tensor errs by 2^-11 of its values: 1e-2 of the largest logit, the same top class)."""
+    graph = imported(model, tmp_path, "pb")
+    reference = rounded_to_float16(graph) if weights == "float16" else graph
+    image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations="float16") as net:
+        halves = [name for name, tensor in net.tensors.items() if getattr(tensor.layout, "pairs", False)]
+        layers = {layer.node.name: layer for layer in net.layers}
+        assert halves and all(type(layers[name]).__name__ == "GemmLayer" for name in halves)
+        assert {net.tensors[name].shape[1] for name in halves} == {64, 32, 16, 8} & {
+            net.tensors[name].shape[1] for name in halves}
+        calls = len(simulated_firmware(drv).calls)
+        logits, _ = net(image)
+        assert simulated_firmware(drv).calls[calls:].count("execute_qpu") == 1
+        check_every_layer(net, reference, image)
+        words = net.tensors[halves[0]].array.nbytes // 4
+        float32 = nnlib.network.Layout(**{**vars(net.tensors[halves[0]].layout), "pairs": False}).words
+        assert words < 0.6 * float32                          # half the bytes (and the border rows)
+    expected = _logits(reference, image, graph.node(graph.outputs[0]).inputs[0])
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-2 * np.abs(expected).max())
+    assert np.argmax(logits) == np.argmax(expected)
+    assert np.abs(logits - expected).max() > 0               # the activations really were rounded
 
 
 def test_litert_runs_the_tflite_the_writer_writes(model, tmp_path):
@@ -255,6 +296,38 @@ def dw_pw_graph(stride: int, size: int, channels: int, out: int) -> G.Graph:
                     "w_pw": (RNG.standard_normal((1, 1, channels, out)) * 0.2).astype(np.float32),
                     "b_pw": RNG.standard_normal(out).astype(np.float32)},
                    {"input": (size, size, channels)}, ["pw"], "split.ir")
+
+
+def pw_dw_pw_graph(stride: int, size: int, channels: int, out: int, padding="tf_same") -> G.Graph:
+    """A pointwise layer, the depthwise layer that reads it, the pointwise layer that reads that."""
+    graph = dw_pw_graph(stride, size, channels, out)
+    graph.nodes[0].inputs[0] = "expand"
+    graph.nodes[0].attrs["padding"] = padding
+    graph.nodes.insert(0, G.Node("expand", "conv2d", ["input", "w_in"], {"stride": 1, "padding": "valid",
+                                                                         "bias": "b_in", "activation": "relu6"}))
+    graph.constants["w_in"] = (RNG.standard_normal((1, 1, 24, channels)) * 0.3).astype(np.float32)
+    graph.constants["b_in"] = RNG.standard_normal(channels).astype(np.float32)
+    graph.inputs = {"input": (size, size, 24)}
+    return graph
+
+
+@pytest.mark.parametrize("stride, size, padding, shift, segments", [
+    (1, 14, "tf_same", 1, 2),              # half rows into 49-row tiles, the window one column early
+    (1, 56, "tf_same", 1, 1),              # 28-row pack tiles within a row
+    (2, 28, "tf_same", 0, 2),              # no left padding: the window starts at a pair
+    (2, 28, (1, 1, 1, 1), 1, 2)])          # PyTorch's padding: one column early at stride 2
+def test_float16_pairs_into_each_kind_of_depthwise_kernel(drv, stride, size, padding, shift, segments):
+    """The GEMM writes float16 pixel pairs for the depthwise layer, which reads two columns per load
+    at every stride, left padding and output kind; every layer within its bound, in strict mode."""
+    graph = pw_dw_pw_graph(stride, size, 128, 256 if size == 14 else 128, padding)
+    image = RNG.standard_normal((size, size, 24)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv, activations="float16") as net:
+        expand, depthwise, _ = net.layers
+        assert expand.plan.pairs and depthwise.plan.pairs and net.tensors["expand"].layout.pairs
+        assert depthwise.plan.shift == shift
+        assert len(depthwise.segments(drv, [])) == segments
+        net(image)
+        check_every_layer(net, graph, image)
 
 
 @pytest.mark.parametrize("stride, size", [(1, 14), (2, 28)])
