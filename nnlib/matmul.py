@@ -116,8 +116,8 @@ class GemmKernel:
     overlap: bool = True             # two accumulator sets: a tile's stores run during the next tile
     accumulate: bool = False         # the tile starts from beta * C_in (gemm's beta), not the bias
     residual: bool = False           # the tile starts from the bias plus the residual's tile
-    pairs: bool = False              # C as float16 pixel pairs (network.Layout.pairs): rows k and k + 1 of a
-    #                                  tile in the low and high halves of one word
+    pairs: bool = False              # C as float16 pixel pairs (network.Layout.pairs): rows 2t and 2t + 1
+    #                                  of a tile in the low and high halves of one word
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
@@ -365,13 +365,14 @@ def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int
         zero, six = (RA_ZERO, RB_SIX) if cfg.overlap else ("r1", "r2")
         if cfg.pairs:
             _emit_pairs(emit, cfg, column_half[start:start + count], zero, six)
-        for value in [] if cfg.pairs else column_half[start:start + count]:
-            if cfg.relu6:
-                zero_here = "0" if value.startswith("ra") else zero        # a small immediate takes B's port
-                emit(f"        fmax r0, {value}, {zero_here}")
-                emit(f"        fmin vpm, r0, {six}")
-            else:
-                emit(f"        mov vpm, {value}")
+        else:
+            for value in column_half[start:start + count]:
+                if cfg.relu6:
+                    zero_here = "0" if value.startswith("ra") else zero    # a small immediate takes B's port
+                    emit(f"        fmax r0, {value}, {zero_here}")
+                    emit(f"        fmin vpm, r0, {six}")
+                else:
+                    emit(f"        mov vpm, {value}")
         address = [f"mov r0, {4 * LANES}", f"add r0, r0, {RA_C_CHUNK}"] if h else [f"mov r0, {RA_C_CHUNK}"]
         address += [f"add r0, r0, {RB_CHUNK_BYTES}"] * offset
         emit(f"""        mov r0, {vdw_setup_0(count // 2 if cfg.pairs else count, 16, dma_h32(0, 0))}

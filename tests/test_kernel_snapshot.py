@@ -82,3 +82,6 @@ def test_a_compiled_network_generates_the_recorded_words(tmp_path):
         for weights in ("float32", "float16"):
             with nnlib.compile(path, drv, weights=weights) as net:
                 check(f"MobileNet in miniature, {weights} weights", net.code.words)
+        with nnlib.compile(path, drv, activations="float16") as net:       # float16 pixel pairs
+            assert any(getattr(tensor.layout, "pairs", False) for tensor in net.tensors.values())
+            check("MobileNet in miniature, float16 activations", net.code.words)
