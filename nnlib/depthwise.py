@@ -33,15 +33,20 @@ LANES = isa.LANES
 MAX_QPUS = host.QPUS
 TAPS = 9
 PIXELS = 4                                    # output pixels per loop iteration = VPM rows per QPU
+# Or twice as many on at most 8 QPUs (8 x 8 of the VPM's 64 rows): each VDW store then takes 8 words
+# per memory row where 4 took as long (timing.py dma_row_clocks: a row costs at least 8 clocks), so
+# the one VDW engine, which bounds a stride-1 layer into a pack, stores twice the pixels per clock.
+WIDE_PIXELS = 8
+VPM_ROWS = 64
 TMU_DEPTH = 4                                 # requests in flight per TMU (more is unreliable, semantics.md §8.2)
 TASK_WORDS = 5                                # [input, weights, bias, output address, output rows]
 
 # Regfile A: the pixel sums, the bias, the input row pointers, the task's state and the constants.
 # Regfile B: the weights, the column offsets and the per-iteration steps. A product instruction
 # then reads a sum from A and a weight from B, one read port each.
-RA_SUM = [f"ra{p}" for p in range(PIXELS)]
-RA_BIAS = "ra4"
-RA_ROW = ["ra5", "ra6", "ra7"]
+RA_SUM = [f"ra{p}" for p in range(WIDE_PIXELS)]
+RA_BIAS = "ra28"
+RA_ROW = ["ra25", "ra26", "ra27"]
 RA_ROW_START, RA_TASK_POINTER, RA_TASKS_LEFT, RA_OUT, RA_COUNT, RA_ROWS = "ra8", "ra9", "ra10", "ra11", "ra12", "ra13"
 RA_ROW_BYTES, RA_PIXEL_BYTES, RA_ITERATIONS, RA_VDW_STRIDE = "ra15", "ra16", "ra17", "ra18"
 RA_ROW_STEP, RA_OUT_GAP, RA_VPM_SETUP, RA_VDW_SETUP, RA_W = "ra19", "ra20", "ra21", "ra22", "ra23"
@@ -52,20 +57,21 @@ RB_STEP, RB_OUT_STEP, RB_NEXT_TILE = "rb30", "rb31", "rb28"
 RA_TILE_LEFT, RA_TILE_ITERATIONS = "ra14", "ra24"
 
 
-def window_columns(stride: int) -> int:
-    """Input columns under one iteration's PIXELS output pixels."""
-    return (PIXELS - 1) * stride + 3
+def window_columns(stride: int, pixels: int = PIXELS) -> int:
+    """Input columns under one iteration's output pixels."""
+    return (pixels - 1) * stride + 3
 
 
-def window_loads(stride: int, pairs: bool = False, shift: int = 0) -> int:
+def window_loads(stride: int, pairs: bool = False, shift: int = 0, pixels: int = PIXELS) -> int:
     """Input vectors across one row of the window: its columns, or with float16 pairs the pairs
     that hold them, the window starting `shift` columns early so that it starts a pair."""
-    return -(-(window_columns(stride) + shift) // 2) if pairs else window_columns(stride)
+    columns = window_columns(stride, pixels)
+    return -(-(columns + shift) // 2) if pairs else columns
 
 
-def iteration_loads(stride: int, pairs: bool = False) -> int:
-    """Input vectors an iteration moves on by: PIXELS * stride columns, or half as many pairs."""
-    return PIXELS * stride // (2 if pairs else 1)
+def iteration_loads(stride: int, pairs: bool = False, pixels: int = PIXELS) -> int:
+    """Input vectors an iteration moves on by: its pixels * stride columns, or half as many pairs."""
+    return pixels * stride // (2 if pairs else 1)
 
 
 def rb_column(c: int) -> str:
@@ -80,7 +86,7 @@ class Load:
     products: tuple[tuple[int, int, int], ...]    # (output pixel, kw, half) of each product, in issue order
 
 
-def load_order(stride: int, pairs: bool = False, shift: int = 0) -> list[Load]:
+def load_order(stride: int, pairs: bool = False, shift: int = 0, pixels: int = PIXELS) -> list[Load]:
     """The window's input vectors in the order the kernel loads them, each with the pixels it feeds.
     With float16 pairs a vector holds two columns, 2c + half of a window starting `shift` columns
     before the float32 one's. Greedy, so that no two products in a row add to the same sum (a
@@ -88,9 +94,9 @@ def load_order(stride: int, pairs: bool = False, shift: int = 0) -> list[Load]:
 
     def feeds(c: int) -> list[tuple[int, int, int]]:
         columns = [(2 * c + h - shift, h) for h in (0, 1)] if pairs else [(c, 0)]
-        return [(p, col - p * stride, h) for col, h in columns for p in range(PIXELS) if 0 <= col - p * stride < 3]
+        return [(p, col - p * stride, h) for col, h in columns for p in range(pixels) if 0 <= col - p * stride < 3]
 
-    remaining = [(kh, c) for kh in range(3) for c in range(window_loads(stride, pairs, shift))]
+    remaining = [(kh, c) for kh in range(3) for c in range(window_loads(stride, pairs, shift, pixels))]
     order: list[Load] = []
     last = None
     while remaining:
@@ -147,12 +153,15 @@ class DepthwiseKernel:
     pack: PackOutput | None = None            # None: NHWC rows; else straight into a GEMM's A pack
     pairs: bool = False                       # the input as float16 pixel pairs (network.Layout.pairs)
     shift: int = 0                            # with pairs: the window starts this many columns early
+    pixels: int = PIXELS                      # output pixels per iteration: PIXELS or WIDE_PIXELS
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError("a row has at least one iteration")
         if self.shift not in ((0, 1) if self.pairs else (0,)):
             raise ValueError("shift: 0 or 1, and only with pairs")
+        if self.pixels not in (PIXELS, WIDE_PIXELS) or self.pixels == WIDE_PIXELS and self.stride != 1:
+            raise ValueError(f"pixels: {PIXELS}, or {WIDE_PIXELS} at stride 1 (the column registers)")
 
     def tile_iterations(self) -> int:
         """Iterations of a pack tile narrower than a row; 0 when tiles are whole rows (or NHWC)."""
@@ -169,11 +178,11 @@ class DepthwiseKernel:
         return RB_NEXT_TILE if tile == 1 else RA_TILE_LEFT
 
     def depth(self, iteration: int) -> int:
-        """The pixels an iteration stores: PIXELS, but the last of a row into a pack stores only
-        those in the image (the pack has no room for the rest)."""
+        """The pixels an iteration stores: all of them, but the last of a row into a pack stores
+        only those in the image (the pack has no room for the rest)."""
         if self.pack is not None and iteration == self.iterations - 1:
             return self.pack.last_pixels
-        return PIXELS
+        return self.pixels
 
     def used(self, iteration: int):
         """Whether window column `column` of iteration `iteration` (0 .. iterations - 1) lies in the
@@ -273,18 +282,18 @@ def _body(cfg: DepthwiseKernel, order: list[Load], requests: _Requests, more: bo
     if pending is not None:
         lines.append(add())
     # A pixel that no load reaches (beyond the row's end) is stored as its bias: defined, unused.
-    lines += [f"mov {RA_SUM[p]}, {RA_BIAS}" for p in range(PIXELS) if p not in started]
+    lines += [f"mov {RA_SUM[p]}, {RA_BIAS}" for p in range(cfg.pixels) if p not in started]
     lines += ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
-    for p in range(PIXELS):
+    for p in range(cfg.pixels):
         lines += [f"fmax r2, {RA_SUM[p]}, 0", "fmin vpm, r2, r3"] if cfg.relu6 else [f"mov vpm, {RA_SUM[p]}"]
     if cfg.pack is None:
         lines += [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}",
                   f"add {RA_OUT}, {RA_OUT}, {RB_OUT_STEP}; mov vw_addr, {RA_OUT}"]
         return lines
-    if depth == PIXELS:
+    if depth == cfg.pixels:
         setup = [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}"]
     else:
-        shorter = vdw_setup_0(LANES, depth, 0) - vdw_setup_0(LANES, PIXELS, 0)
+        shorter = vdw_setup_0(LANES, depth, 0) - vdw_setup_0(LANES, cfg.pixels, 0)
         setup = [f"mov r0, {shorter}", f"add vw_setup, {RA_VDW_SETUP}, r0",
                  f"mov vw_setup, {vdw_setup_1(4 * (cfg.pack.rows - depth))}"]
     lines += setup + [f"mov vw_addr, {RA_OUT}"]
@@ -303,12 +312,13 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     task, the output's gap between a task's rows, then the task table (tasks.py). A task: [address
     of the top-left input pixel of its first row's window + 64 * group, weights (3, 3, C) + 64 *
     group, bias + 64 * group, output row address + 64 * group, output rows]."""
-    order = load_order(cfg.stride, cfg.pairs, cfg.shift)
-    step = iteration_loads(cfg.stride, cfg.pairs)
-    columns = window_loads(cfg.stride, cfg.pairs, cfg.shift) + step
+    order = load_order(cfg.stride, cfg.pairs, cfg.shift, cfg.pixels)
+    step = iteration_loads(cfg.stride, cfg.pairs, cfg.pixels)
+    columns = window_loads(cfg.stride, cfg.pairs, cfg.shift, cfg.pixels) + step
+    pixels = cfg.pixels
     # NHWC: 4 memory rows (pixels) of 16 words from VPM rows; a pack: 16 (channels) of 4 from columns.
-    store_setup = (vdw_setup_0(PIXELS, 16, dma_h32(0, 0)) if cfg.pack is None
-                   else vdw_setup_0(LANES, PIXELS, dma_v32(0, 0)))
+    store_setup = (vdw_setup_0(pixels, 16, dma_h32(0, 0)) if cfg.pack is None
+                   else vdw_setup_0(LANES, pixels, dma_v32(0, 0)))
     lines: list[str] = []
     emit = lines.append
     emit(f"""
@@ -320,11 +330,11 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         mov {RB_OUT_STEP}, unif
         mov {RA_ROW_STEP}, unif
         mov {RA_OUT_GAP}, unif""")
-    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, {PIXELS * VPM_ROW}
+    emit(table_prologue(RA_TASK_POINTER, RA_TASKS_LEFT, scope=scope, between=f"""        mov r0, {pixels * VPM_ROW}
         mul24 r2, r1, r0
         mov r0, {vpm_setup(0, 1, h32(0))}"""))
     emit(f"""        add {RA_VPM_SETUP}, r0, r2
-        mov r0, {PIXELS * VDW_ROW}
+        mov r0, {pixels * VDW_ROW}
         mul24 r2, r1, r0
         mov r0, {store_setup}
         add {RA_VDW_SETUP}, r0, r2
@@ -335,7 +345,7 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
     for c in range(columns):                                          # the column offsets c * pixel bytes
         emit(f"        add r1, r1, r0; mov {rb_column(c)}, r1")
     if cfg.pack is not None:
-        emit(f"        mov {RB_NEXT_TILE}, {4 * PIXELS + cfg.pack.tile_step}")
+        emit(f"        mov {RB_NEXT_TILE}, {4 * pixels + cfg.pack.tile_step}")
     if cfg.tile_iterations() > 1:
         emit(f"        mov {RA_TILE_ITERATIONS}, {cfg.tile_iterations()}")
     emit(f"""        mov r3, 6.0
@@ -355,16 +365,19 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         mov r0, {RA_PIXEL_BYTES}""")
     # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1, four in flight; the
     # bias, requested above by TMU0.
+    # A request reads r1 as the add moves it on; a pop's vector is in r4 in the next instruction,
+    # which moves it to its register as it pops the next.
     emit(f"        add r1, {RA_W}, r2")
+    popped = "nop"
     for t in range(TAPS):
-        if t:
-            emit("        add r1, r1, r0")
-        emit("        mov t1s, r1")
-        if t >= 3:
-            emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t - 3]}, r4")
-    for t in range(TAPS - 3, TAPS):
-        emit(f"        nop; ldtmu1\n        mov {RB_WEIGHT[t]}, r4")
-    emit(f"""        nop; ldtmu0
+        if t >= TMU_DEPTH:
+            emit(f"        {popped}; ldtmu1")
+            popped = f"mov {RB_WEIGHT[t - TMU_DEPTH]}, r4"
+        emit("        add r1, r1, r0; mov t1s, r1")
+    for t in range(TAPS - TMU_DEPTH, TAPS):
+        emit(f"        {popped}; ldtmu1")
+        popped = f"mov {RB_WEIGHT[t]}, r4"
+    emit(f"""        {popped}; ldtmu0
         mov {RA_BIAS}, r4
         mov r1, {RA_ROW_START}
         add {RA_ROW_START}, r1, r2
@@ -446,23 +459,26 @@ class DepthwisePlan:
     # the halves of one word per channel, so a 64-byte line holds 16 channels of two pixels and a
     # load brings two columns of the window (half the bytes of float32). Rows of an even width.
     pairs: bool = False
+    pixels: int = PIXELS                      # output pixels per iteration (DepthwiseKernel.pixels)
 
     @classmethod
     def of(cls, shape: tuple[int, int, int], stride: int, padding: reference.Padding,
-           min_pitch: int = 0, pairs: bool = False) -> DepthwisePlan:
+           min_pitch: int = 0, pairs: bool = False, pixels: int = PIXELS) -> DepthwisePlan:
         if stride not in (1, 2):
             raise ValueError(f"stride {stride}: 1 or 2")
         height, width, channels = shape
         if pairs and width % 2:
             raise ValueError(f"conv_depthwise: float16 pixel pairs need an even width, not {width}")
+        if pixels not in (PIXELS, WIDE_PIXELS) or pixels == WIDE_PIXELS and stride != 1:
+            raise ValueError(f"conv_depthwise: {pixels} pixels per iteration ({PIXELS}, or {WIDE_PIXELS} at stride 1)")
         plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding), min_pitch,
-                   pairs)
+                   pairs, pixels)
         if plan.out_h < 1 or plan.out_w < 1:
             raise ValueError(f"conv_depthwise: {shape} with padding {padding!r} leaves no output")
         left, right = plan.padding[2:]
-        if left > PIXELS * stride or right > stride:
+        if left > plan.pixels * stride or right > stride:
             raise ValueError(f"conv_depthwise: padding {plan.padding} wider than the kernel's row ends "
-                             f"(left at most {PIXELS * stride}, right at most {stride})")
+                             f"(left at most {plan.pixels * stride}, right at most {stride})")
         return plan
 
     @property
@@ -488,11 +504,11 @@ class DepthwisePlan:
 
     @property
     def w_pad(self) -> int:
-        return -(-self.out_w // PIXELS) * PIXELS
+        return -(-self.out_w // self.pixels) * self.pixels
 
     @property
     def iterations(self) -> int:
-        return self.w_pad // PIXELS
+        return self.w_pad // self.pixels
 
     @property
     def shift(self) -> int:
@@ -506,8 +522,37 @@ class DepthwisePlan:
 
     def kernel(self, relu6: bool, pack: PackOutput | None = None) -> DepthwiseKernel:
         left = self.left_columns
-        right_limit = self.width + left - (self.iterations - 1) * PIXELS * self.stride
-        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit, pack, self.pairs, self.shift)
+        right_limit = self.width + left - (self.iterations - 1) * self.pixels * self.stride
+        return DepthwiseKernel(self.stride, relu6, self.iterations, left, right_limit, pack, self.pairs, self.shift,
+                               self.pixels)
+
+    def window(self, shift: int) -> int:
+        """The window's columns in a row (with pairs: of the pairs it loads)."""
+        loads = window_loads(self.stride, self.pairs, shift, self.pixels)
+        return 2 * loads if self.pairs else loads
+
+    def tile_heights(self, least: int, most: int) -> list[int]:
+        """The pack tile heights (least to most pixels) the kernel can write: whole image rows
+        dividing the image, whole iterations dividing a row, or whole half rows (half_rows) where
+        those are taller than whole rows allow."""
+        whole = [q * self.out_w for q in range(1, self.out_h + 1) if self.out_h % q == 0]
+        within = [r for r in range(self.pixels, self.out_w, self.pixels) if self.out_w % r == 0]
+        rows = [r for r in set(whole + within) if least <= r <= most]
+        halves = [r for r in range(max(rows, default=0) + 1, most + 1) if self.half_rows(r)]
+        return sorted(rows + halves)
+
+    def store_clocks(self) -> float:
+        """The one VDW engine's clocks for the layer's stores into a GEMM's pack: per iteration of
+        each channel group 16 memory rows (k-rows) of `pixels` words, each at least dma_row_clocks,
+        and the engine's latency per store (vc4common/timing.py)."""
+        from vc4common.timing import param
+        row = max(param("dma_row_clocks"), 4 * self.pixels / param("vdw_bytes_per_clock"))
+        stores = self.out_h * self.iterations * self.c_pad // LANES
+        return stores * (param("dma_latency") + LANES * row)
+
+    def max_qpus(self) -> int:
+        """QPUs that can run the kernel at once: each takes `pixels` of the VPM's rows."""
+        return min(MAX_QPUS, VPM_ROWS // self.pixels)
 
     @property
     def vector_bytes(self) -> int:
@@ -536,8 +581,8 @@ class DepthwisePlan:
         row's last iteration reads beyond them (unused: beyond the row's end)."""
         top, bottom, _, _ = self.padding
         last_row = (self.out_h - 1) * self.stride - top + 2
-        window = 2 * window_loads(self.stride, True, self.shift) if self.pairs else window_columns(self.stride)
-        last_column = (self.iterations - 1) * PIXELS * self.stride - self.left_columns + window - 1
+        window = self.window(self.shift)
+        last_column = (self.iterations - 1) * self.pixels * self.stride - self.left_columns + window - 1
         pixels = self.lead + max((self.height + bottom) * self.width, last_row * self.width + last_column + 1)
         return pixels + pixels % 2 if self.pairs else pixels
 
@@ -552,25 +597,26 @@ class DepthwisePlan:
         out_pitch floats apart (c_pad by default)."""
         out_bytes = 4 * (out_pitch or self.c_pad)
         every = self.interleave(qpus)
-        return self._constants(every, out_bytes - 64, PIXELS * out_bytes, every * y_row_bytes - self.w_pad * out_bytes,
+        return self._constants(every, out_bytes - 64, self.pixels * out_bytes,
+                               every * y_row_bytes - self.w_pad * out_bytes,
                                self.iterations)
 
     def _constants(self, every: int, vdw_gap: int, out_step: int, out_gap: int, iterations: int) -> list[int]:
         """`iterations` per row (the middle ones loop: kernel_source)."""
         return [self.row_bytes, self.vector_bytes, max(0, iterations - 2), vdw_gap,
-                self.pixel_offset(PIXELS * self.stride), out_step, every * self.stride * self.row_bytes, out_gap]
+                self.pixel_offset(self.pixels * self.stride), out_step, every * self.stride * self.row_bytes, out_gap]
 
     def pack_output(self, rows: int, tile_bytes: int) -> PackOutput:
         """The output as the A pack of a GEMM with tiles of `rows` pixels, tile_bytes apart. A tile
         is whole image rows (a divisor of the image's), or a whole number of iterations within one
         (dividing the row)."""
-        last = self.out_w - PIXELS * (self.iterations - 1)
+        last = self.out_w - self.pixels * (self.iterations - 1)
         if rows % self.out_w == 0 and self.out_h % (rows // self.out_w) == 0:
             return PackOutput(rows, last)
-        if self.out_w % rows == 0 and rows % PIXELS == 0:
-            return PackOutput(rows, last, rows // PIXELS, tile_bytes - 4 * rows)
+        if self.out_w % rows == 0 and rows % self.pixels == 0:
+            return PackOutput(rows, last, rows // self.pixels, tile_bytes - 4 * rows)
         raise ValueError(f"a pack tile of {rows} rows is neither whole image rows of {self.out_w} pixels dividing "
-                         f"the {self.out_h} rows, nor a multiple of {PIXELS} pixels dividing a row")
+                         f"the {self.out_h} rows, nor a multiple of {self.pixels} pixels dividing a row")
 
     def pack_interleave(self, pack: PackOutput, qpus: int = MAX_QPUS) -> int:
         """F for a pack: with tiles of q whole image rows a multiple of q, so that a task's next row
@@ -585,8 +631,8 @@ class DepthwisePlan:
             tiles = self.out_w // pack.rows
             gap = (every * tiles - tiles + 1) * tile_bytes - 4 * pack.rows
         else:                                     # a row ends 4 w_pad bytes on
-            gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * PIXELS
-        return self._constants(every, 4 * (pack.rows - PIXELS), 4 * PIXELS, gap, self.iterations)
+            gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * self.pixels
+        return self._constants(every, 4 * (pack.rows - self.pixels), 4 * self.pixels, gap, self.iterations)
 
     def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
                    qpus: int = MAX_QPUS) -> list[list[int]]:
@@ -603,7 +649,7 @@ class DepthwisePlan:
         tiles of 49 pixels, which split an image row); 0 when it cannot. A task takes every F-th
         row, and the F of half_interleave keeps its next row in the same place of a later tile."""
         half = self.out_w // 2
-        if self.out_w % 2 or half < PIXELS or rows % half or (2 * self.out_h) % (rows // half):
+        if self.out_w % 2 or half < self.pixels or rows % half or (2 * self.out_h) % (rows // half):
             return 0
         q = rows // half
         return q if self.half_interleave(q) else 0
@@ -622,20 +668,20 @@ class DepthwisePlan:
         between is read as it is (both halves compute past it, storing only their own pixels)."""
         q, half = self.half_rows(rows), self.out_w // 2
         assert q, f"a pack tile of {rows} pixels is not whole half rows"
-        every, iterations = self.half_interleave(q, qpus), -(-half // PIXELS)
+        every, iterations = self.half_interleave(q, qpus), -(-half // self.pixels)
         top, _, left, _ = self.padding
-        pack = PackOutput(rows, half - PIXELS * (iterations - 1))
-        gap = 2 * every // q * tile_bytes - iterations * 4 * PIXELS
-        constants = self._constants(every, 4 * (rows - PIXELS), 4 * PIXELS, gap, iterations)
+        pack = PackOutput(rows, half - self.pixels * (iterations - 1))
+        gap = 2 * every // q * tile_bytes - iterations * 4 * self.pixels
+        constants = self._constants(every, 4 * (rows - self.pixels), 4 * self.pixels, gap, iterations)
         out = []
         for h in (0, 1):
             start = h * half * self.stride - left                        # the window's first input column
             shift = start % 2 if self.pairs else 0                       # ... moved to start a pair
             start -= shift
-            window = 2 * window_loads(self.stride, True, shift) if self.pairs else window_columns(self.stride)
-            right_limit = window if h == 0 else self.width - start - (iterations - 1) * PIXELS * self.stride
+            right_limit = (self.window(shift) if h == 0 else
+                           self.width - start - (iterations - 1) * self.pixels * self.stride)
             kernel = DepthwiseKernel(self.stride, relu6, iterations, -start if h == 0 else 0, right_limit, pack,
-                                     self.pairs, shift)
+                                     self.pairs, shift, self.pixels)
             tasks = []
             for g, first in self._task_keys(every):
                 v = 2 * first + h
@@ -648,7 +694,7 @@ class DepthwisePlan:
 
     def half_task_cost(self, task: list[int]) -> float:
         """task_cost for half rows."""
-        return self._cost(task, -(-self.out_w // 2 // PIXELS))
+        return self._cost(task, -(-self.out_w // 2 // self.pixels))
 
     def _task_keys(self, every: int) -> list[tuple[int, int]]:
         return [(g, first) for g in range(self.c_pad // LANES) for first in range(every)]

@@ -47,7 +47,7 @@ import numpy as np
 from . import im2col, pool
 from .chain import QPUS, Segment, place_chain
 from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
-from .depthwise import DepthwisePlan
+from .depthwise import WIDE_PIXELS, DepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
 from .matmul import LANES, GemmKernel, GemmPlan, max_slots, plan_gemm
@@ -246,15 +246,10 @@ class GemmLayer(Layer):
             return (self.halves,)
         if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
             return ()
-        most = max_slots(False, False)
-        whole = [q * self.out_w for q in range(1, self.out_h + 1) if self.out_h % q == 0]
-        within = [r for r in range(4, self.out_w, 4) if self.out_w % r == 0]
-        rows = [r for r in set(whole + within) if self.halves <= r <= most]
         # Half rows only for taller tiles than whole rows allow (a 14-wide image: 49 where 28 was the
         # most): between those the cost model cannot tell the cheaper reliably (float16 MobileNet v1
         # measured 1.9 ms slower with 14-row half-row tiles offered to its 28-wide layers).
-        halves = [r for r in range(max(rows, default=0) + 1, most + 1) if self.producer.plan.half_rows(r)]
-        return tuple(sorted(rows + halves))
+        return tuple(self.producer.plan.tile_heights(self.halves, max_slots(False, False)))
 
     def make_plan(self, exact: bool, pairs: bool = False) -> None:
         """The GEMM's tiling (plan_gemm); with `pairs` (its consumer, a depthwise layer, reads float16
@@ -262,6 +257,17 @@ class GemmLayer(Layer):
         with even tiles against the cheapest of all, plus the SDRAM time of the float32 output's
         second half, written here and read by the consumer (vc4common/timing.py's port rate)."""
         self._plan(exact, False)
+        producer = self.producer
+        if isinstance(producer, DepthwiseLayer) and producer.wide is not None and self.direct:
+            # The wide depthwise kernel's VDW stores take half the engine's time; its tiles within a
+            # row come in multiples of its 8 pixels, which may cost this GEMM more.
+            narrow = self.plan
+            saved = producer.narrow.store_clocks() - producer.wide.store_clocks()
+            producer.use(producer.wide)
+            self._plan(exact, False)
+            if not self.direct or self.plan.clocks - narrow.clocks >= saved:
+                producer.use(producer.narrow)
+                self._plan(exact, False)
         allowed = self.direct_rows()                 # with pairs only even tiles: are there any?
         if pairs and self.m % 2 == 0 and (not allowed or any(r % 2 == 0 for r in allowed)):
             from vc4common.timing import param
@@ -385,14 +391,24 @@ class DepthwiseLayer(Layer):
         if w.shape[:2] != (3, 3):
             raise graph.error(node, f"a {w.shape[0]}x{w.shape[1]} depthwise convolution (3x3 only)")
         padding = node.attrs.get("padding", "tf_same")
+        stride, padding = node.attrs.get("stride", 1), (0, 0, 0, 0) if padding == "valid" else padding
         try:
-            self.plan = DepthwisePlan.of(source.shape, node.attrs.get("stride", 1),
-                                         (0, 0, 0, 0) if padding == "valid" else padding, min_pitch, pairs)
+            self.plan = DepthwisePlan.of(source.shape, stride, padding, min_pitch, pairs)
+            # At stride 1 also the kernel of twice the pixels per iteration and VDW store, on 8
+            # QPUs: its consumer takes it if the model says it pays (GemmLayer.make_plan).
+            self.wide = (DepthwisePlan.of(source.shape, stride, padding, min_pitch, pairs, WIDE_PIXELS)
+                         if stride == 1 and output.shape[1] >= WIDE_PIXELS else None)   # a tile holds 8 pixels
         except ValueError as error:
             raise graph.error(node, str(error)) from None
+        self.narrow, self.all_qpus = self.plan, qpus
         bias = node.attrs.get("bias")
         self.w, self.bias = w.reshape(3, 3, -1), graph.constant(bias) if bias else None
         self.c_pad = self.plan.c_pad
+        self.use(self.plan)
+
+    def use(self, plan: DepthwisePlan) -> None:
+        """Run with `plan` (self.narrow or self.wide), on as many QPUs as its VPM rows allow."""
+        self.plan, self.qpus = plan, min(self.all_qpus, plan.max_qpus())
 
     def request(self, producer: Layer | None) -> Layout | None:
         p = self.plan

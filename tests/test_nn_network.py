@@ -311,23 +311,54 @@ def pw_dw_pw_graph(stride: int, size: int, channels: int, out: int, padding="tf_
     return graph
 
 
-@pytest.mark.parametrize("stride, size, padding, shift, segments", [
-    (1, 14, "tf_same", 1, 2),              # half rows into 49-row tiles, the window one column early
-    (1, 56, "tf_same", 1, 1),              # 28-row pack tiles within a row
-    (2, 28, "tf_same", 0, 2),              # no left padding: the window starts at a pair
-    (2, 28, (1, 1, 1, 1), 1, 2)])          # PyTorch's padding: one column early at stride 2
-def test_float16_pairs_into_each_kind_of_depthwise_kernel(drv, stride, size, padding, shift, segments):
+@pytest.mark.parametrize("stride, size, channels, padding, shift, segments, pixels", [
+    (1, 14, 128, "tf_same", 1, 2, 4),      # half rows into 49-row tiles, the window one column early
+    (1, 56, 128, "tf_same", 1, 2, 8),      # the wide kernel: 28-row tiles as half rows
+    (1, 112, 32, "tf_same", 1, 1, 8),      # the wide kernel: 16-row tiles within a row
+    (2, 28, 128, "tf_same", 0, 2, 4),      # no left padding: the window starts at a pair
+    (2, 28, 128, (1, 1, 1, 1), 1, 2, 4),   # PyTorch's padding: one column early at stride 2
+    (2, 112, 32, "tf_same", 0, 1, 4)])     # 28-row tiles within a row of 56
+def test_float16_pairs_into_each_kind_of_depthwise_kernel(drv, stride, size, channels, padding, shift, segments,
+                                                          pixels):
     """The GEMM writes float16 pixel pairs for the depthwise layer, which reads two columns per load
     at every stride, left padding and output kind; every layer within its bound, in strict mode."""
-    graph = pw_dw_pw_graph(stride, size, 128, 256 if size == 14 else 128, padding)
+    graph = pw_dw_pw_graph(stride, size, channels, 256 if size == 14 else 128, padding)
     image = RNG.standard_normal((size, size, 24)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv, activations="float16") as net:
         expand, depthwise, _ = net.layers
         assert expand.plan.pairs and depthwise.plan.pairs and net.tensors["expand"].layout.pairs
-        assert depthwise.plan.shift == shift
+        assert depthwise.plan.shift == shift and depthwise.plan.pixels == pixels
         assert len(depthwise.segments(drv, [])) == segments
         net(image)
         check_every_layer(net, graph, image)
+
+
+@pytest.mark.parametrize("size, channels, out, wide", [(28, 256, 128, True), (112, 32, 64, True),
+                                                       (14, 128, 512, False), (56, 64, 128, True)])
+@pytest.mark.parametrize("activations", ["float32", "float16"])
+def test_the_wide_depthwise_kernel_where_its_stores_pay(drv, size, channels, out, wide, activations):
+    """At stride 1 the depthwise kernel of 8 pixels per iteration (on 8 QPUs: 8 VPM rows each)
+    halves the VDW engine's time of its pack stores (8-word memory rows cost what 4-word ones did);
+    the pointwise layer after it takes it where its tiles lose nothing the model values: 28-wide
+    (whole rows), 112-wide (16-pixel tiles) and 56-wide (28-pixel tiles as half rows, where the
+    kernel of 4 pixels writes them as 7 iterations within a row), not 14-wide (its 49-row half-row
+    tiles need halves of at least 8 pixels). Every layer within its bound."""
+    graph = pw_dw_pw_graph(1, size, channels, out)
+    image = RNG.standard_normal((size, size, 24)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+        _, depthwise, _ = net.layers
+        assert (depthwise.plan.pixels == 8) == wide and depthwise.qpus == (8 if wide else 12)
+        assert depthwise.narrow.store_clocks() > 1.7 * depthwise.wide.store_clocks()   # 28 wide: 7 or 4 stores
+        lists = depthwise.segments(drv, [])[0].task_lists()
+        assert all(not tasks for tasks in lists[depthwise.qpus:])
+        net(image)
+        check_every_layer(net, graph, image)
+    if wide:                              # faster than the kernel of 4 pixels, in the timing model
+        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+            net.layers[1].use(net.layers[1].narrow)
+            narrow = net.profile(image)[1].report.seconds()
+        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+            assert net.profile(image)[1].report.seconds() < 0.9 * narrow
 
 
 @pytest.mark.parametrize("stride, size", [(1, 14), (2, 28)])
@@ -348,19 +379,21 @@ def test_a_depthwise_layer_writes_tiles_that_split_its_rows(drv, stride, size):
 
 @pytest.mark.parametrize("stride, size, channels", [(1, 56, 128), (2, 112, 64)])
 def test_a_depthwise_layer_counts_pack_tiles_within_a_row_at_run_time(drv, stride, size, channels):
-    """MobileNet v1's Conv2d_3 and Conv2d_2 pairs: the 56-wide output goes into 28-row pack tiles,
-    7 iterations each, two to a row. One loop body serves every iteration (the tile's end is
-    counted in a register), so the kernel fits the 4 KB instruction cache (semantics.md §10) where a
-    tile's 7 iterations unrolled took about 1,100 instructions. Every layer within its bound, in
-    strict mode."""
+    """MobileNet v1's Conv2d_3 and Conv2d_2 pairs: the 56-wide output goes into 28-row pack tiles.
+    At stride 2 (4 pixels an iteration) they are 7 iterations each, two to a row: one loop body
+    serves every iteration (the tile's end is counted in a register), so the kernel fits the 4 KB
+    instruction cache (semantics.md §10) where a tile's 7 iterations unrolled took about 1,100
+    instructions. At stride 1 the wide kernel (8 pixels an iteration) writes them as half rows, and
+    fits too. Every layer within its bound, in strict mode."""
     graph = dw_pw_graph(stride, size, channels, 128)
     image = RNG.standard_normal((size, size, channels)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv) as net:
         depthwise, pointwise = net.layers
-        pack = depthwise.plan.pack_output(pointwise.plan.rows, pointwise.plan.a_tile_bytes)
-        assert pack.tile_iterations > 1
-        kernel = depthwise.plan.kernel(True, pack)
-        code_bytes = len(qpuasm.assemble(kernel.source()).words) * isa.INSTRUCTION_BYTES
-        assert code_bytes <= SLICE_CACHE_BYTES
+        assert pointwise.plan.rows == 28 and depthwise.plan.pixels == (8 if stride == 1 else 4)
+        if stride == 2:
+            assert depthwise.plan.pack_output(28, pointwise.plan.a_tile_bytes).tile_iterations == 7
+        for segment in depthwise.segments(drv, []):
+            code_bytes = len(qpuasm.assemble(segment.kernel.source()).words) * isa.INSTRUCTION_BYTES
+            assert code_bytes <= SLICE_CACHE_BYTES
         net(image)
         check_every_layer(net, graph, image)
