@@ -12,7 +12,11 @@ its rows come: the first and last iteration of a row skip the loads beyond its e
 zero border at its sides. The output goes out as NHWC rows, or (PackOutput) straight into the next
 pointwise layer's A pack, transposed by the DMA engine. The layer is memory-bound: a pixel needs
 9 fmul + 9 fadd for 64 bytes out and 64 (stride 1) or 256 (stride 2) bytes in, and the QPUs outrun
-the DMA and SDRAM rates (performance.md §4).
+the DMA and SDRAM rates (performance.md §4). Two variants ease them:
+- float16 input (DepthwisePlan.pairs): a GEMM wrote two pixels to a word, so a load brings two
+  columns of the window and the r4 unpack turns each half into float32 as the fmul reads it;
+- at stride 1, 8 output pixels per iteration on 8 QPUs (WIDE_PIXELS), so that a VDW store into a
+  pack moves 8-word memory rows, not 4-word ones that take the engine as long.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ Kernels per layer:
   depthwise layer (tiles of whole image rows, or of whole 4-pixel iterations within a row), the pool
   (for the FC layer), the host (the model's input); otherwise a gather of each pixel's channels.
 - depthwise 3x3: depthwise.py, reading dense rows between zero rows, which a GEMM writes directly
-  (exact tiles, the depthwise's pitch).
+  (exact tiles, the depthwise's pitch; with activations="float16" as float16 pixel pairs, where the
+  planner's cost says it pays). At stride 1 the kernel of 8 pixels per iteration, where its
+  consumer's tiling loses less than its VDW stores save.
 - add of two activations (a residual connection, MobileNet v2): fused into the GEMM that computes
   one of them (a 1x1 convolution or matmul without activation whose only consumer is the add): the
   GEMM's tiles start from the bias plus the other tensor's tile (GemmKernel.residual), read as dense
@@ -252,10 +254,13 @@ class GemmLayer(Layer):
         return tuple(self.producer.plan.tile_heights(self.halves, max_slots(False, False)))
 
     def make_plan(self, exact: bool, pairs: bool = False) -> None:
-        """The GEMM's tiling (plan_gemm); with `pairs` (its consumer, a depthwise layer, reads float16
-        pixel pairs) the output goes out as pairs if the model says it pays: the cheapest tiling
-        with even tiles against the cheapest of all, plus the SDRAM time of the float32 output's
-        second half, written here and read by the consumer (vc4common/timing.py's port rate)."""
+        """The GEMM's tiling (plan_gemm), two choices made by the model's costs on the way:
+        - a depthwise producer's wide kernel (DepthwiseLayer.wide), if this GEMM's cheapest tiling
+          of the tiles it writes costs less more than the VDW clocks it saves;
+        - with `pairs` (its consumer, a depthwise layer, reads float16 pixel pairs) the output as
+          pairs, if the cheapest tiling with even tiles costs less more than the SDRAM time of the
+          float32 output's second half, written here and read by the consumer (timing.py's port
+          rate)."""
         self._plan(exact, False)
         producer = self.producer
         if isinstance(producer, DepthwiseLayer) and producer.wide is not None and self.direct:
@@ -552,11 +557,11 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False) ->
         if node.op in ("conv2d", "matmul"):
             layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer, qpus)
         elif node.op == "depthwise":
-            min_pitch, halves_in = 0, False
+            min_pitch, pairs_in = 0, False
             if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
                 producer.make_plan(exact=True, pairs=pairs and producer.residual is None and source.shape[1] % 2 == 0)
-                min_pitch, halves_in = producer.plan.n_pad, producer.plan.pairs
-            layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, halves_in)
+                min_pitch, pairs_in = producer.plan.n_pad, producer.plan.pairs
+            layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, pairs_in)
         elif node.op == "global_avg_pool":
             layer = PoolLayer(graph, node, source, out, qpus)
         else:
