@@ -73,6 +73,14 @@ def window_loads(stride: int, pairs: bool = False, shift: int = 0, pixels: int =
     return -(-(columns + shift) // 2) if pairs else columns
 
 
+def pixels_error(pixels: int, stride: int) -> str | None:
+    """Why a kernel cannot take `pixels` output pixels per iteration (None: it can): the wide one's
+    column offsets fill regfile B at stride 1 already."""
+    if pixels == PIXELS or pixels == WIDE_PIXELS and stride == 1:
+        return None
+    return f"{pixels} pixels per iteration: {PIXELS}, or {WIDE_PIXELS} at stride 1"
+
+
 def iteration_loads(stride: int, pairs: bool = False, pixels: int = PIXELS) -> int:
     """Input vectors an iteration moves on by: its pixels * stride columns, or half as many pairs."""
     return pixels * stride // (2 if pairs else 1)
@@ -164,8 +172,8 @@ class DepthwiseKernel:
             raise ValueError("a row has at least one iteration")
         if self.shift not in ((0, 1) if self.pairs else (0,)):
             raise ValueError("shift: 0 or 1, and only with pairs")
-        if self.pixels not in (PIXELS, WIDE_PIXELS) or self.pixels == WIDE_PIXELS and self.stride != 1:
-            raise ValueError(f"pixels: {PIXELS}, or {WIDE_PIXELS} at stride 1 (the column registers)")
+        if pixels_error(self.pixels, self.stride):
+            raise ValueError(pixels_error(self.pixels, self.stride))
 
     def tile_iterations(self) -> int:
         """Iterations of a pack tile narrower than a row; 0 when tiles are whole rows (or NHWC)."""
@@ -473,8 +481,8 @@ class DepthwisePlan:
         height, width, channels = shape
         if pairs and width % 2:
             raise ValueError(f"conv_depthwise: float16 pixel pairs need an even width, not {width}")
-        if pixels not in (PIXELS, WIDE_PIXELS) or pixels == WIDE_PIXELS and stride != 1:
-            raise ValueError(f"conv_depthwise: {pixels} pixels per iteration ({PIXELS}, or {WIDE_PIXELS} at stride 1)")
+        if pixels_error(pixels, stride):
+            raise ValueError(f"conv_depthwise: {pixels_error(pixels, stride)}")
         plan = cls(height, width, channels, stride, reference.pad_amounts(height, width, stride, padding), min_pitch,
                    pairs, pixels)
         if plan.out_h < 1 or plan.out_w < 1:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnlib import conv_depthwise
-from nnlib.depthwise import PIXELS, load_order, window_columns, window_loads
+from nnlib.depthwise import PIXELS, DepthwisePlan, load_order, window_columns, window_loads
 from nnlib.tasks import deal
 
 from .nn_bounds import assert_depthwise_within_bound as assert_within_bound
@@ -82,3 +82,13 @@ def test_deal_balances_by_cost():
     lists = deal(items, 2, cost=lambda item: item[0])
     assert lists == [[[5]], [[1]] * 5]
     assert deal(items, 4) == [items[0::4], items[1::4], items[2::4], items[3::4]]
+
+
+def test_the_wide_kernel_only_at_stride_1_and_pairs_only_on_even_rows():
+    """The wide kernel's column offsets fill regfile B at stride 1 already; a pair never straddles
+    two rows."""
+    with pytest.raises(ValueError, match="8 pixels per iteration: 4, or 8 at stride 1"):
+        DepthwisePlan.of((8, 8, 16), 2, "tf_same", pixels=8)
+    with pytest.raises(ValueError, match="float16 pixel pairs need an even width, not 7"):
+        DepthwisePlan.of((7, 7, 16), 1, "tf_same", pairs=True)
+    assert DepthwisePlan.of((8, 8, 16), 1, "tf_same", pixels=8).iterations == 1
