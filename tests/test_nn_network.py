@@ -281,8 +281,12 @@ def test_what_the_compiler_cannot_run_is_refused_before_anything_is_allocated(dr
 
 
 def test_bad_weights_option(drv, model):
+    before = len(drv.memory.blocks)
     with pytest.raises(ValueError, match="weights='int8'"):
         nnlib.compile(model[0], drv, weights="int8")
+    with pytest.raises(ValueError, match="activations='bfloat16': 'float32' or 'float16'"):
+        nnlib.compile(model[0], drv, activations="bfloat16")
+    assert len(drv.memory.blocks) == before
 
 
 def dw_pw_graph(stride: int, size: int, channels: int, out: int) -> G.Graph:
