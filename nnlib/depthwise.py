@@ -113,7 +113,6 @@ def load_order(stride: int, pairs: bool = False, shift: int = 0, pixels: int = P
     last = None
     while remaining:
         candidates = [(kh, c, feeds(c)) for kh, c in remaining]
-        candidates = [x for x in candidates if x[2]] or candidates
         kh, c, products = next((x for x in candidates if any(p != last for p, _, _ in x[2])), candidates[0])
         remaining.remove((kh, c))
         arranged = _alternate(products, last)

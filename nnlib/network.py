@@ -85,8 +85,13 @@ class Layout:
             raise ValueError("float16 pairs start every row at a pair")
 
     @property
+    def per_word(self) -> int:
+        """Pixels whose values share a word: 2 with pairs, else 1."""
+        return 2 if self.pairs else 1
+
+    @property
     def words(self) -> int:
-        return -(-self.pixels // (2 if self.pairs else 1)) * self.pitch
+        return -(-self.pixels // self.per_word) * self.pitch
 
     @property
     def dense(self) -> bool:
@@ -96,15 +101,17 @@ class Layout:
     def indices(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The index, in the buffer's 32-bit words, of every value of an (H, W, C) tensor (with
         pairs: of the word whose half `halves` holds it)."""
-        h, w, c = shape
-        pixels = self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
-        return (pixels[..., None] // (2 if self.pairs else 1)) * self.pitch + np.arange(c)
+        _, _, c = shape
+        return (self._pixels(shape)[..., None] // self.per_word) * self.pitch + np.arange(c)
 
     def halves(self, shape: tuple[int, int, int]) -> np.ndarray:
         """With pairs, which half of its word (0: low, 1: high) holds each value."""
-        h, w, c = shape
-        pixels = self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
-        return np.broadcast_to((pixels % 2)[..., None], (h, w, c))
+        return np.broadcast_to((self._pixels(shape) % 2)[..., None], shape)
+
+    def _pixels(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The buffer pixel of every (h, w) of the tensor."""
+        h, w, _ = shape
+        return self.lead + np.arange(h)[:, None] * self.row + np.arange(w)[None, :]
 
     def values(self, words: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
         """The (H, W, C) tensor held in the buffer's words, as float32."""
@@ -152,7 +159,7 @@ class Tensor:
         """The bus address of pixel (0, 0) (of the pack)."""
         if isinstance(self.layout, Pack):
             return self.address
-        return self.address + 4 * self.layout.pitch * (self.layout.lead // (2 if self.layout.pairs else 1))
+        return self.address + 4 * self.layout.pitch * (self.layout.lead // self.layout.per_word)
 
 
 class Layer:
@@ -272,7 +279,7 @@ class GemmLayer(Layer):
             self._plan(exact, False)
             if not self.direct or self.plan.clocks - narrow.clocks >= saved:
                 producer.use(producer.narrow)
-                self._plan(exact, False)
+                self.plan, self.direct = narrow, True          # as planned for the narrow kernel
         allowed = self.direct_rows()                 # with pairs only even tiles: are there any?
         if pairs and self.m % 2 == 0 and (not allowed or any(r % 2 == 0 for r in allowed)):
             from vc4common.timing import param
