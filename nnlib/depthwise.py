@@ -41,7 +41,7 @@ PIXELS = 4                                    # output pixels per loop iteration
 # per memory row where 4 took as long (timing.py dma_row_clocks: a row costs at least 8 clocks), so
 # the one VDW engine, which bounds a stride-1 layer into a pack, stores twice the pixels per clock.
 WIDE_PIXELS = 8
-VPM_ROWS = 64
+VPM_ROWS = 64                                  # the user window: 64 rows x 16 words (semantics.md §8.3)
 TMU_DEPTH = 4                                 # requests in flight per TMU (more is unreliable, semantics.md §8.2)
 TASK_WORDS = 5                                # [input, weights, bias, output address, output rows]
 
