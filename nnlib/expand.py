@@ -128,8 +128,9 @@ class ExpandDepthwiseKernel:
     def weights(self) -> list[str]:
         """Where the K expansion weight vectors live: regfile B's free registers, then A's."""
         a_start = RA_FREE + len(self.schedule.roles) * self.pixels
-        names = [f"rb{j}" for j in range(RB_FREE, 32)] + [f"ra{j}" for j in range(a_start, 32)]
-        if self.k > len(names):
+        size = isa.REGFILE_SIZE
+        names = [f"rb{j}" for j in range(RB_FREE, size)] + [f"ra{j}" for j in range(a_start, size)]
+        if a_start > size or self.k > len(names):
             raise ValueError(f"K = {self.k} expansion weights and {len(self.schedule.roles)} rows of "
                              f"{self.pixels} sums do not fit the registers (K <= {len(names)})")
         return names[:self.k]
@@ -155,8 +156,9 @@ def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> 
     expanded value (K products, the bias, ReLU6, the image's edge) and its products."""
     weights, drops = cfg.weights(), cfg.pitch - cfg.k
     # The uniform stream restarts at the row (two instructions before it reads: semantics.md §8.6);
-    # a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing them into the L2 while this row runs
-    # (from SDRAM the stream would wait for every line), and is popped at the row's end.
+    # a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing
+    # them into the L2 while this row runs (from SDRAM the stream would wait for every line); it is
+    # popped at the row's end.
     lines = [f"mov unif_addr, {RA_ROW}", f"add t1s, {RA_ROW}, {RB_TOUCH}", f"add {RA_ROW}, {RA_ROW}, {RB_ROW_BYTES}"]
     for j in range(cfg.columns):
         lines.append(f"fmul r1, {weights[0]}, unif")

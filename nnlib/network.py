@@ -50,9 +50,11 @@ from . import im2col, pool
 from .chain import QPUS, Segment, place_chain
 from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
 from .depthwise import WIDE_PIXELS, DepthwisePlan
+from .expand import TASK_WORDS as EXPAND_TASK_WORDS
+from .expand import ExpandDepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
-from .matmul import LANES, GemmKernel, GemmPlan, max_slots, plan_gemm
+from .matmul import LANES, GemmKernel, GemmPlan, float16_weights, max_slots, plan_gemm
 from .nonfinite import warn_nonfinite
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
@@ -191,6 +193,10 @@ class Layer:
     def segments(self, drv, blocks: list) -> list[Segment]:
         raise NotImplementedError
 
+    def scratch_bytes(self) -> int:
+        """Bytes of the network's scratch area (written, never read) this layer's stores need."""
+        return 0
+
     @property
     def flops(self) -> int:
         return 0
@@ -253,6 +259,9 @@ class GemmLayer(Layer):
         from elsewhere."""
         if isinstance(self.producer, PoolLayer) and self.m == 1 and self.source.shape[:2] == (1, 1):
             return (self.halves,)
+        if isinstance(self.producer, ExpandDepthwiseLayer) and self.size == 1 and self.stride == 1 \
+                and not self.flatten:
+            return tuple(self.producer.plan.tile_heights(self.halves, max_slots(False, False)))
         if not isinstance(self.producer, DepthwiseLayer) or self.size != 1 or self.stride != 1 or self.flatten:
             return ()
         # Half rows only for taller tiles than whole rows allow (a 14-wide image: 49 where 28 was the
@@ -366,6 +375,9 @@ class GemmLayer(Layer):
         return Segment(im2col.Im2colKernel(self.offsets(), 4 * plan.rows), [],
                        im2col.group_tasks(table.address, self.pack.address, plan), im2col.TASK_WORDS, qpus=self.qpus)
 
+    def scratch_bytes(self) -> int:
+        return self.plan.scratch_bytes(self.output.layout.pitch)
+
     def residual_check(self, layout: Layout | Pack) -> str | None:
         """Why the residual cannot be read in `layout` (None: it can): the kernel reads a tile's
         rows as its output's, pixel after pixel."""
@@ -473,6 +485,93 @@ class DepthwiseLayer(Layer):
     def flops(self) -> int:
         return 2 * 9 * self.plan.out_h * self.plan.out_w * self.plan.channels
 
+    def clocks(self) -> float:
+        """A rough modeled cost, for choosing between it and a fused kernel: the layer is
+        memory-bound (depthwise.py), so the slower of its VDW stores into a pack (by the wide
+        kernel where there is one: its consumer takes it where it pays) and its input and output
+        crossing the SDRAM port (vc4common/timing.py)."""
+        from vc4common.timing import param
+        p = self.plan
+        bytes_in = p.input_pixels // (2 if p.pairs else 1) * p.pitch * 4
+        bytes_out = 4 * p.out_h * p.out_w * p.c_pad
+        stores = min(plan.store_clocks() for plan in (self.narrow, self.wide) if plan is not None)
+        return max(stores, (bytes_in + bytes_out) / param("memory_bytes_per_clock"))
+
+
+class ExpandDepthwiseLayer(Layer):
+    """An expansion 1x1 convolution and the depthwise layer that alone reads it, as one kernel
+    (expand.py): the expanded tensor is never stored. It writes its consumer GEMM's A pack."""
+
+    def __init__(self, expansion: GemmLayer, depthwise: DepthwiseLayer, plan: ExpandDepthwisePlan):
+        self.node, self.expansion, self.depthwise, self.plan = depthwise.node, expansion, depthwise, plan
+        self.source, self.output, self.qpus, self.c_pad = expansion.source, depthwise.output, plan.qpus, plan.c_pad
+        self.scratch = None
+
+    @staticmethod
+    def of(graph: Graph, expansion: Layer | None, depthwise: DepthwiseLayer,
+           qpus: int) -> ExpandDepthwiseLayer | None:
+        """The fused layer, where the two can be fused and the model's cost says it pays; else None."""
+        e = expansion
+        if not (isinstance(e, GemmLayer) and e.size == 1 and e.stride == 1 and not e.flatten and e.residual is None
+                and [n.name for n in graph.consumers(e.node.name)] == [depthwise.node.name]):
+            return None
+        users = graph.consumers(depthwise.node.name)
+        if len(users) != 1 or users[0].op != "conv2d" or graph.constant(users[0].inputs[1]).shape[:2] != (1, 1):
+            return None                           # it writes a pointwise layer's A pack, nothing else
+        h, w, k = e.source.shape
+        d = depthwise.plan
+        plan = ExpandDepthwisePlan.best(h, w, k, -(-k // LANES) * LANES, d.channels, d.stride, d.padding, qpus,
+                                        e.relu6, depthwise.relu6)
+        if plan is None or not plan.tile_heights(1, max_slots(False, False)):
+            return None
+        fused = ExpandDepthwiseLayer(e, depthwise, plan)
+        # Its input as dense rows: the host writes them, a GEMM too (planned for them: _layers),
+        # others if they can.
+        producer = e.producer
+        if not (producer is None or isinstance(producer, GemmLayer) or producer.accepts(fused.request(None)) is None):
+            return None
+        return fused if plan.clocks() < e.plan.clocks + depthwise.clocks() else None
+
+    def request(self, producer: Layer | None) -> Layout:
+        """Dense rows, one pixel before the image (the first segment's column left of it) and the
+        last row's touch after it (expand.py)."""
+        p = self.plan
+        return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
+
+    def accepts(self, layout: Layout | Pack) -> str | None:
+        if not isinstance(layout, Pack) or layout.plan.rows not in self.plan.tile_heights(1, layout.plan.rows):
+            return "the fused expansion and depthwise kernel writes a GEMM's A pack of whole rows or segments"
+        return None
+
+    def check(self, layout: Layout) -> str | None:
+        wanted = self.request(None)
+        if not layout.dense or layout.pitch != wanted.pitch or layout.lead < 1 or layout.pixels < wanted.pixels:
+            return "the fused kernel reads dense rows of pixels with room before and after them"
+        return None
+
+    def upload(self, drv, blocks: list) -> None:
+        e, d = self.expansion, self.depthwise
+        b = float16_weights(e.b) if e.halves == 2 else e.b
+        self.w_gpu = keep(blocks, drv.copy(self.plan.weights_block(b, e.bias, d.w, d.bias)))
+
+    def scratch_bytes(self) -> int:
+        return self.plan.scratch_bytes(self.output.layout.plan.rows)
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        pack = self.output.layout.plan
+        lists = self.plan.task_lists(self.source.start, self.w_gpu.address, self.output.start, pack.rows,
+                                     pack.a_tile_bytes, self.scratch.address)
+        return [Segment(self.plan.kernel(), self.plan.constants(pack.rows, pack.a_tile_bytes), lists,
+                        EXPAND_TASK_WORDS, dealt=True)]
+
+    @property
+    def flops(self) -> int:
+        return self.plan.flops
+
+    @property
+    def kind(self) -> str:
+        return "expand+dw"
+
 
 class PoolLayer(Layer):
     def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, qpus: int = QPUS):
@@ -515,11 +614,13 @@ class PoolLayer(Layer):
         return "pool"
 
 
-def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False) -> tuple[
+def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fuse: bool = True) -> tuple[
         dict[str, Tensor], list[Layer], str, bool, dict[str, str]]:
     """The layers of a simplified graph, in order, with their tensors; the tensor the network
     returns; whether a softmax follows it (left to the host); the tensor each view names. With
-    `pairs` a GEMM that a depthwise layer reads may write float16 pixel pairs (GemmLayer.make_plan)."""
+    `pairs` a GEMM that a depthwise layer reads may write float16 pixel pairs (GemmLayer.make_plan);
+    with `fuse` a 1x1 convolution and the depthwise layer that alone reads it may run as one kernel
+    (ExpandDepthwiseLayer.of)."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise graph.error(None, f"one input and one output (this one has {len(graph.inputs)} and "
                           f"{len(graph.outputs)})")
@@ -569,6 +670,14 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False) ->
                 producer.make_plan(exact=True, pairs=pairs and producer.residual is None and source.shape[1] % 2 == 0)
                 min_pitch, pairs_in = producer.plan.n_pad, producer.plan.pairs
             layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, pairs_in)
+            fused = ExpandDepthwiseLayer.of(graph, producer, layer, qpus) if fuse else None
+            if fused is not None:                    # the expanded tensor is never stored
+                layers.remove(producer)
+                del tensors[source_name]
+                layer = fused
+                upstream = producer.producer
+                if isinstance(upstream, GemmLayer) and upstream.plan is None:
+                    upstream.make_plan(exact=True)   # it writes the fused kernel's rows, no more
         elif node.op == "global_avg_pool":
             layer = PoolLayer(graph, node, source, out, qpus)
         else:
@@ -738,13 +847,15 @@ class Network:
 
 
 def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None,  # noqa: A001
-            qpus: int = QPUS, activations: str = "float32") -> Network:
+            qpus: int = QPUS, activations: str = "float32", fuse: bool = True) -> Network:
     """A model (a path to .pb / .onnx / .tflite, or a Graph) compiled for the QPUs: weights uploaded,
     buffers placed, one program assembled. Errors in the model are raised (ModelError) before
     anything is allocated; anything allocated is freed if a later step fails. `qpus` (1 to 12)
     limits the QPUs that get work; the program runs on all 12. activations="float16" stores the
     outputs of GEMMs that depthwise layers read as float16 (rounded to nearest, below 2^-14 to
-    zero: semantics.md §5.3) where the model says it pays; every other tensor stays float32."""
+    zero: semantics.md §5.3) where the model says it pays; every other tensor stays float32.
+    fuse=False runs every 1x1 convolution apart from the depthwise layer that reads it (by default
+    the two run as one kernel where the model says that pays: expand.py)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     if activations not in WEIGHTS:
@@ -755,7 +866,7 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     warn_nonfinite(f"{graph.source}: the weights", **graph.constants)
     simplify(graph)
     tensors, layers, output, softmax, alias = _layers(graph, 2 if weights == "float16" else 1, qpus,
-                                                      activations == "float16")
+                                                      activations == "float16", fuse)
     (input_name,) = graph.inputs
     try:
         plan_buffers(tensors, layers, input_name)
@@ -766,13 +877,11 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
         for tensor in tensors.values():
             tensor.array = keep(net.blocks, drv.alloc(tensor.layout.words, np.float32))
             tensor.array[:] = 0                   # the borders stay zero: no layer writes them
-        scratch_bytes = max((layer.plan.scratch_bytes(layer.output.layout.pitch) for layer in layers
-                             if isinstance(layer, GemmLayer)), default=64)
+        scratch_bytes = max([64] + [layer.scratch_bytes() for layer in layers])
         scratch = keep(net.blocks, drv.alloc(scratch_bytes // 4, np.float32))
         segments: list[Segment] = []
         for layer in layers:
-            if isinstance(layer, GemmLayer):
-                layer.scratch = scratch
+            layer.scratch = scratch
             layer.upload(drv, net.blocks)
             segments += layer.segments(drv, net.blocks)
         net.code = place_chain(drv, segments, net.blocks)

@@ -17,6 +17,7 @@ import pytest
 
 import qpuasm
 from nnlib.depthwise import DepthwiseKernel
+from nnlib.expand import ExpandDepthwiseKernel
 from nnlib.im2col import Im2colKernel, patch_offsets
 from nnlib.matmul import GemmKernel
 from nnlib.pool import PoolKernel
@@ -32,6 +33,8 @@ KERNELS = {
     "gemm 30 rows, float16, residual, one set": GemmKernel(rows=30, unroll=2, halves=2, overlap=False, residual=True),
     "depthwise default": DepthwiseKernel(),
     "depthwise stride 2, 7 iterations": DepthwiseKernel(stride=2, iterations=7, left=1, right_limit=2),
+    "expand+dw stride 1, K 24 in a pitch of 32, 4 pixels": ExpandDepthwiseKernel(24, 32, 1, 1, 1, 4, 56),
+    "expand+dw stride 2, TF padding, 4 pixels": ExpandDepthwiseKernel(16, 16, 2, 0, 0, 4, 56),
     "pool 49 pixels": PoolKernel(49),
     "pool 49 pixels into a 1-row pack": PoolKernel(49, pack_rows=1),
     "im2col 3x3 of 3 channels": Im2colKernel(patch_offsets(3, 3 * 226, 3 * 226, 3, 32)),

@@ -63,16 +63,22 @@ def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
     """Each layer's output in its buffer after the one run, against the layer computed by numpy from
     the QPU's own input to it: within (K + 2) u (QPU's and numpy's rounding) of |W| |x| + |b| for a
     layer summing K products (ReLU6 is 1-Lipschitz), elementwise; an output stored as float16 also
-    within its rounding, 2^-11 of the value (plus 2^-14, flushed to zero below that)."""
+    within its rounding, 2^-11 of the value (plus 2^-14, flushed to zero below that). A tensor the
+    network never stores (an expansion fused with the depthwise layer that reads it) is computed
+    from its own input instead, and its bound carried through the next layer's |W|."""
     shapes = G.passes.shapes(graph)
     absolute = copy.deepcopy(graph)
     absolute.constants = {k: np.abs(v) for k, v in graph.constants.items()}
+    unstored: dict[str, tuple[np.ndarray, np.ndarray]] = {}     # name -> (value, error bound)
     checked = 0
     for node in graph.nodes:
         k = terms(graph, node, shapes)
         if not k:
             continue
-        x = image if node.inputs[0] in graph.inputs else net.activation(node.inputs[0])
+        source = node.inputs[0]
+        x, carried = unstored.get(source, (None, None))
+        if x is None:
+            x = image if source in graph.inputs else net.activation(source)
         args = [graph.constant(i) if graph.is_constant(i) else x for i in node.inputs]
         expected = evaluate(graph, node, args)
         plain = copy.deepcopy(node)
@@ -84,6 +90,13 @@ def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
             residual = net.activation(skip).reshape(expected.shape)
             expected, magnitude, k = expected + residual, magnitude + np.abs(residual), k + 1
         bound = (k + 2) * (U_QPU + U_NUMPY) * magnitude
+        if carried is not None:            # the input's own error, through |W| (no bias)
+            plain.attrs.pop("bias", None)
+            bound = bound + evaluate(absolute, plain, [absolute.constants[i] if graph.is_constant(i) else carried
+                                                       for i in node.inputs])
+        if not stored(net, node.name):
+            unstored[node.name] = (expected, bound)
+            continue
         if half_stored(net, node.name):
             bound = bound + U_HALF * (np.abs(expected) + bound) + HALF_TINY
         got = net.activation(node.name).reshape(expected.shape)
@@ -92,6 +105,11 @@ def check_every_layer(net, graph: G.Graph, image: np.ndarray) -> None:
         assert np.all(error <= bound), f"{node.name}: error {error.max():.3g} beyond {bound.reshape(-1)[worst]:.3g}"
         checked += 1
     assert checked == len(net.layers)
+
+
+def stored(net, name: str) -> bool:
+    """Whether a tensor has a buffer of its own (a fused-away expansion has none)."""
+    return net.alias.get(name, name) in net.tensors
 
 
 def half_stored(net, name: str) -> bool:
@@ -179,10 +197,12 @@ def test_float16_activations_between_the_pointwise_and_depthwise_layers(drv, mod
     image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations="float16") as net:
         halves = [name for name, tensor in net.tensors.items() if getattr(tensor.layout, "pairs", False)]
-        # every GEMM output a depthwise layer reads (all of even width here), and nothing else
+        # every GEMM output a depthwise layer reads (all of even width here), and nothing else; the
+        # rest are never stored (the pointwise layer fused with the depthwise: nnlib/expand.py)
         read_by_depthwise = {layer.source.name for layer in net.layers if type(layer).__name__ == "DepthwiseLayer"
                              and layer.source.name not in graph.inputs}
-        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) == len(BLOCKS)
+        fused = [layer for layer in net.layers if layer.kind == "expand+dw"]
+        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) + len(fused) == len(BLOCKS)
         calls = len(simulated_firmware(drv).calls)
         logits, _ = net(image)
         assert simulated_firmware(drv).calls[calls:].count("execute_qpu") == 1
@@ -328,7 +348,7 @@ def test_float16_pairs_into_each_kind_of_depthwise_kernel(drv, stride, size, cha
     at every stride, left padding and output kind; every layer within its bound, in strict mode."""
     graph = pw_dw_pw_graph(stride, size, channels, 256 if size == 14 else 128, padding)
     image = RNG.standard_normal((size, size, 24)).astype(np.float32)
-    with nnlib.compile(copy.deepcopy(graph), drv, activations="float16") as net:
+    with nnlib.compile(copy.deepcopy(graph), drv, activations="float16", fuse=False) as net:
         expand, depthwise, _ = net.layers
         assert expand.plan.pairs and depthwise.plan.pairs and net.tensors["expand"].layout.pairs
         assert depthwise.plan.shift == shift and depthwise.plan.pixels == pixels
@@ -346,10 +366,11 @@ def test_the_wide_depthwise_kernel_where_its_stores_pay(drv, size, channels, out
     the pointwise layer after it takes it where its tiles lose nothing the model values: 28-wide
     (whole rows), 112-wide (16-pixel tiles) and 56-wide (28-pixel tiles as half rows, where the
     kernel of 4 pixels writes them as 7 iterations within a row), not 14-wide (its 49-row half-row
-    tiles need halves of at least 8 pixels). Every layer within its bound."""
+    tiles need halves of at least 8 pixels). Every layer within its bound (the first two layers
+    apart: fuse=False)."""
     graph = pw_dw_pw_graph(1, size, channels, out)
     image = RNG.standard_normal((size, size, 24)).astype(np.float32)
-    with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+    with nnlib.compile(copy.deepcopy(graph), drv, activations=activations, fuse=False) as net:
         _, depthwise, _ = net.layers
         assert (depthwise.plan.pixels == 8) == wide and depthwise.qpus == (8 if wide else 12)
         assert depthwise.narrow.store_clocks() > 1.7 * depthwise.wide.store_clocks()   # 28 wide: 7 or 4 stores
@@ -358,10 +379,10 @@ def test_the_wide_depthwise_kernel_where_its_stores_pay(drv, size, channels, out
         net(image)
         check_every_layer(net, graph, image)
     if wide:                              # faster than the kernel of 4 pixels, in the timing model
-        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations, fuse=False) as net:
             net.layers[1].use(net.layers[1].narrow)
             narrow = net.profile(image)[1].report.seconds()
-        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
+        with nnlib.compile(copy.deepcopy(graph), drv, activations=activations, fuse=False) as net:
             assert net.profile(image)[1].report.seconds() < 0.9 * narrow
 
 
