@@ -43,14 +43,15 @@ VPM_ROWS = 64                                 # the user window: 64 rows x 16 wo
 TMU_DEPTH = 4                                 # requests in flight per TMU (semantics.md §8.2)
 ICACHE_INSTRUCTIONS = 512                     # 4 KB per slice (semantics.md §10): the loop must fit
 TASK_WORDS = 7                                # [input, weights, left, right, first store, next store, tile left]
-# Regfile A: the partial sums, the loop's state, and what of the expansion weights does not fit in B.
+# Regfile A: the loop's state, ReLU6's bound, then the partial sums (and what of the weights does not
+# fit in B). Regfile B: the steps at its end, the weights from rb0. This file's kernels and direct.py's
+# share the map.
 RA_ROW, RA_STORE, RA_OUT, RA_TILE_LEFT, RA_COUNT, RA_TASK_POINTER, RA_TASKS_LEFT = (f"ra{j}" for j in range(7))
-RA_LEFT, RA_RIGHT, RA_VPM_SETUP, RA_VDW_SETUP = "ra7", "ra8", "ra9", "ra10"
-RA_FREE = 11
-# Regfile B: the depthwise weights, ReLU6's bound, the steps, then expansion weights.
-RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]
-RB_SIX, RB_ROW_BYTES, RB_STEP, RB_TILE_STEP, RB_TILE_ROWS, RB_VDW_STRIDE, RB_TOUCH = (f"rb{j}" for j in range(9, 16))
-RB_FREE = 16
+RA_LEFT, RA_RIGHT, RA_VPM_SETUP, RA_VDW_SETUP, RA_SIX, RA_VDW_STRIDE = (f"ra{j}" for j in range(7, 13))
+RA_FREE = 13
+RB_ROW_BYTES, RB_STEP, RB_TILE_STEP, RB_TILE_ROWS, RB_TOUCH = (f"rb{j}" for j in range(27, 32))
+RB_FREE = 27                                  # rb0 .. rb26 hold weights
+RB_WEIGHT = [f"rb{t}" for t in range(TAPS)]   # the depthwise weights; the expansion's follow
 # Accumulators: r0 the depthwise bias, r1 a product, r2 the expanded value, r3 the expansion bias.
 WEIGHT_VECTORS_AFTER_B = 11                  # the expansion bias, 9 depthwise weights, the depthwise bias
 
@@ -129,11 +130,24 @@ class ExpandDepthwiseKernel:
         """Where the K expansion weight vectors live: regfile B's free registers, then A's."""
         a_start = RA_FREE + len(self.schedule.roles) * self.pixels
         size = isa.REGFILE_SIZE
-        names = [f"rb{j}" for j in range(RB_FREE, size)] + [f"ra{j}" for j in range(a_start, size)]
+        names = [f"rb{j}" for j in range(TAPS, RB_FREE)] + [f"ra{j}" for j in range(a_start, size)]
         if a_start > size or self.k > len(names):
             raise ValueError(f"K = {self.k} expansion weights and {len(self.schedule.roles)} rows of "
                              f"{self.pixels} sums do not fit the registers (K <= {len(names)})")
         return names[:self.k]
+
+    def vectors(self) -> list[str]:
+        """The registers of the weights block's vectors, in its order (ExpandDepthwisePlan.weights_block)."""
+        return self.weights() + ["r3"] + RB_WEIGHT + ["r0"]
+
+    bias = "r0"                              # a partial sum starts from the depthwise bias
+
+    def input_row(self, row: tuple[tuple[str, int], ...]) -> list[str]:
+        return _input_row(self, row)
+
+    def store_setup(self) -> int:
+        """16 memory rows (k-rows of the pack) of n words from the VPM's columns (depthwise.PackOutput)."""
+        return vdw_setup_0(LANES, self.pixels, dma_v32(0, 0))
 
     def source(self, scope: Scope = ALONE) -> str:
         return kernel_source(self, scope)
@@ -151,22 +165,26 @@ def _products(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...], j: i
     return out
 
 
+def row_start() -> list[str]:
+    """The uniform stream restarts at the row (two instructions before it reads: semantics.md §8.6);
+    a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing them
+    into the L2 while this row runs (from SDRAM the stream would wait for every line). The row's
+    last instruction pops it (ldtmu1)."""
+    return [f"mov unif_addr, {RA_ROW}", f"add t1s, {RA_ROW}, {RB_TOUCH}", f"add {RA_ROW}, {RA_ROW}, {RB_ROW_BYTES}"]
+
+
 def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> list[str]:
-    """One input row: the uniform stream pointed at the segment's first column, then per column the
-    expanded value (K products, the bias, ReLU6, the image's edge) and its products."""
+    """One input row: per column the expanded value (K products, the bias, ReLU6, the image's edge)
+    and its products."""
     weights, drops = cfg.weights(), cfg.pitch - cfg.k
-    # The uniform stream restarts at the row (two instructions before it reads: semantics.md §8.6);
-    # a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing
-    # them into the L2 while this row runs (from SDRAM the stream would wait for every line); it is
-    # popped at the row's end.
-    lines = [f"mov unif_addr, {RA_ROW}", f"add t1s, {RA_ROW}, {RB_TOUCH}", f"add {RA_ROW}, {RA_ROW}, {RB_ROW_BYTES}"]
+    lines = row_start()
     for j in range(cfg.columns):
         lines.append(f"fmul r1, {weights[0]}, unif")
         lines.append(f"fadd r2, r1, r3; fmul r1, {weights[1]}, unif")
         lines += [f"fadd r2, r2, r1; fmul r1, {w}, unif" for w in weights[2:]]
         tail = ["fadd r2, r2, r1"]
         if cfg.expand_relu6:
-            tail += ["fmax r2, r2, 0", f"fmin r2, r2, {RB_SIX}"]
+            tail += ["fmax r2, r2, 0", f"fmin r2, r2, {RA_SIX}"]
         if j in (0, cfg.columns - 1):            # outside the image in the first or last segment
             tail.append(f"fmul r2, r2, {RA_LEFT if j == 0 else RA_RIGHT}")
         # The pitch's padding channels are read and dropped, in free MUL slots where there are.
@@ -185,31 +203,31 @@ def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> 
     return lines
 
 
-def _store(cfg: ExpandDepthwiseKernel, role: str) -> list[str]:
-    """A role's n sums (ReLU6) through this QPU's VPM rows into the pack; then the next address:
-    one row on, or, after the tile's last row, to the next tile."""
+def store(sums: list[str], relu6: bool) -> list[str]:
+    """n sums (ReLU6) through this QPU's VPM rows to memory; then the next address: one row on, or,
+    after a pack tile's last row, to the next tile."""
     lines = ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
-    for s in cfg.sums(role):
-        lines += [f"fmax r1, {s}, 0", f"fmin vpm, r1, {RB_SIX}"] if cfg.relu6 else [f"mov vpm, {s}"]
-    return lines + [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RB_VDW_STRIDE}", f"mov vw_addr, {RA_STORE}",
+    for s in sums:
+        lines += [f"fmax r1, {s}, 0", f"fmin vpm, r1, {RA_SIX}"] if relu6 else [f"mov vpm, {s}"]
+    return lines + [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}", f"mov vw_addr, {RA_STORE}",
                     f"mov {RA_STORE}, {RA_OUT}; mov r1, {RB_STEP}",
                     f"sub.setf {RA_TILE_LEFT}, {RA_TILE_LEFT}, 1",
                     f"mov.ifz r1, {RB_TILE_STEP}", f"mov.ifz {RA_TILE_LEFT}, {RB_TILE_ROWS}",
                     f"add {RA_OUT}, {RA_OUT}, r1"]
 
 
-def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
-    """Uniforms: input row bytes, the output's step per row, its step to the next tile after a
-    tile's last row and the rows per tile, the VDW stride (bytes), the offset of the last line a
-    row's touch reaches, then the task table (tasks.py).
-    A task: [address of the input pixel under the segment's first column in the first row read,
-    its group's weights (K expansion vectors, the expansion bias, 9 depthwise vectors, the
-    depthwise bias: 64 bytes each), 1.0 or 0.0 for the first and last column, the first store's
-    address (the scratch area when the schedule starts with a dummy), the next one's, and the rows
-    left in the next one's tile]."""
+def kernel_source(cfg, scope: Scope = ALONE) -> str:
+    """A kernel that streams input rows through a schedule of partial-sum rows (this file's and
+    direct.py's): `cfg` gives its weight vectors (vectors()), its code per input row (input_row),
+    the register a sum starts from (bias), its VDW store setup (store_setup). Uniforms: input row
+    bytes, the output's step per row, its step to the next tile after a tile's last row and the rows
+    per tile, the VDW stride (bytes), the offset of the last line a row's touch reaches, then the
+    task table (tasks.py). A task: [address of the input pixel under the segment's first column in
+    the first row read, its group's weight vectors (64 bytes each), 1.0 or 0.0 for the first and
+    last column, the first store's address (the scratch area when the schedule starts with a
+    dummy), the next one's, and the rows left in the next one's tile]."""
     schedule, n = cfg.schedule, cfg.pixels
-    weights = cfg.weights()
-    vectors = weights + ["r3"] + RB_WEIGHT + ["r0"]        # in the order of the weights block
+    vectors = cfg.vectors()
     lines = [f"""
         mov {RB_ROW_BYTES}, unif
         mov {RB_STEP}, unif
@@ -217,7 +235,7 @@ def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
         mov {RB_TILE_ROWS}, unif
         mov r0, unif
         mov r1, {vdw_setup_1(0)}
-        add {RB_VDW_STRIDE}, r0, r1
+        add {RA_VDW_STRIDE}, r0, r1
         mov r0, unif
         shl r1, elem_num, 6
         min r1, r1, r0
@@ -228,9 +246,9 @@ def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
              f"""        add {RA_VPM_SETUP}, r0, r2
         mov r0, {n * VDW_ROW}
         mul24 r2, r1, r0
-        mov r0, {vdw_setup_0(LANES, n, dma_v32(0, 0))}
+        mov r0, {cfg.store_setup()}
         add {RA_VDW_SETUP}, r0, r2
-        mov {RB_SIX}, 6.0
+        mov {RA_SIX}, 6.0
 :{scope('task')}
         mov unif_addr, {RA_TASK_POINTER}
         shl r2, elem_num, 2
@@ -256,14 +274,16 @@ def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
         body.append(f"{popped}; ldtmu0")
         popped = f"mov {vectors[v]}, r4"
     body.append(popped)
+    if cfg.bias == vectors[-1] and cfg.bias[:2] in ("ra", "rb"):
+        body.append("nop")                    # a regfile write is read two instructions on (rule 1)
     for role, value in schedule.before:
-        body += [f"mov {s}, {'r0' if value == 'bias' else 0}" for s in cfg.sums(role)]
+        body += [f"mov {s}, {cfg.bias if value == 'bias' else 0}" for s in cfg.sums(role)]
     body.append(f"mov {RA_COUNT}, {cfg.iterations}")
     lines += [f"        {line}" for line in body]
     loop: list[str] = []
     for row in schedule.rows:
-        loop += _input_row(cfg, row)
-    loop += _store(cfg, schedule.store)
+        loop += cfg.input_row(row)
+    loop += store(cfg.sums(schedule.store), cfg.relu6)
     loop.append(f"sub.setf {RA_COUNT}, {RA_COUNT}, 1")
     moves = [f"mov {d}, {s}" for dst, src in schedule.moves for d, s in zip(cfg.sums(dst), cfg.sums(src), strict=True)]
     loop += moves + ["nop"] * max(0, 3 - len(moves))      # the moves fill the branch's delay slots
@@ -271,7 +291,7 @@ def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
     lines.append(f":{scope('row')}")
     lines += [f"        {line}" for line in loop]
     if schedule.after:
-        lines += [f"        {line}" for line in _store(cfg, schedule.store)]
+        lines += [f"        {line}" for line in store(cfg.sums(schedule.store), cfg.relu6)]
     lines += [f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:{scope('task')}
         nop
@@ -281,10 +301,11 @@ def kernel_source(cfg: ExpandDepthwiseKernel, scope: Scope = ALONE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def loop_instructions(cfg: ExpandDepthwiseKernel) -> int:
+def loop_instructions(cfg) -> int:
     """Instructions of one loop iteration (the cost model's, and the instruction cache's, count)."""
-    body = [line for row in cfg.schedule.rows for line in _input_row(cfg, row)]
-    return len(body) + len(_store(cfg, cfg.schedule.store)) + sum(cfg.pixels for _ in cfg.schedule.moves) + 4
+    body = [line for row in cfg.schedule.rows for line in cfg.input_row(row)]
+    moves = sum(cfg.pixels for _ in cfg.schedule.moves)
+    return len(body) + len(store(cfg.sums(cfg.schedule.store), cfg.relu6)) + 1 + max(3, moves)
 
 
 @dataclass(frozen=True)
@@ -358,7 +379,7 @@ class ExpandDepthwisePlan:
             return "the windows reach two columns beyond the image"
         try:
             cfg = self.kernel()
-            cfg.weights()
+            cfg.vectors()
         except ValueError as error:
             return str(error)
         if loop_instructions(cfg) > ICACHE_INSTRUCTIONS - 64:
@@ -367,12 +388,11 @@ class ExpandDepthwisePlan:
 
     @classmethod
     def best(cls, height: int, width: int, k: int, pitch: int, channels: int, stride: int,
-             padding: tuple[int, int, int, int], qpus: int = MAX_QPUS, expand_relu6: bool = True,
-             relu6: bool = True) -> ExpandDepthwisePlan | None:
-        """The cheapest plan that fits (clocks), or None."""
+             padding: tuple[int, int, int, int], qpus: int = MAX_QPUS, **fields) -> ExpandDepthwisePlan | None:
+        """The cheapest plan that fits (clocks), or None; `fields`: the rest of the plan's."""
         if cls.error(k, pitch, stride, padding):
             return None
-        plans = [cls(height, width, k, pitch, channels, stride, padding, n, q, expand_relu6, relu6)
+        plans = [cls(height, width, k, pitch, channels, stride, padding, n, q, **fields)
                  for n in range(1, 17) for q in sorted({qpus, min(qpus, 8)})]
         plans = [p for p in plans if p.fits() is None]
         return min(plans, key=lambda p: p.clocks(), default=None)
@@ -395,8 +415,22 @@ class ExpandDepthwisePlan:
 
     def constants(self, rows: int, tile_bytes: int) -> list[int]:
         step, tile_step, tile_rows = self._tiles(rows, tile_bytes)
-        return [4 * self.pitch * self.width, step, tile_step, tile_rows, 4 * (rows - self.pixels),
+        return [4 * self.pitch * self.width, step, tile_step, tile_rows, self.vdw_stride(rows),
                 64 * (self.touched_lines - 1)]
+
+    def vdw_stride(self, rows: int) -> int:
+        """Bytes from one memory row of a store to the next: a pack's k-rows are `rows` words."""
+        return 4 * (rows - self.pixels)
+
+    def out_address(self, out: int, y: int, x0: int, g: int, rows: int, tile_bytes: int) -> int:
+        """Where the store of output row y's segment from column x0, group g, starts: pixel
+        p = y out_w + x0 is row p % rows of tile p // rows, the group's first k-row 16 g rows in."""
+        p = y * self.out_w + x0
+        return out + p // rows * tile_bytes + 4 * (LANES * g * rows + p % rows)
+
+    @property
+    def vectors_per_group(self) -> int:
+        return self.k + WEIGHT_VECTORS_AFTER_B
 
     @property
     def touched_lines(self) -> int:
@@ -408,18 +442,15 @@ class ExpandDepthwisePlan:
         """Input pixels after the image that the last row's touch reads (never used)."""
         return self.width + 16 * self.touched_lines * 4 // (4 * self.pitch) + 1
 
-    def task_lists(self, x: int, weights: int, pack: int, rows: int, tile_bytes: int,
+    def task_lists(self, x: int, weights: int, out: int, rows: int, tile_bytes: int,
                    scratch: int) -> list[list[list[int]]]:
         """The tasks, segment after segment, dealt round-robin: the QPUs of a slice then work on
         one segment's groups at once, and its uniforms cache serves them the same input lines.
-        x: the address of input pixel (0, 0), pixels 4 pitch bytes apart, rows dense."""
+        x: the address of input pixel (0, 0), pixels 4 pitch bytes apart, rows dense; out: the
+        output's (out_address)."""
         _, _, tile_rows = self._tiles(rows, tile_bytes)
         left = self.padding[2]
         dummy = self.kernel().schedule.dummy
-
-        def out(y: int, x0: int, g: int) -> int:
-            p = y * self.out_w + x0
-            return pack + p // rows * tile_bytes + 4 * (LANES * g * rows + p % rows)
 
         tasks = []
         for s in range(self.segments):
@@ -427,9 +458,10 @@ class ExpandDepthwisePlan:
             first = self.stride * x0 - left
             last = self.stride * (x0 + self.pixels - 1) + 2 - left
             for g in range(self.groups):
-                stores = [scratch] * dummy + [out(y, x0, g) for y in range(2 - dummy)]
+                stores = [scratch] * dummy + [self.out_address(out, y, x0, g, rows, tile_bytes)
+                                              for y in range(2 - dummy)]
                 y_next = 1 - dummy
-                tasks.append([x + 4 * self.pitch * first, weights + 64 * (self.k + WEIGHT_VECTORS_AFTER_B) * g,
+                tasks.append([x + 4 * self.pitch * first, weights + 64 * self.vectors_per_group * g,
                               _float_bits(first >= 0), _float_bits(last < self.width), stores[0], stores[1],
                               tile_rows - y_next % tile_rows])
         count = min(self.qpus, len(tasks))
@@ -465,7 +497,7 @@ class ExpandDepthwisePlan:
         line_clocks = max(4 * loop * 16 / reads, param("l2_hit"))
         iteration = reads / 16 * line_clocks
         tasks = -(-self.segments * self.groups // self.qpus)
-        compute = tasks * (self.iterations * iteration + 4 * (2 * (self.k + WEIGHT_VECTORS_AFTER_B) + 40))
+        compute = tasks * (self.iterations * iteration + 4 * (2 * self.vectors_per_group + 40))
         row = max(param("dma_row_clocks"), 4 * self.pixels / param("vdw_bytes_per_clock"))
         stores = self.segments * self.groups * (self.out_h + cfg.schedule.dummy)
         return max(compute, stores * (param("dma_latency") + LANES * row))

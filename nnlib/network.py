@@ -50,6 +50,7 @@ from . import im2col, pool
 from .chain import QPUS, Segment, place_chain
 from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
 from .depthwise import WIDE_PIXELS, DepthwisePlan
+from .direct import DirectConvPlan
 from .expand import TASK_WORDS as EXPAND_TASK_WORDS
 from .expand import ExpandDepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
@@ -406,6 +407,67 @@ class GemmLayer(Layer):
         return f"conv {self.size}x{self.size}/s{self.stride}" if self.size > 1 else "pw"
 
 
+class DirectConvLayer(Layer):
+    """The first convolution (3x3 over an image of at most 3 channels, from the model's input),
+    computed straight from the image's rows (direct.py), where its model beats the gather and GEMM."""
+
+    def __init__(self, gemm: GemmLayer, plan: DirectConvPlan):
+        self.node, self.source, self.output, self.plan = gemm.node, gemm.source, gemm.output, plan
+        self.relu6 = gemm.relu6
+        self.w = gemm.b.reshape(gemm.size, gemm.size, plan.k, plan.channels)
+        self.w = float16_weights(self.w) if gemm.halves == 2 else self.w       # as the GEMM would multiply
+        self.bias, self.qpus, self.c_pad, self.scratch = gemm.bias, plan.qpus, plan.c_pad, None
+
+    @staticmethod
+    def of(gemm: GemmLayer, qpus: int) -> DirectConvLayer | None:
+        """The direct layer, where it can run and its modeled cost beats the GEMM's tiling plus its
+        gather's VDW stores of the patches (vc4common/timing.py); else None."""
+        from vc4common.timing import param
+        h, w, c = gemm.source.shape
+        if not gemm.from_input or gemm.size != 3 or gemm.flatten:
+            return None
+        plan = DirectConvPlan.best(h, w, c, c, gemm.n, gemm.stride, gemm.padding, qpus, relu6=gemm.relu6,
+                                   out_pitch=-(-gemm.n // LANES) * LANES)
+        if plan is None:
+            return None
+        gemm_plan = plan_gemm(gemm.m, gemm.n, gemm.k, gemm.halves, qpus, relu6=gemm.relu6)
+        gather = 4 * gemm.m * gemm_plan.k_pad / param("vdw_bytes_per_clock")
+        return DirectConvLayer(gemm, plan) if plan.clocks() < gemm_plan.clocks + gather else None
+
+    def request(self, producer: Layer | None) -> Layout:
+        """From the host: dense rows, one pixel before the image and the last row's touch after it."""
+        p = self.plan
+        return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
+
+    def natural(self) -> Layout:
+        p = self.plan
+        return Layout(p.out_h, p.out_w, p.channels, p.c_pad, p.out_w)
+
+    def accepts(self, layout: Layout | Pack) -> str | None:
+        if isinstance(layout, Pack) or not layout.dense or layout.pairs or layout.pitch < self.c_pad:
+            return f"the direct convolution writes dense rows of float32 pixels at least {self.c_pad} floats apart"
+        return None
+
+    def upload(self, drv, blocks: list) -> None:
+        self.w_gpu = keep(blocks, drv.copy(self.plan.weights_block(self.w, self.bias)))
+
+    def scratch_bytes(self) -> int:
+        return replace(self.plan, out_pitch=self.output.layout.pitch).scratch_bytes()
+
+    def segments(self, drv, blocks: list) -> list[Segment]:
+        plan = replace(self.plan, out_pitch=self.output.layout.pitch)
+        lists = plan.task_lists(self.source.start, self.w_gpu.address, self.output.start, 0, 0, self.scratch.address)
+        return [Segment(plan.kernel(), plan.constants(0, 0), lists, EXPAND_TASK_WORDS, dealt=True)]
+
+    @property
+    def flops(self) -> int:
+        return self.plan.flops
+
+    @property
+    def kind(self) -> str:
+        return f"conv 3x3/s{self.plan.stride} direct"
+
+
 class DepthwiseLayer(Layer):
     def __init__(self, graph: Graph, node: Node, source: Tensor, output: Tensor, min_pitch: int, qpus: int = QPUS,
                  pairs: bool = False):
@@ -521,7 +583,7 @@ class ExpandDepthwiseLayer(Layer):
         h, w, k = e.source.shape
         d = depthwise.plan
         plan = ExpandDepthwisePlan.best(h, w, k, -(-k // LANES) * LANES, d.channels, d.stride, d.padding, qpus,
-                                        e.relu6, depthwise.relu6)
+                                        expand_relu6=e.relu6, relu6=depthwise.relu6)
         if plan is None or not plan.tile_heights(1, max_slots(False, False)):
             return None
         fused = ExpandDepthwiseLayer(e, depthwise, plan)
@@ -664,11 +726,14 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fu
         producer = producers.get(source_name)
         if node.op in ("conv2d", "matmul"):
             layer: Layer = GemmLayer(graph, node, source, out, halves, source_name == input_name, producer, qpus)
+            layer = DirectConvLayer.of(layer, qpus) or layer
         elif node.op == "depthwise":
             min_pitch, pairs_in = 0, False
             if isinstance(producer, GemmLayer):            # it writes straight into the depthwise's rows
                 producer.make_plan(exact=True, pairs=pairs and producer.residual is None and source.shape[1] % 2 == 0)
                 min_pitch, pairs_in = producer.plan.n_pad, producer.plan.pairs
+            elif isinstance(producer, DirectConvLayer):
+                min_pitch = producer.c_pad
             layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, pairs_in)
             fused = ExpandDepthwiseLayer.of(graph, producer, layer, qpus) if fuse else None
             if fused is not None:                    # the expanded tensor is never stored

@@ -17,6 +17,7 @@ import pytest
 
 import qpuasm
 from nnlib.depthwise import DepthwiseKernel
+from nnlib.direct import DirectConvKernel
 from nnlib.expand import ExpandDepthwiseKernel
 from nnlib.im2col import Im2colKernel, patch_offsets
 from nnlib.matmul import GemmKernel
@@ -35,6 +36,7 @@ KERNELS = {
     "depthwise stride 2, 7 iterations": DepthwiseKernel(stride=2, iterations=7, left=1, right_limit=2),
     "expand+dw stride 1, K 24 in a pitch of 32, 4 pixels": ExpandDepthwiseKernel(24, 32, 1, 1, 1, 4, 56),
     "expand+dw stride 2, TF padding, 4 pixels": ExpandDepthwiseKernel(16, 16, 2, 0, 0, 4, 56),
+    "direct 3x3 stride 2 of 3 channels, TF padding, 7 pixels": DirectConvKernel(3, 3, 2, 0, 0, 7, 112),
     "pool 49 pixels": PoolKernel(49),
     "pool 49 pixels into a 1-row pack": PoolKernel(49, pack_rows=1),
     "im2col 3x3 of 3 channels": Im2colKernel(patch_offsets(3, 3 * 226, 3 * 226, 3, 32)),

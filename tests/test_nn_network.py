@@ -176,7 +176,9 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
     graph = imported(model, tmp_path, kind)
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights) as net:
         paths = {type(layer).__name__ + ("/direct" if getattr(layer, "direct", False) else "") for layer in net.layers}
-        assert {"GemmLayer", "GemmLayer/direct", "DepthwiseLayer", "PoolLayer"} <= paths, paths
+        # the first convolution direct from the image, a pointwise layer fused with the depthwise one
+        # after it, the other pointwise layers reading packs the depthwise layers write
+        assert {"DirectConvLayer", "ExpandDepthwiseLayer", "GemmLayer/direct", "DepthwiseLayer", "PoolLayer"} <= paths
         calls = len(simulated_firmware(drv).calls)
         images = [RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2)]
         first, second = (check(net, graph, image, weights) for image in images)
@@ -198,11 +200,13 @@ def test_float16_activations_between_the_pointwise_and_depthwise_layers(drv, mod
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations="float16") as net:
         halves = [name for name, tensor in net.tensors.items() if getattr(tensor.layout, "pairs", False)]
         # every GEMM output a depthwise layer reads (all of even width here), and nothing else; the
-        # rest are never stored (the pointwise layer fused with the depthwise: nnlib/expand.py)
+        # rest are never stored (the pointwise layer fused with the depthwise: nnlib/expand.py) or
+        # come from the direct first convolution, which writes float32
+        gemms = {layer.output.name for layer in net.layers if type(layer).__name__ == "GemmLayer"}
         read_by_depthwise = {layer.source.name for layer in net.layers if type(layer).__name__ == "DepthwiseLayer"
-                             and layer.source.name not in graph.inputs}
-        fused = [layer for layer in net.layers if layer.kind == "expand+dw"]
-        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) + len(fused) == len(BLOCKS)
+                             and layer.source.name in gemms}
+        others = [layer for layer in net.layers if type(layer).__name__ in ("ExpandDepthwiseLayer", "DirectConvLayer")]
+        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) + len(others) == len(BLOCKS)
         calls = len(simulated_firmware(drv).calls)
         logits, _ = net(image)
         assert simulated_firmware(drv).calls[calls:].count("execute_qpu") == 1

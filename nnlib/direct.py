@@ -1,0 +1,184 @@
+"""A network's first 3x3 convolution (an image of at most 3 channels in, 16-channel groups out)
+computed straight from its input rows on up to 12 QPUs: no patches gathered through memory first
+(im2col.py's gather wrote 9 times the image before the GEMM read it back).
+
+It runs as expand.py's fused kernel does, with the input values themselves in place of the expanded
+ones: a task is one 16-channel output group and one segment of n output columns, down every output
+row. The QPU keeps the group's 27 weight vectors (one per tap and input channel, 16 output channels
+each) in regfile B, reads the image through its uniform stream as it lies (pixel after pixel, each
+channel value handed to all 16 lanes), and adds each value times its tap's weights to the partial
+sums of the output pixels whose windows cover it (expand.Schedule: up to three rows of n sums). A
+finished output row goes through the QPU's VPM rows to memory as NHWC pixels (a horizontal VDW
+store), the rows a depthwise layer reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qpuasm import isa
+from qpuasm.builtins import dma_h32, vdw_setup_0
+
+from .expand import (
+    ALONE,
+    LANES,
+    RA_FREE,
+    RA_LEFT,
+    RA_RIGHT,
+    RB_FREE,
+    TAPS,
+    ExpandDepthwisePlan,
+    Schedule,
+    Scope,
+    kernel_source,
+    row_start,
+)
+
+CHANNELS = ("r0", "r2", "r3")                # a column's input values, one accumulator each
+RA_BIAS = f"ra{RA_FREE}"                     # a partial sum starts from the bias
+
+
+@dataclass(frozen=True)
+class DirectConvKernel:
+    """What one compiled variant bakes in."""
+
+    channels: int                            # input channels, at most 3
+    pitch: int                               # floats from one input pixel to the next
+    stride: int
+    pad_top: int
+    pad_left: int
+    pixels: int                              # n: output pixels of a segment
+    iterations: int
+    relu6: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.channels <= len(CHANNELS) or self.pitch < self.channels:
+            raise ValueError(f"{self.channels} input channels in a pitch of {self.pitch}: 1 to {len(CHANNELS)}")
+        Schedule.of(self.stride, self.pad_top)
+
+    @property
+    def columns(self) -> int:
+        return self.stride * (self.pixels - 1) + 3
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.of(self.stride, self.pad_top)
+
+    def sums(self, role: str) -> list[str]:
+        start = RA_FREE + 1 + self.schedule.roles.index(role) * self.pixels
+        return [f"ra{start + i}" for i in range(self.pixels)]
+
+    def vectors(self) -> list[str]:
+        """The weights block's registers: the 27 vectors (DirectConvPlan.weights_block), the bias."""
+        rows = len(self.schedule.roles)
+        if RA_FREE + 1 + rows * self.pixels > isa.REGFILE_SIZE:
+            raise ValueError(f"{rows} rows of {self.pixels} sums do not fit regfile A")
+        return [self.weight(t, c) for t in range(TAPS) for c in range(self.channels)] + [RA_BIAS]
+
+    def weight(self, tap: int, channel: int) -> str:
+        register = tap * self.channels + channel
+        assert register < RB_FREE, "27 weight vectors fit regfile B"
+        return f"rb{register}"
+
+    bias = RA_BIAS
+
+    def store_setup(self) -> int:
+        """n memory rows (pixels) of 16 words from the QPU's VPM rows."""
+        return vdw_setup_0(self.pixels, LANES, dma_h32(0, 0))
+
+    def input_row(self, row: tuple[tuple[str, int], ...]) -> list[str]:
+        """One input row: per column its channel values from the uniform stream (the image's edge
+        zeroes them), then their products, channel after channel over the sums they feed, so that
+        no two adds in a row write one sum (qpu-isa.md §16 rule 1) unless a column feeds only one."""
+        schedule, values, drops = self.schedule, CHANNELS[:self.channels], self.pitch - self.channels
+        lines = row_start()
+        pending: tuple[str, str] | None = None        # (the add of the last product, the sum it writes)
+
+        def emit(mul: str | None) -> None:
+            nonlocal pending
+            lines.append("; ".join(x for x in (pending[0] if pending else None, mul) if x))
+            pending = None
+
+        for j in range(self.columns):
+            for value in values:
+                emit(f"mov {value}, unif")
+            for _ in range(drops):
+                emit("mov -, unif")
+            if j in (0, self.columns - 1):
+                if pending:
+                    emit(None)                        # its add reads regfile A, as the edge's fmul does
+                lines += [f"fmul {v}, {v}, {RA_LEFT if j == 0 else RA_RIGHT}" for v in values]
+            targets = []
+            for role, kh in row:
+                for kw in range(3):
+                    i, rest = divmod(j - kw, self.stride)
+                    if rest == 0 and 0 <= i < self.pixels:
+                        targets.append((self.sums(role)[i], 3 * kh + kw, kh == schedule.first(role) and kw == 0))
+            for c, value in enumerate(values):
+                for target, tap, first in targets:
+                    if pending and pending[1] == target:
+                        emit(None)
+                    mul = f"fmul r1, {value}, {self.weight(tap, c)}"
+                    add = f"fadd {target}, r1, {RA_BIAS}" if first and c == 0 else f"fadd {target}, {target}, r1"
+                    lines.append("; ".join(x for x in (pending[0] if pending else None, mul) if x))
+                    pending = (add, target)
+        emit(None)
+        lines[-1] += "; ldtmu1"
+        return lines
+
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
+
+
+@dataclass(frozen=True)
+class DirectConvPlan(ExpandDepthwisePlan):
+    """The convolution's shapes and tiling (as ExpandDepthwisePlan's, K being the input channels)
+    and its output's pixels: out_pitch floats apart, rows out_w pixels long."""
+
+    out_pitch: int = LANES
+
+    @staticmethod
+    def error(k: int, pitch: int, stride: int, padding: tuple[int, int, int, int]) -> str | None:
+        if not 1 <= k <= len(CHANNELS):
+            return f"{k} input channels (a direct convolution takes 1 to {len(CHANNELS)})"
+        why = ExpandDepthwisePlan.error(2, max(2, pitch), stride, padding)
+        return why or (f"{k} channels in a pitch of {pitch}" if pitch < k else None)
+
+    def kernel(self) -> DirectConvKernel:
+        return DirectConvKernel(self.k, self.pitch, self.stride, self.padding[0], self.padding[2], self.pixels,
+                                self.iterations, self.relu6)
+
+    @property
+    def vectors_per_group(self) -> int:
+        return TAPS * self.k + 1
+
+    def _tiles(self, rows: int, tile_bytes: int) -> tuple[int, int, int]:
+        step = 4 * self.out_pitch * self.out_w              # NHWC: the next output row
+        return step, step, 1
+
+    def vdw_stride(self, rows: int) -> int:
+        return 4 * self.out_pitch - 4 * LANES
+
+    def out_address(self, out: int, y: int, x0: int, g: int, rows: int, tile_bytes: int) -> int:
+        return out + 4 * self.out_pitch * (y * self.out_w + x0) + 4 * LANES * g
+
+    def scratch_bytes(self, rows: int = 0) -> int:
+        return 4 * self.out_pitch * self.pixels
+
+    def weights_block(self, w: np.ndarray, bias) -> np.ndarray:
+        """Per group: w[kh, kw, c, 16 g:16 g + 16] for tap 3 kh + kw and input channel c, in that
+        order, then the bias."""
+        k, c = self.k, self.channels
+        padded = np.zeros((self.vectors_per_group, self.c_pad), np.float32)
+        padded[:TAPS * k, :c] = np.asarray(w, np.float32).reshape(TAPS * k, c)
+        if bias is not None:
+            padded[TAPS * k, :c] = np.asarray(bias, np.float32).reshape(-1)
+        return np.ascontiguousarray(padded.reshape(self.vectors_per_group, self.groups, LANES).transpose(1, 0, 2))
+
+    @property
+    def flops(self) -> int:
+        return 2 * TAPS * self.k * self.out_h * self.out_w * self.channels
+
+
+__all__ = ["DirectConvKernel", "DirectConvPlan"]
