@@ -21,7 +21,6 @@ from qpuasm import isa
 from qpuasm.builtins import dma_h32, vdw_setup_0
 
 from .expand import (
-    ALONE,
     LANES,
     RA_FREE,
     RA_LEFT,
@@ -29,9 +28,7 @@ from .expand import (
     RB_FREE,
     TAPS,
     ExpandDepthwisePlan,
-    Schedule,
-    Scope,
-    kernel_source,
+    RowStreaming,
     row_start,
 )
 
@@ -40,7 +37,7 @@ RA_BIAS = f"ra{RA_FREE}"                     # a partial sum starts from the bia
 
 
 @dataclass(frozen=True)
-class DirectConvKernel:
+class DirectConvKernel(RowStreaming):
     """What one compiled variant bakes in."""
 
     channels: int                            # input channels, at most 3
@@ -52,28 +49,17 @@ class DirectConvKernel:
     iterations: int
     relu6: bool = True
 
+    SUMS_START = RA_FREE + 1                 # after the bias
+
     def __post_init__(self) -> None:
         if not 1 <= self.channels <= len(CHANNELS) or self.pitch < self.channels:
             raise ValueError(f"{self.channels} input channels in a pitch of {self.pitch}: 1 to {len(CHANNELS)}")
-        Schedule.of(self.stride, self.pad_top)
-
-    @property
-    def columns(self) -> int:
-        return self.stride * (self.pixels - 1) + 3
-
-    @property
-    def schedule(self) -> Schedule:
-        return Schedule.of(self.stride, self.pad_top)
-
-    def sums(self, role: str) -> list[str]:
-        start = RA_FREE + 1 + self.schedule.roles.index(role) * self.pixels
-        return [f"ra{start + i}" for i in range(self.pixels)]
+        self.check_geometry()
 
     def vectors(self) -> list[str]:
         """The weights block's registers: the 27 vectors (DirectConvPlan.weights_block), the bias."""
-        rows = len(self.schedule.roles)
-        if RA_FREE + 1 + rows * self.pixels > isa.REGFILE_SIZE:
-            raise ValueError(f"{rows} rows of {self.pixels} sums do not fit regfile A")
+        if self.sums_end() > isa.REGFILE_SIZE:
+            raise ValueError(f"{len(self.schedule.roles)} rows of {self.pixels} sums do not fit regfile A")
         return [self.weight(t, c) for t in range(TAPS) for c in range(self.channels)] + [RA_BIAS]
 
     def weight(self, tap: int, channel: int) -> str:
@@ -127,8 +113,6 @@ class DirectConvKernel:
         lines[-1] += "; ldtmu1"
         return lines
 
-    def source(self, scope: Scope = ALONE) -> str:
-        return kernel_source(self, scope)
 
 
 @dataclass(frozen=True)

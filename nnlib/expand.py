@@ -90,23 +90,14 @@ class Schedule:
         return 0 if role == self.roles[-1] else -1
 
 
-@dataclass(frozen=True)
-class ExpandDepthwiseKernel:
-    """What one compiled variant bakes in."""
+class RowStreaming:
+    """What the kernels that stream input rows through a Schedule share (this file's and
+    direct.py's): the geometry of a segment and where its partial sums live. Subclasses are frozen
+    dataclasses with stride, pad_top, pixels and iterations, and SUMS_START."""
 
-    k: int                                   # input channels, K
-    pitch: int                               # floats from one input pixel to the next (>= K)
-    stride: int
-    pad_top: int
-    pad_left: int
-    pixels: int                              # n: output pixels of a segment
-    iterations: int                          # loop iterations per task
-    expand_relu6: bool = True
-    relu6: bool = True
+    SUMS_START = RA_FREE
 
-    def __post_init__(self) -> None:
-        if self.k < 2 or self.pitch < self.k:
-            raise ValueError(f"K = {self.k} in a pitch of {self.pitch}: K >= 2, pitch >= K")
+    def check_geometry(self) -> None:
         if self.stride not in (1, 2) or self.pad_top not in (0, 1) or self.pad_left not in (0, 1):
             raise ValueError("stride 1 or 2, padding 0 or 1")
         if self.stride == 1 and self.pad_top != 1:
@@ -123,12 +114,39 @@ class ExpandDepthwiseKernel:
 
     def sums(self, role: str) -> list[str]:
         """The registers of a role's n partial sums."""
-        start = RA_FREE + self.schedule.roles.index(role) * self.pixels
+        start = self.SUMS_START + self.schedule.roles.index(role) * self.pixels
         return [f"ra{start + i}" for i in range(self.pixels)]
+
+    def sums_end(self) -> int:
+        """The first regfile-A register after the sums."""
+        return self.SUMS_START + len(self.schedule.roles) * self.pixels
+
+    def source(self, scope: Scope = ALONE) -> str:
+        return kernel_source(self, scope)
+
+
+@dataclass(frozen=True)
+class ExpandDepthwiseKernel(RowStreaming):
+    """What one compiled variant bakes in."""
+
+    k: int                                   # input channels, K
+    pitch: int                               # floats from one input pixel to the next (>= K)
+    stride: int
+    pad_top: int
+    pad_left: int
+    pixels: int                              # n: output pixels of a segment
+    iterations: int                          # loop iterations per task
+    expand_relu6: bool = True
+    relu6: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k < 2 or self.pitch < self.k:
+            raise ValueError(f"K = {self.k} in a pitch of {self.pitch}: K >= 2, pitch >= K")
+        self.check_geometry()
 
     def weights(self) -> list[str]:
         """Where the K expansion weight vectors live: regfile B's free registers, then A's."""
-        a_start = RA_FREE + len(self.schedule.roles) * self.pixels
+        a_start = self.sums_end()
         size = isa.REGFILE_SIZE
         names = [f"rb{j}" for j in range(TAPS, RB_FREE)] + [f"ra{j}" for j in range(a_start, size)]
         if a_start > size or self.k > len(names):
@@ -148,9 +166,6 @@ class ExpandDepthwiseKernel:
     def store_setup(self) -> int:
         """16 memory rows (k-rows of the pack) of n words from the VPM's columns (depthwise.PackOutput)."""
         return vdw_setup_0(LANES, self.pixels, dma_v32(0, 0))
-
-    def source(self, scope: Scope = ALONE) -> str:
-        return kernel_source(self, scope)
 
 
 def _products(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...], j: int) -> list[tuple[str, str, bool]]:
