@@ -48,12 +48,15 @@ class DirectConvKernel(RowStreaming):
     pixels: int                              # n: output pixels of a segment
     iterations: int
     relu6: bool = True
+    pairs: bool = False                      # NHWC float16 pixel pairs (network.Layout.pairs)
 
     SUMS_START = RA_FREE + 1                 # after the bias
 
     def __post_init__(self) -> None:
         if not 1 <= self.channels <= len(CHANNELS) or self.pitch < self.channels:
             raise ValueError(f"{self.channels} input channels in a pitch of {self.pitch}: 1 to {len(CHANNELS)}")
+        if self.pairs and self.pixels % 2:
+            raise ValueError(f"float16 pairs of {self.pixels} pixels")
         self.check_geometry()
 
     def vectors(self) -> list[str]:
@@ -70,8 +73,8 @@ class DirectConvKernel(RowStreaming):
     bias = RA_BIAS
 
     def store_setup(self) -> int:
-        """n memory rows (pixels) of 16 words from the QPU's VPM rows."""
-        return vdw_setup_0(self.pixels, LANES, dma_h32(0, 0))
+        """n memory rows (pixels, or n / 2 pixel pairs) of 16 words from the QPU's VPM rows."""
+        return vdw_setup_0(self.pixels // (2 if self.pairs else 1), LANES, dma_h32(0, 0))
 
     def input_row(self, row: tuple[tuple[str, int], ...]) -> list[str]:
         """One input row: per column its channel values from the uniform stream (the image's edge
@@ -121,6 +124,7 @@ class DirectConvPlan(ExpandDepthwisePlan):
     and its output's pixels: out_pitch floats apart, rows out_w pixels long."""
 
     out_pitch: int = LANES
+    pairs: bool = False
 
     @staticmethod
     def error(k: int, pitch: int, stride: int, padding: tuple[int, int, int, int]) -> str | None:
@@ -131,24 +135,39 @@ class DirectConvPlan(ExpandDepthwisePlan):
 
     def kernel(self) -> DirectConvKernel:
         return DirectConvKernel(self.k, self.pitch, self.stride, self.padding[0], self.padding[2], self.pixels,
-                                self.iterations, self.relu6)
+                                self.iterations, self.relu6, self.pairs)
+
+    def fits(self) -> str | None:
+        if self.pairs and (self.pixels % 2 or self.out_w % 2):
+            return f"float16 pairs of segments of {self.pixels} pixels in rows of {self.out_w}"
+        return super().fits()
+
+    @property
+    def per_word(self) -> int:
+        return 2 if self.pairs else 1
 
     @property
     def vectors_per_group(self) -> int:
         return TAPS * self.k + 1
 
     def _tiles(self, rows: int, tile_bytes: int) -> tuple[int, int, int]:
-        step = 4 * self.out_pitch * self.out_w              # NHWC: the next output row
+        step = 4 * self.out_pitch * self.out_w // self.per_word      # NHWC: the next output row
         return step, step, 1
 
     def vdw_stride(self, rows: int) -> int:
         return 4 * self.out_pitch - 4 * LANES
 
     def out_address(self, out: int, y: int, x0: int, g: int, rows: int, tile_bytes: int) -> int:
-        return out + 4 * self.out_pitch * (y * self.out_w + x0) + 4 * LANES * g
+        return out + 4 * self.out_pitch * ((y * self.out_w + x0) // self.per_word) + 4 * LANES * g
 
     def scratch_bytes(self, rows: int = 0) -> int:
-        return 4 * self.out_pitch * self.pixels
+        return 4 * self.out_pitch * self.pixels // self.per_word
+
+    def store_rows_clocks(self) -> float:
+        """n pixels (or n / 2 pairs) of 64 bytes each."""
+        from vc4common.timing import param
+        row = max(param("dma_row_clocks"), 4 * LANES / param("vdw_bytes_per_clock"))
+        return self.pixels // self.per_word * row
 
     def weights_block(self, w: np.ndarray, bias) -> np.ndarray:
         """Per group: w[kh, kw, c, 16 g:16 g + 16] for tap 3 kh + kw and input channel c, in that

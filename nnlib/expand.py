@@ -96,6 +96,7 @@ class RowStreaming:
     dataclasses with stride, pad_top, pixels and iterations, and SUMS_START."""
 
     SUMS_START = RA_FREE
+    pairs = False                            # the output as float16 pixel pairs (store)
 
     def check_geometry(self) -> None:
         if self.stride not in (1, 2) or self.pad_top not in (0, 1) or self.pad_left not in (0, 1):
@@ -218,12 +219,24 @@ def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> 
     return lines
 
 
-def store(sums: list[str], relu6: bool) -> list[str]:
-    """n sums (ReLU6) through this QPU's VPM rows to memory; then the next address: one row on, or,
-    after a pack tile's last row, to the next tile."""
+def store(sums: list[str], relu6: bool, pairs: bool = False) -> list[str]:
+    """n sums (ReLU6) through this QPU's VPM rows to memory, or with `pairs` as float16 pixel pairs
+    (network.Layout.pairs): sums 2t and 2t + 1 in the halves of sum 2t's register (the regfile-A
+    pack converts a float result: semantics.md §5.3), one VPM row each, written one pair later (a
+    register is read two instructions after its write: qpu-isa.md §16 rule 1). Then the next
+    address: one row on, or, after a pack tile's last row, to the next tile."""
     lines = ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
-    for s in sums:
-        lines += [f"fmax r1, {s}, 0", f"fmin vpm, r1, {RA_SIX}"] if relu6 else [f"mov vpm, {s}"]
+    if pairs:
+        for t in range(0, len(sums), 2):
+            for half, value in zip((".16a", ".16b"), sums[t:t + 2], strict=True):
+                lines += ([f"fmax r1, {value}, 0", f"fmin {sums[t]}{half}, r1, {RA_SIX}"] if relu6
+                          else [f"fmin {sums[t]}{half}, {value}, {value}"])
+            if t:
+                lines.append(f"mov vpm, {sums[t - 2]}")
+        lines += ["nop"] * (len(sums) == 2) + [f"mov vpm, {sums[-2]}"]
+    else:
+        for s in sums:
+            lines += [f"fmax r1, {s}, 0", f"fmin vpm, r1, {RA_SIX}"] if relu6 else [f"mov vpm, {s}"]
     return lines + [f"mov vw_setup, {RA_VDW_SETUP}", f"mov vw_setup, {RA_VDW_STRIDE}", f"mov vw_addr, {RA_STORE}",
                     f"mov {RA_STORE}, {RA_OUT}; mov r1, {RB_STEP}",
                     f"sub.setf {RA_TILE_LEFT}, {RA_TILE_LEFT}, 1",
@@ -298,7 +311,7 @@ def kernel_source(cfg, scope: Scope = ALONE) -> str:
     loop: list[str] = []
     for row in schedule.rows:
         loop += cfg.input_row(row)
-    loop += store(cfg.sums(schedule.store), cfg.relu6)
+    loop += store(cfg.sums(schedule.store), cfg.relu6, cfg.pairs)
     loop.append(f"sub.setf {RA_COUNT}, {RA_COUNT}, 1")
     moves = [f"mov {d}, {s}" for dst, src in schedule.moves for d, s in zip(cfg.sums(dst), cfg.sums(src), strict=True)]
     loop += moves + ["nop"] * max(0, 3 - len(moves))      # the moves fill the branch's delay slots
@@ -306,7 +319,7 @@ def kernel_source(cfg, scope: Scope = ALONE) -> str:
     lines.append(f":{scope('row')}")
     lines += [f"        {line}" for line in loop]
     if schedule.after:
-        lines += [f"        {line}" for line in store(cfg.sums(schedule.store), cfg.relu6)]
+        lines += [f"        {line}" for line in store(cfg.sums(schedule.store), cfg.relu6, cfg.pairs)]
     lines += [f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:{scope('task')}
         nop
@@ -320,7 +333,7 @@ def loop_instructions(cfg) -> int:
     """Instructions of one loop iteration (the cost model's, and the instruction cache's, count)."""
     body = [line for row in cfg.schedule.rows for line in cfg.input_row(row)]
     moves = sum(cfg.pixels for _ in cfg.schedule.moves)
-    return len(body) + len(store(cfg.sums(cfg.schedule.store), cfg.relu6)) + 1 + max(3, moves)
+    return len(body) + len(store(cfg.sums(cfg.schedule.store), cfg.relu6, cfg.pairs)) + 1 + max(3, moves)
 
 
 @dataclass(frozen=True)
@@ -513,9 +526,14 @@ class ExpandDepthwisePlan:
         iteration = reads / 16 * line_clocks
         tasks = -(-self.segments * self.groups // self.qpus)
         compute = tasks * (self.iterations * iteration + 4 * (2 * self.vectors_per_group + 40))
-        row = max(param("dma_row_clocks"), 4 * self.pixels / param("vdw_bytes_per_clock"))
         stores = self.segments * self.groups * (self.out_h + cfg.schedule.dummy)
-        return max(compute, stores * (param("dma_latency") + LANES * row))
+        return max(compute, stores * (param("dma_latency") + self.store_rows_clocks()))
+
+    def store_rows_clocks(self) -> float:
+        """The VDW engine's clocks for one store's memory rows (each at least dma_row_clocks,
+        vc4common/timing.py): 16 k-rows of n words into a pack."""
+        from vc4common.timing import param
+        return LANES * max(param("dma_row_clocks"), 4 * self.pixels / param("vdw_bytes_per_clock"))
 
     @property
     def flops(self) -> int:

@@ -434,6 +434,18 @@ class DirectConvLayer(Layer):
         gather = 4 * gemm.m * gemm_plan.k_pad / param("vdw_bytes_per_clock")
         return DirectConvLayer(gemm, plan) if plan.clocks() < gemm_plan.clocks + gather else None
 
+    def offer_pairs(self) -> None:
+        """Its consumer, a depthwise layer, reads float16 pixel pairs: written so if the cheapest plan
+        for them costs less more than the SDRAM time of the float32 output's second half (as
+        GemmLayer.make_plan decides)."""
+        from vc4common.timing import param
+        p = self.plan
+        paired = DirectConvPlan.best(p.height, p.width, p.k, p.pitch, p.channels, p.stride, p.padding, p.qpus,
+                                     relu6=p.relu6, out_pitch=p.out_pitch, pairs=True)
+        saved = 2 * p.out_h * p.out_w * p.c_pad / param("memory_bytes_per_clock")
+        if paired is not None and paired.clocks() < p.clocks() + saved:
+            self.plan = paired
+
     def request(self, producer: Layer | None) -> Layout:
         """From the host: dense rows, one pixel before the image and the last row's touch after it."""
         p = self.plan
@@ -441,11 +453,13 @@ class DirectConvLayer(Layer):
 
     def natural(self) -> Layout:
         p = self.plan
-        return Layout(p.out_h, p.out_w, p.channels, p.c_pad, p.out_w)
+        return Layout(p.out_h, p.out_w, p.channels, p.c_pad, p.out_w, pairs=p.pairs)
 
     def accepts(self, layout: Layout | Pack) -> str | None:
-        if isinstance(layout, Pack) or not layout.dense or layout.pairs or layout.pitch < self.c_pad:
-            return f"the direct convolution writes dense rows of float32 pixels at least {self.c_pad} floats apart"
+        kind = "float16 pixel pairs" if self.plan.pairs else "float32 pixels"
+        if (isinstance(layout, Pack) or not layout.dense or layout.pairs != self.plan.pairs
+                or layout.pitch < self.c_pad):
+            return f"the direct convolution writes dense rows of {kind} at least {self.c_pad} floats apart"
         return None
 
     def upload(self, drv, blocks: list) -> None:
@@ -733,7 +747,9 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fu
                 producer.make_plan(exact=True, pairs=pairs and producer.residual is None and source.shape[1] % 2 == 0)
                 min_pitch, pairs_in = producer.plan.n_pad, producer.plan.pairs
             elif isinstance(producer, DirectConvLayer):
-                min_pitch = producer.c_pad
+                if pairs and source.shape[1] % 2 == 0:
+                    producer.offer_pairs()
+                min_pitch, pairs_in = producer.c_pad, producer.plan.pairs
             layer = DepthwiseLayer(graph, node, source, out, min_pitch, qpus, pairs_in)
             fused = ExpandDepthwiseLayer.of(graph, producer, layer, qpus) if fuse else None
             if fused is not None:                    # the expanded tensor is never stored

@@ -14,9 +14,10 @@ import nnlib
 from nnlib import expand, reference
 from nnlib.chain import Segment, run_chain
 from nnlib.direct import DirectConvPlan
+from nnlib.network import Layout
 from nnlib.tasks import free_all, keep
 
-from .test_nn_network import U_NUMPY, U_QPU, check_every_layer
+from .test_nn_network import HALF_TINY, U_HALF, U_NUMPY, U_QPU, check_every_layer
 
 RNG = np.random.default_rng(29)
 
@@ -30,28 +31,33 @@ def run_direct(drv, plan: DirectConvPlan, x, w, bias) -> tuple[np.ndarray, objec
         source[:] = 0
         source[1:1 + plan.height * plan.width, :plan.k] = x.reshape(-1, plan.k)
         weights = keep(blocks, drv.copy(plan.weights_block(w, bias)))
-        out = keep(blocks, drv.alloc((plan.out_h * plan.out_w, plan.out_pitch), np.float32))
+        out = keep(blocks, drv.alloc((plan.out_h * plan.out_w // plan.per_word, plan.out_pitch), np.float32))
         out[:] = 0
         scratch = keep(blocks, drv.alloc(plan.scratch_bytes() // 4, np.float32))
         lists = plan.task_lists(source.address + 4 * plan.pitch, weights.address, out.address, 0, 0, scratch.address)
         report = run_chain(drv, [Segment(plan.kernel(), plan.constants(0, 0), lists, expand.TASK_WORDS, dealt=True)])
-        got = np.array(out)[:, :plan.channels].reshape(plan.out_h, plan.out_w, plan.channels)
+        shape = (plan.out_h, plan.out_w, plan.channels)
+        got = Layout(*shape, plan.out_pitch, plan.out_w, pairs=plan.pairs).values(np.array(out).reshape(-1), shape)
     finally:
         free_all(drv, blocks)
     return got, report
 
 
-@pytest.mark.parametrize("height, width, channels, pitch, out, stride, padding, pixels, qpus, out_pitch", [
-    (16, 16, 3, 3, 32, 2, (0, 1, 0, 1), 4, 12, 32),      # TensorFlow's padding (MobileNet v1), two groups
-    (16, 16, 3, 3, 32, 2, (1, 1, 1, 1), 8, 8, 48),       # PyTorch's (v2), into a wider pitch
-    (12, 12, 3, 4, 16, 1, (1, 1, 1, 1), 6, 8, 16),       # stride 1, a padding channel dropped
-    (10, 10, 1, 1, 16, 2, (1, 1, 1, 1), 5, 12, 16),      # one channel: a segment of the whole row
+@pytest.mark.parametrize("height, width, channels, pitch, out, stride, padding, pixels, qpus, out_pitch, pairs", [
+    (16, 16, 3, 3, 32, 2, (0, 1, 0, 1), 4, 12, 32, False),      # TensorFlow's padding (MobileNet v1), two groups
+    (16, 16, 3, 3, 32, 2, (1, 1, 1, 1), 8, 8, 48, False),       # PyTorch's (v2), into a wider pitch
+    (12, 12, 3, 4, 16, 1, (1, 1, 1, 1), 6, 8, 16, False),       # stride 1, a padding channel dropped
+    (10, 10, 1, 1, 16, 2, (1, 1, 1, 1), 5, 12, 16, False),      # one channel: a segment of the whole row
+    (16, 16, 3, 3, 32, 2, (0, 1, 0, 1), 4, 12, 32, True),       # float16 pixel pairs
+    (16, 16, 3, 3, 16, 2, (1, 1, 1, 1), 2, 12, 16, True),       # ... one pair a segment
 ])
 def test_the_direct_convolution_against_numpy(drv, height, width, channels, pitch, out, stride, padding, pixels,
-                                              qpus, out_pitch):
+                                              qpus, out_pitch, pairs):
     """Each output within 29 u (27 products and the bias, the QPU's round-toward-zero and numpy's
-    rounding) of the convolution of the magnitudes, ReLU6 after."""
-    plan = DirectConvPlan(height, width, channels, pitch, out, stride, padding, pixels, qpus, out_pitch=out_pitch)
+    rounding) of the convolution of the magnitudes, ReLU6 after; as float16 pairs also within
+    their rounding (2^-11 relative, 2^-14 below the half normal range)."""
+    plan = DirectConvPlan(height, width, channels, pitch, out, stride, padding, pixels, qpus, out_pitch=out_pitch,
+                          pairs=pairs)
     assert plan.fits() is None
     x = RNG.standard_normal((height, width, channels)).astype(np.float32)
     w = (RNG.standard_normal((3, 3, channels, out)) / 3).astype(np.float32)
@@ -60,6 +66,8 @@ def test_the_direct_convolution_against_numpy(drv, height, width, channels, pitc
     expected = reference.conv2d(x, w, bias, stride, padding)
     magnitude = reference.conv2d(np.abs(x), np.abs(w), np.abs(bias), stride, padding, relu6=False)
     bound = (9 * channels + 2) * (U_QPU + U_NUMPY) * magnitude
+    if pairs:
+        bound = bound + U_HALF * (np.abs(expected) + bound) + HALF_TINY
     assert np.all(np.abs(got - expected) <= bound + 1e-7), np.abs(got - expected).max()
     assert report.modeled and report.seconds() > 0
 
@@ -68,6 +76,7 @@ def test_what_it_cannot_take_is_refused():
     assert "4 input channels" in DirectConvPlan.error(4, 4, 2, (0, 1, 0, 1))
     assert "stride 3" in DirectConvPlan.error(3, 3, 3, (1, 1, 1, 1))
     assert "sums do not fit" in DirectConvPlan(16, 16, 3, 3, 32, 1, (1, 1, 1, 1), 8, 8).fits()
+    assert "float16 pairs of segments of 5" in DirectConvPlan(20, 20, 3, 3, 32, 2, (1, 1, 1, 1), 5, pairs=True).fits()
     assert DirectConvPlan.best(224, 224, 3, 3, 32, 2, (0, 1, 0, 1), out_pitch=32).fits() is None
 
 
@@ -85,20 +94,23 @@ def _stem(size: int, channels: int) -> nnlib.graph.Graph:
                    {"input": (size, size, channels)}, ["dw"], "stem.ir")
 
 
-def test_the_compiler_takes_it_for_the_first_convolution(drv, monkeypatch):
+@pytest.mark.parametrize("activations", ["float32", "float16"])
+def test_the_compiler_takes_it_for_the_first_convolution(drv, monkeypatch, activations):
     """A 3x3/2 convolution of a 96 x 96 image: direct (the model's choice), its output the rows
-    the depthwise layer after it reads, every layer within its bound in strict mode, and faster
-    in the simulated run than the gather and GEMM, which run where it is not offered."""
+    the depthwise layer after it reads (as float16 pairs with activations="float16"), every layer
+    within its bound in strict mode, and faster in the simulated run than the gather and GEMM,
+    which run where it is not offered."""
     from nnlib import network
     graph = _stem(96, 3)
     image = RNG.uniform(-1, 1, (96, 96, 3)).astype(np.float32)
-    with nnlib.compile(copy.deepcopy(graph), drv) as net:
+    with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
         assert [layer.kind for layer in net.layers] == ["conv 3x3/s2 direct", "depthwise"]
+        assert net.layers[0].plan.pairs == net.tensors["conv0"].layout.pairs == (activations == "float16")
         net(image)
         check_every_layer(net, graph, image)
         direct = net.profile(image)[0].report.seconds()
     monkeypatch.setattr(network.DirectConvLayer, "of", staticmethod(lambda gemm, qpus: None))
-    with nnlib.compile(copy.deepcopy(graph), drv) as net:
+    with nnlib.compile(copy.deepcopy(graph), drv, activations=activations) as net:
         assert net.layers[0].kind == "conv 3x3/s2"
         gathered = net.profile(image)[0].report.seconds()
     assert direct < 0.8 * gathered

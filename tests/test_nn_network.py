@@ -199,14 +199,12 @@ def test_float16_activations_between_the_pointwise_and_depthwise_layers(drv, mod
     image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations="float16") as net:
         halves = [name for name, tensor in net.tensors.items() if getattr(tensor.layout, "pairs", False)]
-        # every GEMM output a depthwise layer reads (all of even width here), and nothing else; the
-        # rest are never stored (the pointwise layer fused with the depthwise: nnlib/expand.py) or
-        # come from the direct first convolution, which writes float32
-        gemms = {layer.output.name for layer in net.layers if type(layer).__name__ == "GemmLayer"}
-        read_by_depthwise = {layer.source.name for layer in net.layers if type(layer).__name__ == "DepthwiseLayer"
-                             and layer.source.name in gemms}
-        others = [layer for layer in net.layers if type(layer).__name__ in ("ExpandDepthwiseLayer", "DirectConvLayer")]
-        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) + len(others) == len(BLOCKS)
+        # every output a depthwise layer reads (all of even width here: a GEMM's or the direct first
+        # convolution's), and nothing else; the rest are never stored (a pointwise layer fused with
+        # the depthwise one: nnlib/expand.py)
+        read_by_depthwise = {layer.source.name for layer in net.layers if type(layer).__name__ == "DepthwiseLayer"}
+        fused = [layer for layer in net.layers if type(layer).__name__ == "ExpandDepthwiseLayer"]
+        assert sorted(halves) == sorted(read_by_depthwise) and len(halves) + len(fused) == len(BLOCKS)
         calls = len(simulated_firmware(drv).calls)
         logits, _ = net(image)
         assert simulated_firmware(drv).calls[calls:].count("execute_qpu") == 1
