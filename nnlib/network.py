@@ -12,8 +12,13 @@ program runs any number of images: a call writes the image into the input buffer
 the logits.
 
 Kernels per layer:
-- conv2d k x k reading the model's input: the im2col gather (im2col.py) into the GEMM's A pack, then
-  the GEMM (matmul.py); the host writes the image into a zero-bordered buffer.
+- conv2d 3x3 reading the model's input (at most 3 channels): computed straight from the image's
+  rows (direct.py) where its model beats the gather and GEMM; else, and for any other k x k, the
+  im2col gather (im2col.py) into the GEMM's A pack, then the GEMM (matmul.py), the host writing the
+  image into a zero-bordered buffer.
+- conv2d 1x1 whose only reader is a depthwise layer that writes a pointwise layer's A pack: the two
+  as one kernel (expand.py, MobileNet v2's expansion) where its model beats the two apart; the
+  expanded tensor then has no buffer.
 - conv2d 1x1 and matmul (fully connected): the GEMM, reading A through its uniform stream, k-major
   per tile of pixels (GemmPlan.pack_a). The producer writes that pack itself where it can: a
   depthwise layer (tiles of whole image rows, or of whole 4-pixel iterations within a row), the pool
@@ -407,6 +412,13 @@ class GemmLayer(Layer):
         return f"conv {self.size}x{self.size}/s{self.stride}" if self.size > 1 else "pw"
 
 
+def _streamed_input(plan: ExpandDepthwisePlan) -> Layout:
+    """What the kernels that stream input rows read (expand.py, direct.py): dense rows, one pixel
+    before the image (the first segment's column left of it) and the last row's touch after it."""
+    p = plan
+    return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
+
+
 class DirectConvLayer(Layer):
     """The first convolution (3x3 over an image of at most 3 channels, from the model's input),
     computed straight from the image's rows (direct.py), where its model beats the gather and GEMM."""
@@ -447,9 +459,8 @@ class DirectConvLayer(Layer):
             self.plan = paired
 
     def request(self, producer: Layer | None) -> Layout:
-        """From the host: dense rows, one pixel before the image and the last row's touch after it."""
-        p = self.plan
-        return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
+        """From the host: the rows the kernel streams (_streamed_input)."""
+        return _streamed_input(self.plan)
 
     def natural(self) -> Layout:
         p = self.plan
@@ -609,10 +620,7 @@ class ExpandDepthwiseLayer(Layer):
         return fused if plan.clocks() < e.plan.clocks + depthwise.clocks() else None
 
     def request(self, producer: Layer | None) -> Layout:
-        """Dense rows, one pixel before the image (the first segment's column left of it) and the
-        last row's touch after it (expand.py)."""
-        p = self.plan
-        return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
+        return _streamed_input(self.plan)
 
     def accepts(self, layout: Layout | Pack) -> str | None:
         if not isinstance(layout, Pack) or layout.plan.rows not in self.plan.tile_heights(1, layout.plan.rows):
@@ -882,7 +890,10 @@ class Network:
     def activation(self, name: str) -> np.ndarray:
         """Any tensor of the last run, (H, W, C), from its buffer: every layer's output stays in a
         buffer of its own (the staleness rule), so a run can be checked layer by layer."""
-        tensor = self.tensors[self.alias.get(name, name)]
+        tensor = self.tensors.get(self.alias.get(name, name))
+        if tensor is None:
+            raise KeyError(f"{name!r}: no such tensor in the network, or one it never stores (a 1x1 convolution "
+                           "run fused with the depthwise layer that reads it: expand.py)")
         h, w, c = tensor.shape
         words = np.asarray(tensor.array).reshape(-1)
         if isinstance(tensor.layout, Pack):         # per tile: k-rows of `rows` words
