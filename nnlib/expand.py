@@ -20,8 +20,10 @@ one): each task multiplies them by 1.0 or 0.0 (a task word). Rows outside the im
 the loop's schedule starts and ends where their contributions would be.
 
 Registers bound the kernel: K + the partial sums must fit beside the weights and the loop's state
-(ExpandDepthwisePlan.fits). A pixel's channels beyond K in the input's pitch (its padding) are read
-and dropped in free MUL slots.
+(ExpandDepthwisePlan.fits), and the loop must fit the 4 KB instruction cache. A pixel's channels
+beyond K in the input's pitch (its padding) are read and dropped in free MUL slots. Each row's first
+instructions touch the next row's lines by TMU1, so that the uniform stream finds them in the L2.
+direct.py runs a network's first convolution through the same kernel (RowStreaming, kernel_source).
 """
 
 from __future__ import annotations
