@@ -31,7 +31,7 @@ from qpuasm.builtins import dma_h32, dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm
 from vc4common import host
 
 from . import reference
-from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue, vector_loads
 
 LANES = isa.LANES
 MAX_QPUS = host.QPUS
@@ -374,20 +374,11 @@ def kernel_source(cfg: DepthwiseKernel, scope: Scope = ALONE) -> str:
         mov r0, 4
         add {RA_TASK_POINTER}, {RA_TASK_POINTER}, r0
         mov r0, {RA_PIXEL_BYTES}""")
-    # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1, four in flight; the
-    # bias, requested above by TMU0.
-    # A request reads r1 as the add moves it on; a pop's vector is in r4 in the next instruction,
-    # which moves it to its register as it pops the next.
+    # The nine weight vectors (w[kh, kw, group] at (3 kh + kw) * C * 4) by TMU1; the bias,
+    # requested above by TMU0.
     emit(f"        add r1, {RA_W}, r2")
-    popped = "nop"
-    for t in range(TAPS):
-        if t >= TMU_DEPTH:
-            emit(f"        {popped}; ldtmu1")
-            popped = f"mov {RB_WEIGHT[t - TMU_DEPTH]}, r4"
-        emit("        add r1, r1, r0; mov t1s, r1")
-    for t in range(TAPS - TMU_DEPTH, TAPS):
-        emit(f"        {popped}; ldtmu1")
-        popped = f"mov {RB_WEIGHT[t]}, r4"
+    loads, popped = vector_loads(RB_WEIGHT, 1, TMU_DEPTH)
+    emit("\n".join(f"        {line}" for line in loads))
     emit(f"""        {popped}; ldtmu0
         mov {RA_BIAS}, r4
         mov r1, {RA_ROW_START}

@@ -36,7 +36,7 @@ from qpuasm import isa
 from qpuasm.builtins import dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 from vc4common import host
 
-from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue
+from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue, vector_loads
 
 LANES = isa.LANES
 MAX_QPUS = host.QPUS
@@ -292,17 +292,8 @@ def kernel_source(cfg, scope: Scope = ALONE) -> str:
         mov {RA_OUT}, unif
         mov {RA_TILE_LEFT}, unif
         mov r0, 64"""]
-    # The weight vectors by TMU0, four in flight; each popped into its register.
-    body: list[str] = []
-    popped = "nop"
-    for v in range(len(vectors)):
-        if v >= TMU_DEPTH:
-            body.append(f"{popped}; ldtmu0")
-            popped = f"mov {vectors[v - TMU_DEPTH]}, r4"
-        body.append("add r1, r1, r0; mov t0s, r1")
-    for v in range(max(0, len(vectors) - TMU_DEPTH), len(vectors)):
-        body.append(f"{popped}; ldtmu0")
-        popped = f"mov {vectors[v]}, r4"
+    # The weight vectors by TMU0, each popped into its register.
+    body, popped = vector_loads(vectors, 0, TMU_DEPTH)
     body.append(popped)
     if cfg.bias == vectors[-1] and cfg.bias[:2] in ("ra", "rb"):
         body.append("nop")                    # a regfile write is read two instructions on (rule 1)

@@ -83,6 +83,23 @@ def table_prologue(task_pointer: str, tasks_left: str, between: str = "        n
 """
 
 
+def vector_loads(registers: list[str], tmu: int, depth: int) -> tuple[list[str], str]:
+    """Consecutive 64-byte vectors into `registers` by one TMU, `depth` requests in flight (r1: the
+    first vector's address per lane, r0: the step). A request reads r1 as the add moves it on; a
+    pop's vector is in r4 in the next instruction, which moves it to its register as it pops the
+    next. Returns the lines and the last move, for the caller to pair with what follows."""
+    lines, popped = [], "nop"
+    for v in range(len(registers)):
+        if v >= depth:
+            lines.append(f"{popped}; ldtmu{tmu}")
+            popped = f"mov {registers[v - depth]}, r4"
+        lines.append(f"add r1, r1, r0; mov t{tmu}s, r1")
+    for v in range(max(0, len(registers) - depth), len(registers)):
+        lines.append(f"{popped}; ldtmu{tmu}")
+        popped = f"mov {registers[v]}, r4"
+    return lines, popped
+
+
 def run_tasks(drv, code, lists: list[list[list[int]]], words: int, constants: list[int], by_qpu_num: bool,
               blocks: list):
     """Write the task lists and their table, run one program per list with uniforms `constants`
