@@ -80,7 +80,7 @@ class DirectConvKernel(RowStreaming):
         """One input row: per column its channel values from the uniform stream (the image's edge
         zeroes them), then their products, channel after channel over the sums they feed, so that
         no two adds in a row write one sum (qpu-isa.md §16 rule 1) unless a column feeds only one."""
-        schedule, values, drops = self.schedule, CHANNELS[:self.channels], self.pitch - self.channels
+        values, drops = CHANNELS[:self.channels], self.pitch - self.channels
         lines = row_start()
         pending: tuple[str, str] | None = None        # (the add of the last product, the sum it writes)
 
@@ -98,12 +98,7 @@ class DirectConvKernel(RowStreaming):
                 if pending:
                     emit(None)                        # its add reads regfile A, as the edge's fmul does
                 lines += [f"fmul {v}, {v}, {RA_LEFT if j == 0 else RA_RIGHT}" for v in values]
-            targets = []
-            for role, kh in row:
-                for kw in range(3):
-                    i, rest = divmod(j - kw, self.stride)
-                    if rest == 0 and 0 <= i < self.pixels:
-                        targets.append((self.sums(role)[i], 3 * kh + kw, kh == schedule.first(role) and kw == 0))
+            targets = self.targets(row, j)
             for c, value in enumerate(values):
                 for target, tap, first in targets:
                     if pending and pending[1] == target:

@@ -120,6 +120,17 @@ class RowStreaming:
         start = self.SUMS_START + self.schedule.roles.index(role) * self.pixels
         return [f"ra{start + i}" for i in range(self.pixels)]
 
+    def targets(self, row: tuple[tuple[str, int], ...], j: int) -> list[tuple[str, int, bool]]:
+        """What input column j of a body row feeds: (partial sum, tap 3 kh + kw, whether the
+        contribution starts the sum). Output pixel i's window covers columns s i .. s i + 2."""
+        out = []
+        for role, kh in row:
+            for kw in range(3):
+                i, rest = divmod(j - kw, self.stride)
+                if rest == 0 and 0 <= i < self.pixels:
+                    out.append((self.sums(role)[i], 3 * kh + kw, kh == self.schedule.first(role) and kw == 0))
+        return out
+
     def sums_end(self) -> int:
         """The first regfile-A register after the sums."""
         return self.SUMS_START + len(self.schedule.roles) * self.pixels
@@ -171,18 +182,6 @@ class ExpandDepthwiseKernel(RowStreaming):
         return vdw_setup_0(LANES, self.pixels, dma_v32(0, 0))
 
 
-def _products(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...], j: int) -> list[tuple[str, str, bool]]:
-    """The products of input column j of a body row: (partial sum, weight, whether it starts the
-    sum). Output pixel i's window covers columns s i .. s i + 2."""
-    schedule, out = cfg.schedule, []
-    for role, kh in row:
-        for kw in range(3):
-            i, rest = divmod(j - kw, cfg.stride)
-            if rest == 0 and 0 <= i < cfg.pixels:
-                out.append((cfg.sums(role)[i], RB_WEIGHT[3 * kh + kw], kh == schedule.first(role) and kw == 0))
-    return out
-
-
 def row_start() -> list[str]:
     """The uniform stream restarts at the row (two instructions before it reads: semantics.md §8.6);
     a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing them
@@ -211,8 +210,8 @@ def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> 
             tail[n] += "; mov -, unif"
         lines += tail + ["mov -, unif"] * (drops - len(free))
         pending = None
-        for target, weight, start in _products(cfg, row, j):
-            text = f"fmul r1, r2, {weight}"
+        for target, tap, start in cfg.targets(row, j):
+            text = f"fmul r1, r2, {RB_WEIGHT[tap]}"
             lines.append(f"{pending}; {text}" if pending else text)
             pending = f"fadd {target}, r1, r0" if start else f"fadd {target}, {target}, r1"
         if pending:
