@@ -36,6 +36,7 @@ from qpuasm import isa
 from qpuasm.builtins import dma_v32, h32, vdw_setup_0, vdw_setup_1, vpm_setup
 from vc4common import host
 
+from .matmul import float16_pair_writes
 from .tasks import ALONE, VDW_ROW, VPM_ROW, Scope, branch_at_end, table_prologue, vector_loads
 
 LANES = isa.LANES
@@ -222,19 +223,11 @@ def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> 
 
 def store(sums: list[str], relu6: bool, pairs: bool = False) -> list[str]:
     """n sums (ReLU6) through this QPU's VPM rows to memory, or with `pairs` as float16 pixel pairs
-    (network.Layout.pairs): sums 2t and 2t + 1 in the halves of sum 2t's register (the regfile-A
-    pack converts a float result: semantics.md §5.3), one VPM row each, written one pair later (a
-    register is read two instructions after its write: qpu-isa.md §16 rule 1). Then the next
-    address: one row on, or, after a pack tile's last row, to the next tile."""
+    (network.Layout.pairs: matmul.float16_pair_writes). Then the next address: one row on, or,
+    after a pack tile's last row, to the next tile."""
     lines = ["mov -, vw_wait", f"mov vw_setup, {RA_VPM_SETUP}"]
     if pairs:
-        for t in range(0, len(sums), 2):
-            for half, value in zip((".16a", ".16b"), sums[t:t + 2], strict=True):
-                lines += ([f"fmax r1, {value}, 0", f"fmin {sums[t]}{half}, r1, {RA_SIX}"] if relu6
-                          else [f"fmin {sums[t]}{half}, {value}, {value}"])
-            if t:
-                lines.append(f"mov vpm, {sums[t - 2]}")
-        lines += ["nop"] * (len(sums) == 2) + [f"mov vpm, {sums[-2]}"]
+        lines += float16_pair_writes(sums, relu6, RA_SIX, "r1")
     else:
         for s in sums:
             lines += [f"fmax r1, {s}, 0", f"fmin vpm, r1, {RA_SIX}"] if relu6 else [f"mov vpm, {s}"]

@@ -363,8 +363,9 @@ def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int
         mov r0, {vpm_setup(0, 1, h32(0))}
         add vw_setup, r0, {RB_VPM_BASE}""")
         zero, six = (RA_ZERO, RB_SIX) if cfg.overlap else ("r1", "r2")
-        if cfg.pairs:
-            _emit_pairs(emit, cfg, column_half[start:start + count], zero, six)
+        if cfg.pairs:       # rows 2t and 2t + 1 in ra_x and rb_x: sets and chunks start at even rows
+            emit("\n".join(f"        {line}" for line in
+                           float16_pair_writes(column_half[start:start + count], cfg.relu6, six, "r0", zero)))
         else:
             for value in column_half[start:start + count]:
                 if cfg.relu6:
@@ -381,24 +382,25 @@ def _emit_chunk(emit, cfg: GemmKernel, values: list[str], start: int, count: int
         emit("\n".join(f"        {line}" for line in address + ["mov vw_addr, r0"]))
 
 
-def _emit_pairs(emit, cfg: GemmKernel, values: list[str], zero: str, six: str) -> None:
-    """Rows 2t and 2t + 1 of a chunk (registers ra_x and rb_x: sets and chunks start at even rows)
-    as float16 in the halves of ra_x (the regfile-A pack converts a float result, semantics.md
-    §5.3; a pack into the VPM's I/O register would write whole words), then one 32-bit VPM row; a
-    value written by one instruction is read two later (qpu-isa.md §16 rule 1)."""
-    lows = values[0::2]
+def float16_pair_writes(values: list[str], relu6: bool, six: str, temp: str, zero: str = "0") -> list[str]:
+    """Values 2t and 2t + 1 (ReLU6 through `temp` if asked) as float16 in the halves of value 2t's
+    register, which must be in regfile A (the regfile-A pack converts a float result, semantics.md
+    §5.3; a pack into the VPM's I/O register would write whole words), then one 32-bit VPM row per
+    pair, written one pair later (a value written by one instruction is read two later: qpu-isa.md
+    §16 rule 1). `zero`: what fmax reads as 0 beside a value in regfile B (a small immediate takes
+    B's port). The GEMM's pairs store and expand.py's share it."""
+    lines, lows = [], values[0::2]
     for t, (low, high) in enumerate(zip(lows, values[1::2], strict=True)):
-        assert low.startswith("ra") and high.startswith("rb"), "a pair is ra_x and rb_x"
-        if cfg.relu6:
-            emit(f"        fmax r0, {low}, 0\n        fmin {low}.16a, r0, {six}")
-            emit(f"        fmax r0, {high}, {zero}\n        fmin {low}.16b, r0, {six}")
-        else:
-            emit(f"        fmin {low}.16a, {low}, {low}\n        fmin {low}.16b, {high}, {high}")
+        assert low.startswith("ra"), "a pair is packed into a regfile-A register"
+        for half, value in ((".16a", low), (".16b", high)):
+            if relu6:
+                lines += [f"fmax {temp}, {value}, {'0' if value.startswith('ra') else zero}",
+                          f"fmin {low}{half}, {temp}, {six}"]
+            else:
+                lines.append(f"fmin {low}{half}, {value}, {value}")
         if t:
-            emit(f"        mov vpm, {lows[t - 1]}")
-    if len(lows) == 1:
-        emit("        nop")
-    emit(f"        mov vpm, {lows[-1]}")
+            lines.append(f"mov vpm, {lows[t - 1]}")
+    return lines + ["nop"] * (len(lows) == 1) + [f"mov vpm, {lows[-1]}"]
 
 
 def _emit_first_chunk(emit, cfg: GemmKernel, values: list[str]) -> None:
