@@ -297,11 +297,9 @@ class GemmLayer(Layer):
                 self.plan, self.direct = narrow, True          # as planned for the narrow kernel
         allowed = self.direct_rows()                 # with pairs only even tiles: are there any?
         if pairs and self.m % 2 == 0 and (not allowed or any(r % 2 == 0 for r in allowed)):
-            from vc4common.timing import param
             single = self.plan
             self._plan(exact, True)
-            saved = 2 * 2 * self.m * single.n_pad / param("memory_bytes_per_clock")
-            if self.plan.clocks > single.clocks + saved:
+            if self.plan.clocks > single.clocks + _pairs_saving(self.m, single.n_pad):
                 self.plan = single
         self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
                               self.plan.overlap, residual=self.residual is not None, pairs=self.plan.pairs)
@@ -412,6 +410,13 @@ class GemmLayer(Layer):
         return f"conv {self.size}x{self.size}/s{self.stride}" if self.size > 1 else "pw"
 
 
+def _pairs_saving(pixels: int, pitch: int) -> float:
+    """The SDRAM port's clocks that float16 pixel pairs save: the float32 output's second half (2
+    bytes a value), written by the producer and read by its consumer (vc4common/timing.py)."""
+    from vc4common.timing import param
+    return 2 * 2 * pixels * pitch / param("memory_bytes_per_clock")
+
+
 def _streamed_input(plan: ExpandDepthwisePlan) -> Layout:
     """What the kernels that stream input rows read (expand.py, direct.py): dense rows, one pixel
     before the image (the first segment's column left of it) and the last row's touch after it."""
@@ -450,12 +455,10 @@ class DirectConvLayer(Layer):
         """Its consumer, a depthwise layer, reads float16 pixel pairs: written so if the cheapest plan
         for them costs less more than the SDRAM time of the float32 output's second half (as
         GemmLayer.make_plan decides)."""
-        from vc4common.timing import param
         p = self.plan
         paired = DirectConvPlan.best(p.height, p.width, p.k, p.pitch, p.channels, p.stride, p.padding, p.qpus,
                                      relu6=p.relu6, out_pitch=p.out_pitch, pairs=True)
-        saved = 2 * p.out_h * p.out_w * p.c_pad / param("memory_bytes_per_clock")
-        if paired is not None and paired.clocks() < p.clocks() + saved:
+        if paired is not None and paired.clocks() < p.clocks() + _pairs_saving(p.out_h * p.out_w, p.c_pad):
             self.plan = paired
 
     def request(self, producer: Layer | None) -> Layout:
@@ -476,11 +479,15 @@ class DirectConvLayer(Layer):
     def upload(self, drv, blocks: list) -> None:
         self.w_gpu = keep(blocks, drv.copy(self.plan.weights_block(self.w, self.bias)))
 
+    def placed(self) -> DirectConvPlan:
+        """The plan for the output's layout (its pitch, known once the buffers are planned)."""
+        return replace(self.plan, out_pitch=self.output.layout.pitch)
+
     def scratch_bytes(self) -> int:
-        return replace(self.plan, out_pitch=self.output.layout.pitch).scratch_bytes()
+        return self.placed().scratch_bytes()
 
     def segments(self, drv, blocks: list) -> list[Segment]:
-        plan = replace(self.plan, out_pitch=self.output.layout.pitch)
+        plan = self.placed()
         lists = plan.task_lists(self.source.start, self.w_gpu.address, self.output.start, 0, 0, self.scratch.address)
         return [Segment(plan.kernel(), plan.constants(0, 0), lists, EXPAND_TASK_WORDS, dealt=True)]
 
