@@ -94,6 +94,9 @@ class Backend:
         """The time a direct submission (through the V3D registers) may take: a simulator runs it
         at once when the last program is queued, so it must know its budget first; a Pi polls."""
 
+    def prepare(self) -> None:
+        """Make the first run as quick as the next ones (a Pi has nothing to prepare)."""
+
     def close(self) -> None:
         pass
 
@@ -128,6 +131,12 @@ class SimulatorBackend(Backend):
 
     def note_direct_timeout(self, n_qpus: int, seconds: float) -> None:
         self.firmware.registers.max_instructions = self.firmware.instruction_budget(n_qpus, seconds)
+
+    def prepare(self) -> None:
+        """Compile the simulator's core now (or load it from its disk cache), not in the first run."""
+        from simulator.machine import warm_up
+
+        warm_up()
 
     def map_memory(self, bus_address: int, size: int) -> np.ndarray:
         return self.firmware.memory_view(bus_address, size)

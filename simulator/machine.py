@@ -378,5 +378,14 @@ def run_program(words, uniforms=(), qpus: int = 1, memory_size: int = 1 << 20,
     return v3d, states
 
 
+def warm_up() -> None:
+    """Compile the core, or load it from numba's disk cache, by running one thread end: a tool that
+    times a simulation calls this first, so that the first run's compile (minutes in a fresh
+    checkout) is not counted as simulating."""
+    import qpuasm
+
+    run_program(qpuasm.assemble("nop; nop; thrend\nnop\nnop").words)
+
+
 __all__ = ["BudgetExceeded", "V3D", "QpuState", "SimulationError", "SimulationWarning", "WallTimeExceeded",
-           "run_program"]
+           "run_program", "warm_up"]

@@ -46,6 +46,7 @@ def test_classify_a_photo_with_a_model_file(small, capsys):
     np.testing.assert_allclose([entry["probability"] for entry in result["top"]], np.sort(expected)[::-1][:5],
                                rtol=1e-4, atol=1e-6)
     assert result["submissions"] == 1 and result["kind"] == "modeled" and result["seconds"] > 0
+    assert result["backend_prepare_seconds"] >= 0            # the core compiled (or loaded) before the timed run
     fused = sum(layer["kind"] == "expand+dw" for layer in result["layers"])    # a pointwise and a depthwise layer
     assert len(result["layers"]) == 3 + 2 * len(BLOCKS) - fused
     assert all(layer["seconds"] > 0 for layer in result["layers"])
