@@ -83,9 +83,9 @@ def test_direct_path_gives_the_same_result_without_the_mailbox(drv):
 def test_preparing_the_simulator_touches_neither_memory_nor_the_firmware(drv):
     out = drv.alloc((12, 16), "uint32")
     out[:] = 7
-    calls, cycles = list(drv.backend.firmware.calls), drv.backend.firmware.v3d.report
+    calls, report = list(drv.backend.firmware.calls), drv.backend.firmware.v3d.report
     drv.backend.prepare()                      # the core's compile runs on a machine of its own
-    assert (out == 7).all() and drv.backend.firmware.calls == calls and drv.backend.firmware.v3d.report is cycles
+    assert (out == 7).all() and drv.backend.firmware.calls == calls and drv.backend.firmware.v3d.report is report
     drv.execute(drv.program(HELLO), uniforms=[out.address], n_qpus=12)
     np.testing.assert_array_equal(out, EXPECTED_HELLO)
 
