@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import qpuasm
 from qpuasm import isa
 from qpuasm.disasm import disassemble_lines
 from vc4common import host
@@ -382,8 +383,6 @@ def warm_up() -> None:
     """Compile the core, or load it from numba's disk cache, by running one thread end: a tool that
     times a simulation calls this first, so that the first run's compile (minutes in a fresh
     checkout) is not counted as simulating."""
-    import qpuasm
-
     run_program(qpuasm.assemble("nop; nop; thrend\nnop\nnop").words)
 
 
