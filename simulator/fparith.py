@@ -36,6 +36,12 @@ def flush(x: int) -> int:
     return 0 if exponent(x) == 0 else x
 
 
+@jit(inline=True)
+def _flushed_double(x: int, exp: int) -> float:
+    """A finite pattern as a double, exactly; exponent 0 (zero or denormal) reads as 0.0 (§4.1)."""
+    return double_from_float_bits(x) if exp else 0.0
+
+
 @jit
 def _pack(sign: int, exp: int, significand: int) -> int:
     """Sign, biased exponent of the leading bit, and a 24-bit significand -> pattern.
@@ -78,25 +84,20 @@ def fadd(a: int, b: int) -> int:
     """fadd: flush inputs, exponent-255 operands give ±Inf (b's sign wins), correctly rounded
     toward zero, zero results are +0 (§4.1, measured)."""
     ea, eb = exponent(a), exponent(b)
-    if 0 < ea < EXP_SPECIAL and 0 < eb < EXP_SPECIAL and abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP:
-        # the common case, compiled in place: two normal operands whose sum is exact in a double
-        return _truncate_double(double_from_float_bits(a) + double_from_float_bits(b))
+    if ea < EXP_SPECIAL and eb < EXP_SPECIAL and (ea == 0 or eb == 0 or abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP):
+        # the common case, compiled in place: finite operands whose sum is exact in a double. A
+        # flushed operand (exponent 0) adds 0.0, so zeros (a ReLU's output) stay on this path.
+        return _truncate_double(_flushed_double(a, ea) + _flushed_double(b, eb))
     return _fadd_other(a, b)
 
 
 @jit
 def _fadd_other(a: int, b: int) -> int:
-    """fadd where an operand is zero, denormal, Inf or NaN, or the exponents are far apart."""
+    """fadd where an operand is Inf or NaN, or two normal operands' exponents are far apart."""
     if exponent(b) == EXP_SPECIAL:
         return (b & SIGN) | POS_INF
     if exponent(a) == EXP_SPECIAL:
         return (a & SIGN) | POS_INF
-    a = flush(a)
-    b = flush(b)
-    if a == 0:
-        return b
-    if b == 0:
-        return a
     if (a & MAGNITUDE) < (b & MAGNITUDE):
         a, b = b, a
     ea, eb = exponent(a), exponent(b)         # a gap beyond EXACT_SUM_EXPONENT_GAP here
@@ -128,15 +129,17 @@ def fmul(a: int, b: int) -> int:
     """fmul: a flushed-zero operand gives +0 even against Inf/NaN; exponent-255 operands give ±Inf
     with the XOR of the signs (§4.1, measured). Rounding of inexact products is not covered by any
     measurement; policy: correctly rounded toward zero, like fadd (semantics.md §4.1)."""
-    if 0 < exponent(a) < EXP_SPECIAL and 0 < exponent(b) < EXP_SPECIAL:
+    ea, eb = exponent(a), exponent(b)
+    if ea < EXP_SPECIAL and eb < EXP_SPECIAL:
         # The product's 48 significant bits are exact in a double; truncating them is the policy.
-        return _truncate_double(double_from_float_bits(a) * double_from_float_bits(b))
+        # A flushed operand multiplies as 0.0: the product truncates to +0, as §4.1 says.
+        return _truncate_double(_flushed_double(a, ea) * _flushed_double(b, eb))
     return _fmul_other(a, b)
 
 
 @jit
 def _fmul_other(a: int, b: int) -> int:
-    """fmul where an operand is zero, denormal, Inf or NaN."""
+    """fmul where an operand is Inf or NaN (a flushed operand still gives +0)."""
     a = flush(a)
     b = flush(b)
     if a == 0 or b == 0:
