@@ -39,7 +39,7 @@ def flush(x: int) -> int:
 @jit(inline=True)
 def _flushed_double(x: int, exp: int) -> float:
     """A finite pattern as a double, exactly; exponent 0 (zero or denormal) reads as 0.0 (§4.1)."""
-    return double_from_float_bits(x) if exp else 0.0
+    return double_from_float_bits(x & -int(exp != 0))
 
 
 @jit
@@ -56,12 +56,14 @@ def _pack(sign: int, exp: int, significand: int) -> int:
 @jit(inline=True)
 def _truncate_double(value: float) -> int:
     """An exact double result (normal, or zero) truncated toward zero to a float32 pattern with
-    the rules of _pack (zero -> +0, overflow -> ±Inf, below the normal range -> +0)."""
+    the rules of _pack (zero -> +0, overflow -> ±Inf, below the normal range -> +0). Selected by
+    masks (all ones where a case applies), not branches, so that a loop over lanes vectorises."""
     bits = bits_from_double(value)
     exp = ((bits >> 52) & 0x7FF) - DOUBLE_BIAS_SHIFT          # zero has exp -DOUBLE_BIAS_SHIFT
     sign = (bits >> 32) & SIGN
     finite = sign | (exp << MANTISSA_BITS) | ((bits >> 29) & MANTISSA_MASK)
-    return 0 if exp <= 0 else (sign | POS_INF if exp >= EXP_SPECIAL else finite)
+    overflow, normal = -int(exp >= EXP_SPECIAL), -int(exp > 0)
+    return ((finite & ~overflow) | ((sign | POS_INF) & overflow)) & normal
 
 
 @jit
@@ -80,15 +82,22 @@ def _normalise_truncate(sign: int, exp: int, value: int, point: int) -> int:
 
 
 @jit(inline=True)
+def fadd_common(a: int, b: int) -> tuple[int, bool]:
+    """fadd's common case, with no branch (a loop over lanes vectorises): finite operands whose sum
+    is exact in a double, truncated. A flushed operand (exponent 0) adds 0.0, so zeros (a ReLU's
+    output) stay here. (result, whether the case applies: else the result means nothing.)"""
+    ea, eb = exponent(a), exponent(b)
+    applies = (ea < EXP_SPECIAL) & (eb < EXP_SPECIAL) & (
+        (ea == 0) | (eb == 0) | (abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP))
+    return _truncate_double(_flushed_double(a, ea) + _flushed_double(b, eb)), applies
+
+
+@jit(inline=True)
 def fadd(a: int, b: int) -> int:
     """fadd: flush inputs, exponent-255 operands give ±Inf (b's sign wins), correctly rounded
     toward zero, zero results are +0 (§4.1, measured)."""
-    ea, eb = exponent(a), exponent(b)
-    if ea < EXP_SPECIAL and eb < EXP_SPECIAL and (ea == 0 or eb == 0 or abs(ea - eb) <= EXACT_SUM_EXPONENT_GAP):
-        # the common case, compiled in place: finite operands whose sum is exact in a double. A
-        # flushed operand (exponent 0) adds 0.0, so zeros (a ReLU's output) stay on this path.
-        return _truncate_double(_flushed_double(a, ea) + _flushed_double(b, eb))
-    return _fadd_other(a, b)
+    result, common = fadd_common(a, b)
+    return result if common else _fadd_other(a, b)
 
 
 @jit
@@ -125,16 +134,22 @@ def fsub(a: int, b: int) -> int:
 
 
 @jit(inline=True)
+def fmul_common(a: int, b: int) -> tuple[int, bool]:
+    """fmul of finite operands, with no branch: the product's 48 significant bits are exact in a
+    double; truncating them is the policy. A flushed operand multiplies as 0.0: the product
+    truncates to +0, as §4.1 says. (result, whether the case applies.)"""
+    ea, eb = exponent(a), exponent(b)
+    applies = (ea < EXP_SPECIAL) & (eb < EXP_SPECIAL)
+    return _truncate_double(_flushed_double(a, ea) * _flushed_double(b, eb)), applies
+
+
+@jit(inline=True)
 def fmul(a: int, b: int) -> int:
     """fmul: a flushed-zero operand gives +0 even against Inf/NaN; exponent-255 operands give ±Inf
     with the XOR of the signs (§4.1, measured). Rounding of inexact products is not covered by any
     measurement; policy: correctly rounded toward zero, like fadd (semantics.md §4.1)."""
-    ea, eb = exponent(a), exponent(b)
-    if ea < EXP_SPECIAL and eb < EXP_SPECIAL:
-        # The product's 48 significant bits are exact in a double; truncating them is the policy.
-        # A flushed operand multiplies as 0.0: the product truncates to +0, as §4.1 says.
-        return _truncate_double(_flushed_double(a, ea) * _flushed_double(b, eb))
-    return _fmul_other(a, b)
+    result, common = fmul_common(a, b)
+    return result if common else _fmul_other(a, b)
 
 
 @jit

@@ -89,6 +89,20 @@ def test_fadd_fsub_fmul_against_exact_reference(a, b):
         assert _binary(op, a, b) == [reference(op, x, y) for x, y in zip(a, b, strict=True)], op
 
 
+def test_vectors_mixing_common_and_special_lanes():
+    # The core computes fadd and fmul's common case on all 16 lanes, then redoes a vector that has
+    # a lane outside it (Inf, NaN, exponents 29 or more apart): every lane must come out right.
+    common = [0x3F800000 + 0x1234 * i for i in range(16)]
+    for lane, special in ((0, 0x7F800000), (7, 0xFFC00000), (15, 0x0A000000)):
+        a = common.copy()
+        a[lane] = special
+        b = [0x40400000 ^ (SIGN * (i % 2)) for i in range(16)]
+        for op in ("fadd", "fsub", "fmul"):
+            assert _binary(op, a, b) == [reference(op, x, y) for x, y in zip(a, b, strict=True)], (op, lane)
+    for op in ("fadd", "fmul"):
+        assert _binary(op, common, common) == [reference(op, x, x) for x in common], op
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 0xFFFFFFFF), min_size=16, max_size=16), VECTORS)
 def test_itof_and_ftoi(ints, floats):
