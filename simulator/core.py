@@ -20,7 +20,7 @@ from .alu import add_op, mul_op
 from .fparith import EXP_SPECIAL, MAGNITUDE, exponent, fadd_common, fmul_common
 from .jit import jit
 from .memory import OUTSIDE
-from .packing import OTHER_OP, pack_a, pack_mul, unpack, unpack_r4
+from .packing import OTHER_OP, pack_a, pack_mul, unpack_lanes
 from .qpu_io import (
     uniform,
     write_io,
@@ -240,18 +240,14 @@ def _operand(qpu, q: int, mux: int, float_op: bool, pm: int, unpack_code: int, a
     (§5.1, §5.2)."""
     if mux == isa.MUX_A:
         if pm == 0 and unpack_code:
-            source, out = lane_view(qpu, q, a), lane_view(qpu, q, dst)
-            for i in range(LANES):
-                out[i] = unpack(unpack_code, source[i], float_op)
+            unpack_lanes(unpack_code, lane_view(qpu, q, a), lane_view(qpu, q, dst), float_op)
             return dst
         return a
     if mux == isa.MUX_B:
         return b
     start = REGS + (ACC + mux) * LANES
     if mux == isa.MUX_R4 and pm and unpack_code:
-        source, out = lane_view(qpu, q, start), lane_view(qpu, q, dst)
-        for i in range(LANES):
-            out[i] = unpack_r4(unpack_code, source[i])
+        unpack_lanes(unpack_code, lane_view(qpu, q, start), lane_view(qpu, q, dst), True)    # §5.2
         return dst
     return start
 

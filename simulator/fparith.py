@@ -227,11 +227,9 @@ def half_to_float(h: int) -> int:
     sign = (h & 0x8000) << 16
     exp = (h >> 10) & 0x1F
     mantissa = (h & 0x3FF) << 13
-    if exp == 0:
-        return sign | mantissa
-    if exp == 31:
-        return sign | POS_INF | mantissa
-    return sign | ((exp + 112) << MANTISSA_BITS) | mantissa
+    # Masks, not branches (a loop over lanes vectorises): exponent 0 keeps 0, 31 ORs up to 255.
+    rebiased = ((exp + 112) << MANTISSA_BITS) & -int(exp != 0) | (POS_INF & -int(exp == 31))
+    return sign | rebiased | mantissa
 
 
 @jit

@@ -42,9 +42,17 @@ def unpack(code: int, x: int, float_context: bool) -> int:
 
 
 @jit(inline=True)
-def unpack_r4(code: int, x: int) -> int:
-    """r4 unpack (pm = 1): the float conversions of the regfile-A unpack (§5.2)."""
-    return unpack(code, x, True)
+def unpack_lanes(code: int, source, out, float_context: bool) -> None:
+    """`unpack` of every lane of `source` into `out`. The float16 conversions (every fmul of a
+    GEMM with float16 weights reads r4.16a or r4.16b) in a loop of their own with no branch in
+    it, so that it vectorises."""
+    if float_context and (code == UNPACK_16A or code == UNPACK_16B):
+        shift = 16 if code == UNPACK_16B else 0
+        for i in range(source.shape[0]):
+            out[i] = fp.half_to_float((source[i] >> shift) & 0xFFFF)
+    else:
+        for i in range(source.shape[0]):
+            out[i] = unpack(code, source[i], float_context)
 
 
 @jit
