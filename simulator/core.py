@@ -371,8 +371,8 @@ def _write_results(qpu, m, vpm, cache, data, params, q: int, prog, row: int, op_
 @jit
 def _add_vector(qpu, q: int, code: int, a: int, b: int) -> None:
     """The ADD ALU on 16 lanes into S_ADD_OUT, S_ADD_C. fadd takes two passes: its common case
-    on every lane with no branch (the loop vectorises), then, in the rare vector that has one,
-    the lanes outside it (Inf, NaN, far exponents) one by one."""
+    on every lane with no branch (the loop vectorises), then, in the rare vector with a lane
+    outside it (Inf, NaN, far exponents), the whole vector again through the full fadd."""
     x, y = lane_view(qpu, q, a), lane_view(qpu, q, b)
     out, carry = lane_view(qpu, q, S_ADD_OUT), lane_view(qpu, q, S_ADD_C)
     if code == alu.FADD:

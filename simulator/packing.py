@@ -26,6 +26,12 @@ OTHER_OP, ADD_OP, SUB_OP = 0, 1, 2
 
 
 @jit(inline=True)
+def _half_shift(code: int) -> int:
+    """Where the half a 16a (low) or 16b (high) unpack reads starts (§5.1)."""
+    return 16 if code == UNPACK_16B else 0
+
+
+@jit(inline=True)
 def unpack(code: int, x: int, float_context: bool) -> int:
     """Regfile-A unpack (pm = 0) of one lane. `float_context`: the consuming op takes floats (§5.1)."""
     if code == 0:
@@ -33,7 +39,7 @@ def unpack(code: int, x: int, float_context: bool) -> int:
     if code == UNPACK_8DR:
         return (x >> 24) * 0x01010101
     if code == UNPACK_16A or code == UNPACK_16B:
-        half = (x >> 16) & 0xFFFF if code == UNPACK_16B else x & 0xFFFF
+        half = (x >> _half_shift(code)) & 0xFFFF
         if float_context:
             return fp.half_to_float(half)
         return (half - 0x10000 if half & 0x8000 else half) & FULL
@@ -47,7 +53,7 @@ def unpack_lanes(code: int, source, out, float_context: bool) -> None:
     GEMM with float16 weights reads r4.16a or r4.16b) in a loop of their own with no branch in
     it, so that it vectorises."""
     if float_context and (code == UNPACK_16A or code == UNPACK_16B):
-        shift = 16 if code == UNPACK_16B else 0
+        shift = _half_shift(code)
         for i in range(source.shape[0]):
             out[i] = fp.half_to_float((source[i] >> shift) & 0xFFFF)
     else:
