@@ -67,11 +67,12 @@ def flops_row(name: str, flops: int, run) -> str:
     return f"{name:<26} {cells[0]}   {cells[1]} {instructions:>12,} {wall:>6.1f}"
 
 
-def gemm_row(drv, name: str, m: int, k: int, n: int, fused: bool, rng) -> str:
+def gemm_row(drv, name: str, m: int, k: int, n: int, fused: bool, rng, tune: int = 0) -> str:
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     bias = np.zeros(n, np.float32) if fused else None
-    return flops_row(name, 2 * m * n * k, lambda weights: G.matmul(drv, a, b, bias, relu6=fused, weights=weights)[1])
+    return flops_row(name, 2 * m * n * k, lambda weights: G.matmul(drv, a, b, bias, relu6=fused, weights=weights,
+                                                                    tune=tune)[1])
 
 
 def conv_row(drv, rng) -> str:
@@ -104,6 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=("sgemm", "conv", "pointwise", "depthwise", "fc"))
     parser.add_argument("--quick", action="store_true", help="skip SGEMM 1024^3 (30 s of simulation)")
     parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
+    parser.add_argument("--tune", type=int, default=0, metavar="N",
+                        help="each GEMM keeps the fastest of its N cheapest tilings, measured on the backend "
+                             "(nnlib.matmul's tune=N; the wall time then includes the N runs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,15 +127,15 @@ def run(args: argparse.Namespace) -> int:
             if not args.quick:
                 shapes.append(("sgemm 1024^3", 1024, 1024, 1024))
             for name, m, k, n in shapes:
-                print(gemm_row(drv, name, m, k, n, False, rng), flush=True)
+                print(gemm_row(drv, name, m, k, n, False, rng, args.tune), flush=True)
         if args.only in (None, "conv"):
             print(conv_row(drv, rng), flush=True)
         if args.only in (None, "pointwise"):
             for name, m, k, n in layers["pw"]:
-                print(gemm_row(drv, name, m, k, n, True, rng), flush=True)
+                print(gemm_row(drv, name, m, k, n, True, rng, args.tune), flush=True)
         if args.only in (None, "fc"):
             for name, k, n in layers["fc"]:
-                print(gemm_row(drv, name, 1, k, n, False, rng), flush=True)
+                print(gemm_row(drv, name, 1, k, n, False, rng, args.tune), flush=True)
         if args.only in (None, "depthwise"):
             print(f"\n{'depthwise (memory-bound)':<26} {'ms':>9} {'rate':>11} {'vs DMA-bound time':>21}")
             for name, size, channels, stride in layers["dw"]:

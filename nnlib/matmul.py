@@ -594,20 +594,30 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
               exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False,
               balanced: bool | None = None, pairs: bool = False) -> GemmPlan:
-    """The cheapest tiling by a small cost model. A QPU's k-step costs its instructions, or the
-    SDRAM traffic of the A streams and B strips in flight when that is slower (vc4common/timing.py's
-    port rate), or the wait for B's next row from memory when `prefetch` rows ahead do not cover it
-    (small tiles wait for the TMU most of the time). The one VDW engine stores every
-    tile's chunks: with `overlap`, while the QPUs compute (the slower of the two counts); without,
-    all QPUs wait for it after each tile (the two add up). Multi-row grids without overlap carry
-    MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices drift apart. Besides
-    the grids, `balanced` dealing (GemmPlan.task_lists) competes where no grid is asked for
-    (balanced=True: only it; False: never). With `pairs` C is stored as float16 pixel pairs: half
-    the bytes and VPM rows, tiles of even rows."""
+    """The cheapest tiling by the cost model of gemm_plans."""
+    return gemm_plans(m, n, k, halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap, accumulate, exact,
+                      rows_allowed, residual, balanced, pairs)[0]
+
+
+def gemm_plans(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, rows: int | None = None,
+               unroll: int | None = None, grid: tuple[int, int] | None = None, relu6: bool = False,
+               prefetch: int = 4, overlap: bool | None = None, accumulate: bool = False,
+               exact: bool = False, rows_allowed: tuple[int, ...] | None = None, residual: bool = False,
+               balanced: bool | None = None, pairs: bool = False) -> list[GemmPlan]:
+    """Every tiling the options allow, cheapest first by a small cost model. A QPU's k-step costs
+    its instructions, or the SDRAM traffic of the A streams and B strips in flight when that is
+    slower (vc4common/timing.py's port rate), or the wait for B's next row from memory when
+    `prefetch` rows ahead do not cover it (small tiles wait for the TMU most of the time). The one
+    VDW engine stores every tile's chunks: with `overlap`, while the QPUs compute (the slower of the
+    two counts); without, all QPUs wait for it after each tile (the two add up). Multi-row grids
+    without overlap carry MULTI_ROW_GRID_HANDICAP: with the stores at the tiles' ends their slices
+    drift apart. Besides the grids, `balanced` dealing (GemmPlan.task_lists) competes where no grid
+    is asked for (balanced=True: only it; False: never). With `pairs` C is stored as float16 pixel
+    pairs: half the bytes and VPM rows, tiles of even rows."""
     from vc4common.timing import param
     port, memory = param("memory_bytes_per_clock"), param("memory")
     latency, vdw_rate = param("dma_latency"), param("vdw_bytes_per_clock")
-    best: tuple[tuple[float, float], GemmPlan] | None = None
+    ranked: list[tuple[tuple[float, float], int, GemmPlan]] = []
     for both in ([overlap] if overlap is not None else [True, False]):
         most = max_slots(both, accumulate, residual)
         for r in ([rows] if rows else rows_allowed or range(1, most + 1)):
@@ -654,18 +664,38 @@ def plan_gemm(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, r
                     key = (max(cost, stores) if both else cost + stores, cost)   # ties: the faster QPUs
                     plan = GemmPlan(m, n, k, r, u, halves, candidate, n_qpus if deal_rows else g_rows * g_cols,
                                     both, exact, key[0], deal_rows, pairs)
-                    if best is None or key < best[0]:
-                        best = (key, plan)
-    assert best is not None
-    return best[1]
+                    ranked.append((key, len(ranked), plan))     # ties: the first found
+    assert ranked
+    return [plan for _, _, plan in sorted(ranked, key=lambda entry: entry[:2])]
+
+
+def distinct_plans(plans: list[GemmPlan], count: int) -> list[GemmPlan]:
+    """The first `count` plans of different tilings (tile height, overlap, grid or dealing), each
+    the first of its kind in `plans`: unroll variants of one tiling seldom differ much, so an
+    auto-tuner that measures these sees more of the space per run."""
+    chosen: dict[tuple, GemmPlan] = {}
+    for plan in plans:
+        chosen.setdefault((plan.rows, plan.overlap, plan.grid, plan.balanced), plan)
+        if len(chosen) == count:
+            break
+    return list(chosen.values())
+
+
+# What tune= measured: the fastest plan per problem and backend, for the rest of the process.
+_TUNED: dict[tuple, GemmPlan] = {}
 
 
 def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32", rows: int | None = None,
            unroll: int | None = None, prefetch: int = 4, n_qpus: int = MAX_QPUS, grid: tuple[int, int] | None = None,
-           overlap: bool | None = None, c=None, beta: float = 0.0, residual=None, balanced: bool | None = None):
+           overlap: bool | None = None, c=None, beta: float = 0.0, residual=None, balanced: bool | None = None,
+           tune: int = 0):
     """relu6?(a @ b + bias), or a @ b + beta * c, or a @ b + bias + residual (a skip connection,
     added in the kernel: no ReLU6 then), on the QPUs: (float32 result (M, N), report).
-    weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first)."""
+    weights="float16" stores B as float16 (half the traffic; B is rounded to float16 first).
+    tune=N: run the N cheapest distinct tilings of the cost model (distinct_plans) on this backend
+    and keep the one that took the fewest cycles (modeled on the simulator, measured on a Pi),
+    remembered for this problem and backend for the rest of the process; the result and report
+    are the fastest run's."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     _check_shapes("matmul", a, b)
     warn_nonfinite("nnlib.matmul", a=a, b=b, bias=bias, c=c, residual=residual)
@@ -689,9 +719,31 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
                              f"{(a.shape[0], b.shape[1])}")
         if accumulate or relu6:
             raise ValueError("matmul: a residual goes without beta * c and relu6")
+    if tune < 0:
+        raise ValueError(f"matmul: tune={tune}: the number of tilings to measure (0: the cost model's choice)")
     halves = 2 if weights == "float16" else 1
-    plan = plan_gemm(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch, overlap,
-                     accumulate, residual=residual is not None, balanced=balanced)
+    plans = gemm_plans(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch,
+                       overlap, accumulate, residual=residual is not None, balanced=balanced)
+    if not tune:
+        return _run_plan(drv, plans[0], a, b, bias, relu6, prefetch, c, beta, residual)
+    key = (a.shape, b.shape, weights, bias is not None, relu6, prefetch, n_qpus, rows, unroll, grid, overlap,
+           accumulate, beta if accumulate else 0.0, residual is not None, balanced, tune, drv.backend_name)
+    if key in _TUNED:
+        return _run_plan(drv, _TUNED[key], a, b, bias, relu6, prefetch, c, beta, residual)
+    best = None
+    for plan in distinct_plans(plans, tune):
+        run = _run_plan(drv, plan, a, b, bias, relu6, prefetch, c, beta, residual)
+        if best is None or run[1].cycles < best[1][1].cycles:
+            best = (plan, run)
+    assert best is not None
+    _TUNED[key] = best[0]
+    return best[1]
+
+
+def _run_plan(drv, plan: GemmPlan, a: np.ndarray, b: np.ndarray, bias, relu6: bool, prefetch: int, c, beta: float,
+              residual):
+    """matmul with its tiling chosen: (result, report)."""
+    halves, accumulate = plan.halves, c is not None and beta != 0.0
     cfg = GemmKernel(plan.rows, plan.unroll, prefetch, halves, bias is not None, relu6, plan.overlap, accumulate,
                      residual is not None)
     lists = plan.task_lists()
@@ -736,5 +788,5 @@ def gemm(drv, a, b, c=None, alpha: float = 1.0, beta: float = 0.0, **options):
     return matmul(drv, scaled, b, c=c, beta=beta, **options)
 
 
-__all__ = ["GemmKernel", "GemmPlan", "float16_weights", "gemm", "kernel_program",
+__all__ = ["GemmKernel", "GemmPlan", "distinct_plans", "float16_weights", "gemm", "gemm_plans", "kernel_program",
            "matmul", "plan_gemm", "reference"]
