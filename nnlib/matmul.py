@@ -722,16 +722,16 @@ def matmul(drv, a, b, bias=None, relu6: bool = False, *, weights: str = "float32
     if tune < 0:
         raise ValueError(f"matmul: tune={tune}: the number of tilings to measure (0: the cost model's choice)")
     halves = 2 if weights == "float16" else 1
-    plans = gemm_plans(a.shape[0], b.shape[1], a.shape[1], halves, n_qpus, rows, unroll, grid, relu6, prefetch,
-                       overlap, accumulate, residual=residual is not None, balanced=balanced)
+    problem = dict(m=a.shape[0], n=b.shape[1], k=a.shape[1], halves=halves, n_qpus=n_qpus, rows=rows,
+                   unroll=unroll, grid=grid, relu6=relu6, prefetch=prefetch, overlap=overlap, accumulate=accumulate,
+                   residual=residual is not None, balanced=balanced)
     if not tune:
-        return _run_plan(drv, plans[0], a, b, bias, relu6, prefetch, c, beta, residual)
-    key = (a.shape, b.shape, weights, bias is not None, relu6, prefetch, n_qpus, rows, unroll, grid, overlap,
-           accumulate, beta if accumulate else 0.0, residual is not None, balanced, tune, drv.backend_name)
+        return _run_plan(drv, plan_gemm(**problem), a, b, bias, relu6, prefetch, c, beta, residual)
+    key = (tuple(problem.values()), bias is not None, tune, drv.backend_name)
     if key in _TUNED:
         return _run_plan(drv, _TUNED[key], a, b, bias, relu6, prefetch, c, beta, residual)
     best = None
-    for plan in distinct_plans(plans, tune):
+    for plan in distinct_plans(gemm_plans(**problem), tune):
         run = _run_plan(drv, plan, a, b, bias, relu6, prefetch, c, beta, residual)
         if best is None or run[1].cycles < best[1][1].cycles:
             best = (plan, run)

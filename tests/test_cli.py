@@ -162,3 +162,10 @@ def test_bench_prints_the_fc_row_float32_and_float16():
     fp32_ms, fp16_ms = float(cells[2]), float(cells[5])
     # The FC layer streams 4 MB of weights: float16 weights take about half the time.
     assert 0.4 < fp16_ms / fp32_ms < 0.6
+
+
+def test_bench_refuses_a_negative_tune_in_one_line():
+    result = vc4("bench", "--only", "fc", "--tune", "-1")
+    assert result.returncode == 2
+    assert "vc4 bench: error: argument --tune: '-1': the number of tilings to measure" in result.stderr
+    assert "Traceback" not in result.stderr
