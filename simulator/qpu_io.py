@@ -16,6 +16,7 @@ from .memory import OFFSET_MASK, OUTSIDE
 from .sfu import SFU_LATENCY, sfu
 from .state import (
     ACC,
+    BUS_PORT,
     BY_TMU,
     BY_UNIFORMS,
     BY_VDR,
@@ -37,12 +38,11 @@ from .state import (
     FIFO_HEAD,
     FIFO_READY,
     FIFO_VALUES,
-    G_BUS_FREE,
     G_DMA_FREE,
     G_HOST_INTERRUPTS,
-    G_MEMORY_FREE,
     G_MUTEX_OWNER,
     G_PAGES_ON,
+    G_PORT_COUNT,
     G_SFU_FREE,
     INSTRUCTIONS,
     INTERRUPTS,
@@ -50,6 +50,7 @@ from .state import (
     LANES,
     LAST_WRITE,
     MASK,
+    MEMORY_PORT,
     NO_OWNER,
     NOSWAP,
     P_BUS_RATE,
@@ -70,6 +71,9 @@ from .state import (
     PAGES,
     PC,
     POISON,
+    PORT_BOOKINGS,
+    PORT_KEEP,
+    PORT_SLOTS,
     QPUS_PER_SLICE,
     R_STALE,
     R_STALE_UNIFORM,
@@ -135,21 +139,111 @@ def fill_delay(qpu, m, params, q: int, level: int) -> int:
     SDRAM port (both shared with VPM DMA, timing.py)."""
     now = qpu[q, CYCLE]
     if level == FROM_MEMORY:
-        begin = max(transfer(m, G_BUS_FREE, now, LINE_BYTES, params[P_BUS_RATE]),
-                    transfer(m, G_MEMORY_FREE, now, LINE_BYTES, params[P_MEMORY_RATE]))
+        begin = max(transfer(m, BUS_PORT, now, now, LINE_BYTES, params[P_BUS_RATE]),
+                    transfer(m, MEMORY_PORT, now, now, LINE_BYTES, params[P_MEMORY_RATE]))
         return begin - now + int(params[P_MEMORY])
     if level == FROM_SYSTEM_L2:
-        return transfer(m, G_BUS_FREE, now, LINE_BYTES, params[P_BUS_RATE]) - now + int(params[P_SYSTEM_L2])
+        return transfer(m, BUS_PORT, now, now, LINE_BYTES, params[P_BUS_RATE]) - now + int(params[P_SYSTEM_L2])
     return int(params[P_TMU_HIT + level])
 
 
 @jit(inline=True)
-def transfer(m, port: int, start: int, nbytes: int, rate: float) -> int:
-    """`nbytes` through a port (the V3D's bus to the system, or SDRAM) that moves `rate` bytes a
-    clock, one transfer after another: when this one begins (the port is busy until m[port])."""
-    begin = max(start, m[port])
-    m[port] = begin + int(nbytes / rate)
+def _bookings(m, port: int, now: int) -> int:
+    """The port's bookings, those that ended PORT_KEEP clocks before `now` dropped (the scheduler
+    runs the QPU with the earliest clock, so no later request starts much before `now`): their count."""
+    base = PORT_BOOKINGS + port * PORT_SLOTS * 2
+    count = 0
+    for i in range(m[G_PORT_COUNT + port]):
+        if m[base + 2 * i + 1] > now - PORT_KEEP:
+            m[base + 2 * count] = m[base + 2 * i]
+            m[base + 2 * count + 1] = m[base + 2 * i + 1]
+            count += 1
+    return count
+
+
+@jit(inline=True)
+def _occupy(m, port: int, count: int, low: int, high: int) -> None:
+    """Book [low, high) on the port: the bookings it overlaps or touches merge into one, kept in
+    order of start; when the table is full the earliest booking is forgotten (rare)."""
+    base = PORT_BOOKINGS + port * PORT_SLOTS * 2
+    kept, at = 0, -1
+    for i in range(count):
+        s, e = m[base + 2 * i], m[base + 2 * i + 1]
+        if e < low or s > high:
+            if at < 0 and s > high:
+                at = kept
+            m[base + 2 * kept] = s
+            m[base + 2 * kept + 1] = e
+            kept += 1
+        else:
+            low, high = min(low, s), max(high, e)
+    if at < 0:
+        at = kept
+    if kept == PORT_SLOTS:
+        for i in range(kept - 1):
+            m[base + 2 * i] = m[base + 2 * i + 2]
+            m[base + 2 * i + 1] = m[base + 2 * i + 3]
+        kept -= 1
+        at = max(at - 1, 0)
+    for i in range(kept, at, -1):
+        m[base + 2 * i] = m[base + 2 * i - 2]
+        m[base + 2 * i + 1] = m[base + 2 * i - 1]
+    m[base + 2 * at] = low
+    m[base + 2 * at + 1] = high
+    m[G_PORT_COUNT + port] = kept + 1
+
+
+@jit
+def transfer(m, port: int, now: int, start: int, nbytes: int, rate: float) -> int:
+    """A line of `nbytes` through a port (the V3D's bus to the system, or SDRAM) that moves `rate`
+    bytes a clock, in one piece: when it begins, at `start` or later, in the first gap between the
+    transfers booked on the port (a DMA transfer that the engine's queue starts later does not hold
+    up a line fill before it). `now`: the caller's clock."""
+    duration = int(nbytes / rate)
+    base = PORT_BOOKINGS + port * PORT_SLOTS * 2
+    count = _bookings(m, port, now)
+    begin = start
+    for i in range(count):
+        if begin + duration <= m[base + 2 * i]:
+            break
+        begin = max(begin, m[base + 2 * i + 1])
+    if duration > 0:
+        _occupy(m, port, count, begin, begin + duration)
+    else:
+        m[G_PORT_COUNT + port] = count
     return begin
+
+
+@jit
+def stream(m, port: int, now: int, start: int, nbytes: int, rate: float) -> int:
+    """A DMA transfer's `nbytes` through a port from `start` on, in whatever gaps the bookings leave
+    (its rows go one after another, each in the next free clocks): when its last byte is through."""
+    duration = int(nbytes / rate)
+    base = PORT_BOOKINGS + port * PORT_SLOTS * 2
+    count = _bookings(m, port, now)
+    t, left, first = start, duration, -1
+    for i in range(count):
+        s, e = m[base + 2 * i], m[base + 2 * i + 1]
+        if e <= t:
+            continue
+        if s > t:
+            if first < 0:
+                first = t
+            used = min(left, s - t)
+            left -= used
+            t += used
+            if left == 0:
+                break
+        t = max(t, e)
+    if left > 0:
+        if first < 0:
+            first = t
+        t += left
+    if duration > 0:
+        _occupy(m, port, count, first, t)
+    else:
+        m[G_PORT_COUNT + port] = count
+    return t
 
 
 @jit
@@ -284,11 +378,10 @@ def write_io(qpu, m, vpm, cache, data, params, q: int, file: int, addr: int, con
         done = int(start_cycle + params[P_DMA_LATENCY] + rows * max(params[P_DMA_ROW], moved / rows / rate))
         # What the system L2 did not hold also crosses the one SDRAM port that the caches' line
         # fills use (_fill_delay).
-        transfer(m, G_BUS_FREE, start_cycle, moved, params[P_BUS_RATE])
-        through = m[G_BUS_FREE]
+        now = qpu[q, CYCLE]
+        through = stream(m, BUS_PORT, now, start_cycle, moved, params[P_BUS_RATE])
         if port_bytes:
-            transfer(m, G_MEMORY_FREE, start_cycle, port_bytes, params[P_MEMORY_RATE])
-            through = max(through, m[G_MEMORY_FREE])
+            through = max(through, stream(m, MEMORY_PORT, now, start_cycle, port_bytes, params[P_MEMORY_RATE]))
         done = max(done, through + int(params[P_DMA_LATENCY]))
         m[G_DMA_FREE + file] = done
         qpu[q, DMA_DONE + file] = done

@@ -132,8 +132,15 @@ G_ERROR_ARG2 = _machine.field()
 G_ERROR_QPU = _machine.field()
 G_ERROR_PC = _machine.field()
 G_NEED_PC = _machine.field()
-G_MEMORY_FREE = _machine.field()         # when the SDRAM port and the V3D's bus are free (qpu_io.transfer)
-G_BUS_FREE = _machine.field()
+# The SDRAM port and the V3D's bus (qpu_io.transfer): per port the transfers booked on it, as
+# [start, end) clock intervals sorted by start, so that a line fill can go before a DMA transfer
+# that the one DMA engine's queue starts later.
+MEMORY_PORT, BUS_PORT = 0, 1
+PORTS = 2
+PORT_SLOTS = 64
+PORT_KEEP = 1024                          # clocks a finished booking is kept (qpu_io.transfer)
+G_PORT_COUNT = _machine.field(PORTS)
+PORT_BOOKINGS = _machine.field(PORTS * PORT_SLOTS * 2)
 G_SFU_FREE = _machine.field(MAX_QPUS // QPUS_PER_SLICE)     # one SFU per slice
 G_PAGES_ON = _machine.field()
 SEMAPHORES = _machine.field(isa.SEMAPHORE_COUNT)

@@ -155,3 +155,92 @@ def test_stale_uniform_is_reported():
     v3d.memory.write32(0x800, 7)                            # the host changes the uniform, no cache clear
     with pytest.raises(SimulationError, match="uniforms-cache line filled before memory changed"):
         v3d.execute([(0x1000, 0x800)])
+
+
+# The ports' bookings (qpu_io.transfer for a line fill, qpu_io.stream for a DMA transfer), as data:
+# [(call, now, start, bytes, rate, returned)], then the bookings left, as [start, end) intervals.
+PORT_CASES = [
+    ("a fill on an idle port begins at once",
+     [("transfer", 100, 100, 64, 8.0, 100)], [(100, 108)]),
+    ("a DMA transfer queued to start later leaves the port free before it",
+     [("stream", 100, 1000, 800, 8.0, 1100), ("transfer", 120, 120, 64, 8.0, 120)], [(120, 128), (1000, 1100)]),
+    ("a fill that does not fit the gap before a booking goes after it",
+     [("stream", 100, 120, 80, 8.0, 130), ("transfer", 115, 115, 64, 8.0, 130)], [(120, 138)]),
+    ("a DMA transfer takes the gaps it finds, and merges with what it touches",
+     [("transfer", 100, 100, 80, 8.0, 100), ("transfer", 100, 120, 80, 8.0, 120),
+      ("stream", 100, 100, 240, 8.0, 150)], [(100, 150)]),
+    ("bookings long over are forgotten",
+     [("transfer", 100, 100, 64, 8.0, 100), ("transfer", 5000, 5000, 64, 8.0, 5000)], [(5000, 5008)]),
+]
+
+
+@pytest.mark.parametrize("calls, left", [case[1:] for case in PORT_CASES], ids=[case[0] for case in PORT_CASES])
+def test_port_bookings(calls, left):
+    import numpy as np
+
+    from simulator import qpu_io, state
+
+    m = np.zeros(state.MACHINE_SIZE, dtype=np.int64)
+    for name, now, start, nbytes, rate, returned in calls:
+        assert getattr(qpu_io, name)(m, state.BUS_PORT, now, start, nbytes, rate) == returned, name
+    base = state.PORT_BOOKINGS + state.BUS_PORT * state.PORT_SLOTS * 2
+    count = int(m[state.G_PORT_COUNT + state.BUS_PORT])
+    assert [(int(m[base + 2 * i]), int(m[base + 2 * i + 1])) for i in range(count)] == left
+    assert m[state.G_PORT_COUNT + state.MEMORY_PORT] == 0
+
+
+def test_a_fill_does_not_wait_for_a_store_the_dma_queue_starts_later():
+    # QPU 0 stores 16 one-word rows: the one VDW engine takes 16 x dma_row_clocks for them, while
+    # their 64 bytes cross the bus and the SDRAM port in a few clocks. QPU 2 then queues a store of
+    # its own, which starts when the engine is free, and QPU 1 reads a line from memory in between:
+    # it finishes when it would with no stores at all, not after the second store's turn on the bus.
+    engine = param("dma_latency") + 16 * param("dma_row_clocks")
+    assert 64 / min(param("bus_bytes_per_clock"), param("memory_bytes_per_clock")) + 16 * CPI < engine
+
+    def source(store: bool) -> str:
+        start = "mov vw_addr, r1" if store else "mov r1, r1"
+        return f"""
+    mov r0, qpu_num
+    mov vw_setup, vpm_setup(1, 1, h32(0))
+    mov vw_setup, vdw_setup_0(16, 1, dma_h32(0, 0))
+    sub.setf -, r0, 1
+    brr.allz -, r:reader
+    sub.setf -, r0, 2
+    nop
+    nop
+    brr.allz -, r:second
+    mov r1, 0x4000
+    nop
+    nop
+    {start}
+    mov -, srel(0)
+    mov -, vw_wait
+    brr -, r:end
+    nop
+    nop
+    nop
+:second
+    mov -, sacq(0)
+    mov r1, 0x5000
+    {start}
+    mov -, srel(1)
+    mov -, vw_wait
+    brr -, r:end
+    nop
+    nop
+    nop
+:reader
+    mov -, sacq(1)
+    mov r1, 0x8000
+    mov t0s, r1
+    nop; ldtmu0
+:end
+""" + END
+
+    stores, _ = run(source(True), qpus=3)
+    alone, _ = run(source(False), qpus=3)
+    assert stores.per_qpu[2].stall_cycles["dma"] > engine / 2           # the second store waited its turn
+    # (The semaphore's retries align the QPUs to within an instruction; a fill held up until the
+    # second store had crossed the bus would end about `engine` clocks later.)
+    assert abs(stores.per_qpu[1].end_cycle - alone.per_qpu[1].end_cycle) <= 2 * CPI
+    assert stores.per_qpu[1].stall_cycles["tmu"] >= param("memory") - 8 * CPI    # the line came from memory

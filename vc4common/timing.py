@@ -67,8 +67,12 @@ PARAMETERS: dict[str, Parameter] = {
                                                    "the caches before each run, so its code comes cold: with 1 line "
                                                    "single 2^8..2^10 transforms model 1.23-1.53x the Pi 1 times, "
                                                    "with 2 1.12-1.32x, with 4 1.01-1.17x (BENCHMARKS.md)"),
-    "uniforms_prefetch_lines": Parameter(1, "lines", "policy: the uniforms FIFO prefetches at least 2 words "
-                                                     "(semantics.md §8.6); one line ahead is the model's guess"),
+    "uniforms_prefetch_lines": Parameter(2, "lines", "policy, calibrated: how far ahead of the stream the "
+                                                     "uniforms cache fetches sequential lines (semantics.md "
+                                                     "§8.6: a small FIFO, prefetch >= 2). py-videocore's SGEMM "
+                                                     "streams B through it: with 1 line it models 1.40-1.44x "
+                                                     "its published time at every system_l2_hit from 240 to "
+                                                     "380, with 2 lines 1.07 at 320 (BENCHMARKS.md)"),
     # The host's side of a submission (not the QPUs'): added by tools that model a whole call.
     "mailbox_call_seconds": Parameter(100e-6, "s", "execute_qpu through the mailbox costs about 100 us per call "
                                                    "(gpu_fft.txt 1.0; performance.md §4)"),
