@@ -4,7 +4,7 @@ simulator's wall time, and a per-layer table (each layer run on its own), as mar
     .venv/bin/python benchmarks/mobilenet.py [--model mobilenet_v1|mobilenet_v2] [--runs 3]
                                              [--weights float32 float16] [--activations float32 float16]
                                              [--no-layers]
-                                             [--set NAME=VALUE ...]
+                                             [--set NAME=VALUE ...] [--tune N]
 
 `--set` overrides a timing parameter (vc4common/timing.py) to see how far a policy the Pi has not
 measured moves the figure (BENCHMARKS.md, "How far the unmeasured policies move it").
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nnlib  # noqa: E402
 from driver import Driver  # noqa: E402
 from nnlib import images, models  # noqa: E402
-from nnlib.bench import PEAK_GFLOPS  # noqa: E402
+from nnlib.bench import PEAK_GFLOPS, tune_count  # noqa: E402
 from nnlib.classify import _main_stall  # noqa: E402
 from nnlib.graph import load, simplify  # noqa: E402
 from vc4common import timing  # noqa: E402
@@ -53,6 +53,9 @@ def main() -> int:
                         help="how GEMMs store what depthwise layers read (nnlib.compile)")
     parser.add_argument("--no-layers", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--tune", type=tune_count, default=0, metavar="N",
+                        help="each GEMM layer keeps the fastest of its N cheapest tilings (nnlib.compile's tune=; "
+                             "the compile time then includes the N runs per layer)")
     args = parser.parse_args()
     for setting in args.set:
         timing.override(setting)
@@ -71,7 +74,7 @@ def main() -> int:
         drv.backend.prepare()             # the simulator's core compiled before any timed run
         for weights, activations in ((w, a) for a in args.activations for w in args.weights):
             start = time.perf_counter()
-            net = nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations=activations)
+            net = nnlib.compile(copy.deepcopy(graph), drv, weights=weights, activations=activations, tune=args.tune)
             compiled = time.perf_counter() - start
             with net:
                 walls = []

@@ -101,7 +101,7 @@ def depthwise_row(drv, name: str, size: int, channels: int, stride: int, rng) ->
             f"{seconds / bound:>5.2f}x of {bound * 1e3:.3f} ms {report.instructions:>12,} {wall:>6.1f}")
 
 
-def _tilings(text: str) -> int:
+def tune_count(text: str) -> int:
     """--tune's N: a whole number of tilings, 0 or more."""
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: the number of tilings to measure, 0 or more")
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=("sgemm", "conv", "pointwise", "depthwise", "fc"))
     parser.add_argument("--quick", action="store_true", help="skip SGEMM 1024^3 (30 s of simulation)")
     parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
-    parser.add_argument("--tune", type=_tilings, default=0, metavar="N",
+    parser.add_argument("--tune", type=tune_count, default=0, metavar="N",
                         help="each GEMM keeps the fastest of its N cheapest tilings, measured on the backend "
                              "(nnlib.matmul's tune=N; the wall time then includes the N runs)")
 

@@ -28,7 +28,7 @@ from rich.table import Table
 from driver import Driver
 
 from . import images, models
-from .bench import PEAK_GFLOPS
+from .bench import PEAK_GFLOPS, tune_count
 from .graph import ModelError, load, simplify
 from .network import compile as compile_network
 from .network import softmax
@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the GEMMs store their weights (float16: half the traffic)")
     parser.add_argument("--activations", choices=("float32", "float16"), default="float32",
                         help="how the GEMMs store what depthwise layers read (float16: half the traffic)")
+    parser.add_argument("--tune", type=tune_count, default=0, metavar="N",
+                        help="each GEMM layer keeps the fastest of its N cheapest tilings, timed on the backend at "
+                             "compile time (about a second each on the simulator)")
     parser.add_argument("--backend", choices=("auto", "sim", "mailbox"), default="sim")
     parser.add_argument("--layers", action="store_true",
                         help="also run each layer on its own and show its time, %% of peak and main stall")
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
             with console.status(f"compiling {model.name} for 12 QPUs ({args.weights} weights, "
                                 f"{args.activations} activations)"):
                 start = time.perf_counter()
-                net = compile_network(graph, drv, weights=args.weights, activations=args.activations)
+                net = compile_network(graph, drv, weights=args.weights, activations=args.activations,
+                                      tune=args.tune)
                 compiled = time.perf_counter() - start
             with net:
                 size = net.input.shape

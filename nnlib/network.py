@@ -60,7 +60,7 @@ from .expand import TASK_WORDS as EXPAND_TASK_WORDS
 from .expand import ExpandDepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
-from .matmul import LANES, GemmKernel, GemmPlan, float16_weights, max_slots, plan_gemm
+from .matmul import LANES, GemmKernel, GemmPlan, float16_weights, gemm_plans, max_slots, plan_gemm
 from .nonfinite import warn_nonfinite
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
@@ -288,21 +288,41 @@ class GemmLayer(Layer):
         if isinstance(producer, DepthwiseLayer) and producer.wide is not None and self.direct:
             # The wide depthwise kernel's VDW stores take half the engine's time; its tiles within a
             # row come in multiples of its 8 pixels, which may cost this GEMM more.
-            narrow = self.plan
+            narrow = self.plan, self.problem
             saved = producer.narrow.store_clocks() - producer.wide.store_clocks()
             producer.use(producer.wide)
             self._plan(exact, False)
-            if not self.direct or self.plan.clocks - narrow.clocks >= saved:
+            if not self.direct or self.plan.clocks - narrow[0].clocks >= saved:
                 producer.use(producer.narrow)
-                self.plan, self.direct = narrow, True          # as planned for the narrow kernel
+                (self.plan, self.problem), self.direct = narrow, True          # as planned for the narrow kernel
         allowed = self.direct_rows()                 # with pairs only even tiles: are there any?
         if pairs and self.m % 2 == 0 and (not allowed or any(r % 2 == 0 for r in allowed)):
-            single = self.plan
+            single = self.plan, self.problem
             self._plan(exact, True)
-            if self.plan.clocks > single.clocks + _pairs_saving(self.m, single.n_pad):
-                self.plan = single
-        self.cfg = GemmKernel(self.plan.rows, self.plan.unroll, 4, self.halves, self.bias is not None, self.relu6,
-                              self.plan.overlap, residual=self.residual is not None, pairs=self.plan.pairs)
+            if self.plan.clocks > single[0].clocks + _pairs_saving(self.m, single[0].n_pad):
+                self.plan, self.problem = single
+        self.use(self.plan)
+
+    def use(self, plan: GemmPlan) -> None:
+        """Run with this tiling (the plan and its compiled kernel variant)."""
+        self.plan = plan
+        self.cfg = GemmKernel(plan.rows, plan.unroll, 4, self.halves, self.bias is not None, self.relu6, plan.overlap,
+                              residual=self.residual is not None, pairs=plan.pairs)
+
+    def tilings(self, count: int) -> list[GemmPlan]:
+        """The plan and up to count - 1 alternatives, cheapest first by the cost model, that differ
+        only in how the tiles are dealt to the QPUs and how far the k-loop is unrolled: the same tile
+        height, A pack, output layout and scratch, so that no other layer or buffer changes (what
+        compile(tune=) times). The same list whichever of them the layer uses."""
+        plan = plan_gemm(**self.problem)             # the cost model's choice (make_plan's)
+        kept = {(plan.unroll, plan.grid, plan.balanced): plan}
+        for other in gemm_plans(**{**self.problem, "rows": plan.rows}):
+            if len(kept) >= count:
+                break
+            if (other.overlap, other.pairs, other.k_pad, other.m_pad, other.exact) == (
+                    plan.overlap, plan.pairs, plan.k_pad, plan.m_pad, plan.exact):
+                kept.setdefault((other.unroll, other.grid, other.balanced), other)
+        return list(kept.values())
 
     def _plan(self, exact: bool, pairs: bool) -> None:
         allowed = self.direct_rows()
@@ -310,16 +330,13 @@ class GemmLayer(Layer):
         # The host packs A itself when it writes the model's input (a layout, no arithmetic).
         host = self.from_input and (self.flatten or self.size == 1 and self.stride == 1)
         self.direct = bool(allowed) or host
-        if host:
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  residual=residual, pairs=pairs)
-        elif self.direct:                # K as the producer writes it: whole groups of 16 channels
+        if self.direct and not host:     # K as the producer writes it: whole groups of 16 channels
             self.k = self.producer.c_pad
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6,
-                                  rows_allowed=allowed, residual=residual, pairs=pairs)
-        else:                            # a gathered pack: tiles of any height (im2col.groups)
-            self.plan = plan_gemm(self.m, self.n, self.k, self.halves, self.qpus, relu6=self.relu6, exact=exact,
-                                  residual=residual, pairs=pairs)
+        # A gathered pack (im2col.groups) or the host's takes tiles of any height.
+        self.problem = dict(m=self.m, n=self.n, k=self.k, halves=self.halves, n_qpus=self.qpus, relu6=self.relu6,
+                            residual=residual, pairs=pairs,
+                            **(dict(rows_allowed=allowed) if self.direct and not host else dict(exact=exact)))
+        self.plan = plan_gemm(**self.problem)
 
     def request(self, producer: Layer | None) -> Layout | Pack | None:
         if self.direct:
@@ -839,6 +856,32 @@ def plan_buffers(tensors: dict[str, Tensor], layers: list[Layer], input_name: st
             skip.layout = replace(skip.layout, pixels=max(skip.layout.pixels, skip.layout.lead + layer.plan.m_pad))
 
 
+def run_alone(drv, layer: Layer, timeout: float = 1.0):
+    """One layer's segments as a submission of their own, on the network's buffers: the report."""
+    blocks: list = []
+    try:
+        code = place_chain(drv, layer.segments(drv, blocks), blocks)
+        return drv.execute(code, None, n_qpus=QPUS, timeout=timeout)
+    finally:
+        free_all(drv, blocks)
+
+
+def tune_layers(drv, layers: list[Layer], count: int) -> None:
+    """Each GEMM's fastest of its `count` tilings (GemmLayer.tilings), each run on its own on the
+    backend (modeled on the simulator, measured on a Pi), as an auto-tuner would: the cost model
+    does not see everything the timing does (the L2 thrashing when A's stream and B outgrow it)."""
+    for layer in layers:
+        if not isinstance(layer, GemmLayer):
+            continue
+        best = None
+        for plan in layer.tilings(count):
+            layer.use(plan)
+            cycles = run_alone(drv, layer).cycles
+            if best is None or cycles < best[0]:          # ties: the cost model's order
+                best = (cycles, plan)
+        layer.use(best[1])
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max())
     return e / e.sum()
@@ -919,16 +962,8 @@ class Network:
         """Each layer run on its own (one submission per layer, on the same buffers): its modeled
         time, for the per-layer table. A diagnostic: a real inference is one submission (__call__)."""
         self.load(image)
-        lines = []
-        for layer in self.layers:
-            blocks: list = []
-            try:
-                code = place_chain(self.drv, layer.segments(self.drv, blocks), blocks)
-                report = self.drv.execute(code, None, n_qpus=QPUS, timeout=self.timeout)
-            finally:
-                free_all(self.drv, blocks)
-            lines.append(LayerTime(layer.node.name, layer.kind, layer.output.shape, layer.flops, report))
-        return lines
+        return [LayerTime(layer.node.name, layer.kind, layer.output.shape, layer.flops,
+                          run_alone(self.drv, layer, self.timeout)) for layer in self.layers]
 
     @property
     def flops(self) -> int:
@@ -946,7 +981,7 @@ class Network:
 
 
 def compile(model, drv, weights: str = "float32", outputs: list[str] | None = None,  # noqa: A001
-            qpus: int = QPUS, activations: str = "float32", fuse: bool = True) -> Network:
+            qpus: int = QPUS, activations: str = "float32", fuse: bool = True, tune: int = 0) -> Network:
     """A model (a path to .pb / .onnx / .tflite, or a Graph) compiled for the QPUs: weights uploaded,
     buffers placed, one program assembled. Errors in the model are raised (ModelError) before
     anything is allocated; anything allocated is freed if a later step fails. `qpus` (1 to 12)
@@ -954,7 +989,11 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     outputs of GEMMs that depthwise layers read as float16 (rounded to nearest, below 2^-14 to
     zero: semantics.md §5.3) where the model says it pays; every other tensor stays float32.
     fuse=False runs every 1x1 convolution apart from the depthwise layer that reads it (by default
-    the two run as one kernel where the model says that pays: expand.py)."""
+    the two run as one kernel where the model says that pays: expand.py). tune=N: each GEMM layer
+    keeps the fastest of its N cheapest tilings that change no other layer (tune_layers: each run
+    on its own at compile time; about a second each on the simulator)."""
+    if tune < 0:
+        raise ValueError(f"tune={tune}: the number of tilings to time per GEMM layer (0: the cost model's choice)")
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: 'float32' or 'float16'")
     if activations not in WEIGHTS:
@@ -978,11 +1017,12 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
             tensor.array[:] = 0                   # the borders stay zero: no layer writes them
         scratch_bytes = max([64] + [layer.scratch_bytes() for layer in layers])
         scratch = keep(net.blocks, drv.alloc(scratch_bytes // 4, np.float32))
-        segments: list[Segment] = []
         for layer in layers:
             layer.scratch = scratch
             layer.upload(drv, net.blocks)
-            segments += layer.segments(drv, net.blocks)
+        if tune > 1:
+            tune_layers(drv, layers, tune)
+        segments: list[Segment] = [segment for layer in layers for segment in layer.segments(drv, net.blocks)]
         net.code = place_chain(drv, segments, net.blocks)
         net.timeout = 1.0
     except BaseException:
@@ -991,4 +1031,4 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     return net
 
 
-__all__ = ["Layout", "Network", "compile", "plan_buffers"]
+__all__ = ["Layout", "Network", "compile", "plan_buffers", "tune_layers"]

@@ -164,8 +164,9 @@ def test_bench_prints_the_fc_row_float32_and_float16():
     assert 0.4 < fp16_ms / fp32_ms < 0.6
 
 
-def test_bench_refuses_a_negative_tune_in_one_line():
-    result = vc4("bench", "--only", "fc", "--tune", "-1")
+@pytest.mark.parametrize("command", [["bench", "--only", "fc"], ["classify", "sample"]])
+def test_a_negative_tune_is_refused_in_one_line(command):
+    result = vc4(*command, "--tune", "-1")
     assert result.returncode == 2
-    assert "vc4 bench: error: argument --tune: '-1': the number of tilings to measure" in result.stderr
+    assert f"vc4 {command[0]}: error: argument --tune: '-1': the number of tilings to measure" in result.stderr
     assert "Traceback" not in result.stderr

@@ -187,6 +187,36 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
     assert not np.allclose(first, second)
 
 
+def test_tune_keeps_each_gemm_layers_fastest_tiling_and_the_same_bits(drv, model, tmp_path):
+    """compile(tune=N): every GEMM layer runs the fastest of its tilings as timed on the backend
+    (here the simulator's model), tilings that change no other layer: the same output bits, the
+    network still one execute per image, and no GEMM slower than the cost model's choice."""
+    graph = imported(model, tmp_path, "pb")
+    image = RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv, weights="float16") as plain:
+        untuned, plain_report = plain(image)
+        plain_plans = [layer.plan for layer in plain.layers if isinstance(layer, nnlib.network.GemmLayer)]
+    with nnlib.compile(copy.deepcopy(graph), drv, weights="float16", tune=4) as net:
+        gemms = [layer for layer in net.layers if isinstance(layer, nnlib.network.GemmLayer)]
+        assert any(len(layer.tilings(4)) > 1 for layer in gemms)
+        for layer, planned in zip(gemms, plain_plans, strict=True):
+            chosen = layer.plan
+            assert (chosen.rows, chosen.k_pad, chosen.m_pad) == (planned.rows, planned.k_pad, planned.m_pad)
+            times = {}
+            for plan in layer.tilings(4):
+                layer.use(plan)
+                times[plan] = nnlib.network.run_alone(drv, layer).cycles
+            layer.use(chosen)
+            assert times[chosen] == min(times.values()) and times[chosen] <= times[planned]
+        calls = len(simulated_firmware(drv).calls)
+        tuned, report = net(image)
+        assert simulated_firmware(drv).calls[calls:].count("execute_qpu") == 1
+    np.testing.assert_array_equal(tuned, untuned)
+    assert report.cycles <= plain_report.cycles * 1.02
+    with pytest.raises(ValueError, match="tune=-1"):
+        nnlib.compile(copy.deepcopy(graph), drv, tune=-1)
+
+
 @pytest.mark.parametrize("weights", ["float32", "float16"])
 def test_float16_activations_between_the_pointwise_and_depthwise_layers(drv, model, tmp_path, weights):
     """activations="float16": the GEMMs that depthwise layers read store float16 pixel pairs (VPM
