@@ -311,17 +311,17 @@ class GemmLayer(Layer):
 
     def tilings(self, count: int) -> list[GemmPlan]:
         """The plan and up to count - 1 alternatives, cheapest first by the cost model, that differ
-        only in how the tiles are dealt to the QPUs and how far the k-loop is unrolled: the same tile
-        height, A pack, output layout and scratch, so that no other layer or buffer changes (what
-        compile(tune=) times). The same list whichever of them the layer uses."""
+        only in how the tiles are dealt to the QPUs, whether a tile's stores overlap the next tile
+        and how far the k-loop is unrolled: the same tile height, A pack, output layout and scratch,
+        so that no other layer or buffer changes (what compile(tune=) times). The same list
+        whichever of them the layer uses."""
         plan = plan_gemm(**self.problem)             # the cost model's choice (make_plan's)
-        kept = {(plan.unroll, plan.grid, plan.balanced): plan}
+        kept = {(plan.unroll, plan.grid, plan.balanced, plan.overlap): plan}
         for other in gemm_plans(**{**self.problem, "rows": plan.rows}):
             if len(kept) >= count:
                 break
-            if (other.overlap, other.pairs, other.k_pad, other.m_pad, other.exact) == (
-                    plan.overlap, plan.pairs, plan.k_pad, plan.m_pad, plan.exact):
-                kept.setdefault((other.unroll, other.grid, other.balanced), other)
+            if (other.pairs, other.k_pad, other.m_pad, other.exact) == (plan.pairs, plan.k_pad, plan.m_pad, plan.exact):
+                kept.setdefault((other.unroll, other.grid, other.balanced, other.overlap), other)
         return list(kept.values())
 
     def _plan(self, exact: bool, pairs: bool) -> None:
