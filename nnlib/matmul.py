@@ -669,13 +669,18 @@ def gemm_plans(m: int, n: int, k: int, halves: int = 1, n_qpus: int = MAX_QPUS, 
     return [plan for _, _, plan in sorted(ranked, key=lambda entry: entry[:2])]
 
 
-def distinct_plans(plans: list[GemmPlan], count: int) -> list[GemmPlan]:
-    """The first `count` plans of different tilings (tile height, overlap, grid or dealing), each
+def tiling(plan: GemmPlan) -> tuple:
+    """What distinct_plans tells apart by default: tile height, overlap, grid or dealing."""
+    return plan.rows, plan.overlap, plan.grid, plan.balanced
+
+
+def distinct_plans(plans: list[GemmPlan], count: int, kind=tiling) -> list[GemmPlan]:
+    """The first `count` plans of different kinds (`kind(plan)`: by default their tilings), each
     the first of its kind in `plans`: unroll variants of one tiling seldom differ much, so an
     auto-tuner that measures these sees more of the space per run."""
     chosen: dict[tuple, GemmPlan] = {}
     for plan in plans:
-        chosen.setdefault((plan.rows, plan.overlap, plan.grid, plan.balanced), plan)
+        chosen.setdefault(kind(plan), plan)
         if len(chosen) == count:
             break
     return list(chosen.values())

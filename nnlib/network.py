@@ -60,7 +60,7 @@ from .expand import TASK_WORDS as EXPAND_TASK_WORDS
 from .expand import ExpandDepthwisePlan
 from .graph import Graph, ModelError, Node, load, simplify
 from .graph.passes import shapes as tensor_shapes
-from .matmul import LANES, GemmKernel, GemmPlan, float16_weights, gemm_plans, max_slots, plan_gemm
+from .matmul import LANES, GemmKernel, GemmPlan, distinct_plans, float16_weights, gemm_plans, max_slots, plan_gemm
 from .nonfinite import warn_nonfinite
 from .reference import pad_amounts
 from .tasks import free_all, keep, padded_vector
@@ -316,13 +316,10 @@ class GemmLayer(Layer):
         so that no other layer or buffer changes (what compile(tune=) times). The same list
         whichever of them the layer uses."""
         plan = plan_gemm(**self.problem)             # the cost model's choice (make_plan's)
-        kept = {(plan.unroll, plan.grid, plan.balanced, plan.overlap): plan}
-        for other in gemm_plans(**{**self.problem, "rows": plan.rows}):
-            if len(kept) >= count:
-                break
-            if (other.pairs, other.k_pad, other.m_pad, other.exact) == (plan.pairs, plan.k_pad, plan.m_pad, plan.exact):
-                kept.setdefault((other.unroll, other.grid, other.balanced, other.overlap), other)
-        return list(kept.values())
+        layout = (plan.pairs, plan.k_pad, plan.m_pad, plan.exact)
+        same = [other for other in gemm_plans(**{**self.problem, "rows": plan.rows})
+                if (other.pairs, other.k_pad, other.m_pad, other.exact) == layout]
+        return distinct_plans([plan] + same, count, lambda p: (p.unroll, p.grid, p.balanced, p.overlap))
 
     def _plan(self, exact: bool, pairs: bool) -> None:
         allowed = self.direct_rows()
