@@ -150,7 +150,8 @@ def fill_delay(qpu, m, params, q: int, level: int) -> int:
 @jit(inline=True)
 def _bookings(m, port: int, now: int) -> int:
     """The port's bookings, those that ended PORT_KEEP clocks before `now` dropped (the scheduler
-    runs the QPU with the earliest clock, so no later request starts much before `now`): their count."""
+    runs the QPU with the earliest clock, so no later request starts much before `now`): their
+    count, which the table keeps."""
     base = PORT_BOOKINGS + port * PORT_SLOTS * 2
     count = 0
     for i in range(m[G_PORT_COUNT + port]):
@@ -158,6 +159,7 @@ def _bookings(m, port: int, now: int) -> int:
             m[base + 2 * count] = m[base + 2 * i]
             m[base + 2 * count + 1] = m[base + 2 * i + 1]
             count += 1
+    m[G_PORT_COUNT + port] = count
     return count
 
 
@@ -209,8 +211,6 @@ def transfer(m, port: int, now: int, start: int, nbytes: int, rate: float) -> in
         begin = max(begin, m[base + 2 * i + 1])
     if duration > 0:
         _occupy(m, port, count, begin, begin + duration)
-    else:
-        m[G_PORT_COUNT + port] = count
     return begin
 
 
@@ -241,8 +241,6 @@ def stream(m, port: int, now: int, start: int, nbytes: int, rate: float) -> int:
         t += left
     if duration > 0:
         _occupy(m, port, count, first, t)
-    else:
-        m[G_PORT_COUNT + port] = count
     return t
 
 
