@@ -5,8 +5,9 @@ computed straight from its input rows on up to 12 QPUs: no patches gathered thro
 It runs as expand.py's fused kernel does, with the input values themselves in place of the expanded
 ones: a task is one 16-channel output group and one segment of n output columns, down every output
 row. The QPU keeps the group's 27 weight vectors (one per tap and input channel, 16 output channels
-each) in regfile B, reads the image through its uniform stream as it lies (pixel after pixel, each
-channel value handed to all 16 lanes), and adds each value times its tap's weights to the partial
+each) in regfile B, reads the image through its uniform stream (each channel value handed to all 16
+lanes) from a buffer the host writes in the order the task reads it (its segment's columns of every
+row, pixel after pixel: DirectConvPlan.input_sources), and adds each value times its tap's weights to the partial
 sums of the output pixels whose windows cover it (expand.Schedule: up to three rows of n sums). A
 finished output row goes through the QPU's VPM rows to memory as NHWC pixels (a horizontal VDW
 store), the rows a depthwise layer reads."""
@@ -81,7 +82,7 @@ class DirectConvKernel(RowStreaming):
         zeroes them), then their products, channel after channel over the sums they feed, so that
         no two adds in a row write one sum (qpu-isa.md §16 rule 1) unless a column feeds only one."""
         values, drops = CHANNELS[:self.channels], self.pitch - self.channels
-        lines = row_start()
+        lines = row_start(touch=False)
         pending: tuple[str, str] | None = None        # (the add of the last product, the sum it writes)
 
         def emit(mul: str | None) -> None:
@@ -108,7 +109,6 @@ class DirectConvKernel(RowStreaming):
                     lines.append("; ".join(x for x in (pending[0] if pending else None, mul) if x))
                     pending = (add, target)
         emit(None)
-        lines[-1] += "; ldtmu1"
         return lines
 
 
@@ -151,6 +151,42 @@ class DirectConvPlan(ExpandDepthwisePlan):
 
     def vdw_stride(self, rows: int) -> int:
         return 4 * self.out_pitch - 4 * LANES
+
+    # The input is written by the host, so it comes as the tasks read it: each segment's columns of
+    # every row, one block after another. A segment's stream then runs on from one row into the
+    # next, where the image's NHWC rows made it jump at every row start and wait for the line it
+    # jumped to (a fill from the L2 per input row, 16 % of the layer's time), and no TMU request
+    # need touch the next row's lines first (row_start).
+    @property
+    def row_bytes(self) -> int:
+        return 4 * self.pitch * self.kernel().columns
+
+    @property
+    def block_words(self) -> int:
+        """A segment's block: its columns of every input row."""
+        return self.height * self.kernel().columns * self.pitch
+
+    def segment_input(self, x: int, s: int) -> int:
+        return x + 4 * s * self.block_words
+
+    def input_words(self) -> int:
+        """The blocks, then the lines the uniforms cache prefetches beyond them (timing.py)."""
+        from vc4common.timing import param
+        return self.segments * self.block_words + LANES * int(param("uniforms_prefetch_lines"))
+
+    def input_sources(self) -> np.ndarray:
+        """For each word of the input buffer, the index of the value it holds in the flattened
+        (height, width, k) image, or -1 (zero: the columns beyond the image's sides, the pitch's
+        padding, the slack)."""
+        columns = self.kernel().columns
+        first = self.stride * self.pixels * np.arange(self.segments) - self.padding[2]
+        x = first[:, None, None, None] + np.arange(columns)[None, None, :, None]
+        y = np.arange(self.height)[None, :, None, None]
+        c = np.arange(self.pitch)[None, None, None, :]
+        shape = (self.segments, self.height, columns, self.pitch)
+        inside = np.broadcast_to((x >= 0) & (x < self.width) & (c < self.k), shape)
+        index = np.where(inside, (y * self.width + x) * self.k + c, -1).reshape(-1)
+        return np.concatenate([index, np.full(self.input_words() - len(index), -1)])
 
     def out_address(self, out: int, y: int, x0: int, g: int, rows: int, tile_bytes: int) -> int:
         return out + 4 * self.out_pitch * ((y * self.out_w + x0) // self.per_word) + 4 * LANES * g

@@ -183,12 +183,14 @@ class ExpandDepthwiseKernel(RowStreaming):
         return vdw_setup_0(LANES, self.pixels, dma_v32(0, 0))
 
 
-def row_start() -> list[str]:
+def row_start(touch: bool = True) -> list[str]:
     """The uniform stream restarts at the row (two instructions before it reads: semantics.md §8.6);
-    a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines, bringing them
-    into the L2 while this row runs (from SDRAM the stream would wait for every line). The row's
-    last instruction pops it (ldtmu1)."""
-    return [f"mov unif_addr, {RA_ROW}", f"add t1s, {RA_ROW}, {RB_TOUCH}", f"add {RA_ROW}, {RA_ROW}, {RB_ROW_BYTES}"]
+    with `touch` a TMU1 request (RB_TOUCH: a row on, a line per lane) touches the next row's lines,
+    bringing them into the L2 while this row runs (the stream jumps there, and from SDRAM it would
+    wait for every line); the row's last instruction pops it (ldtmu1). Without, the row follows
+    the last in memory (direct.py's streams): the uniforms cache's prefetch has its first lines."""
+    touching = f"add t1s, {RA_ROW}, {RB_TOUCH}" if touch else "nop"
+    return [f"mov unif_addr, {RA_ROW}", touching, f"add {RA_ROW}, {RA_ROW}, {RB_ROW_BYTES}"]
 
 
 def _input_row(cfg: ExpandDepthwiseKernel, row: tuple[tuple[str, int], ...]) -> list[str]:
@@ -428,8 +430,17 @@ class ExpandDepthwisePlan:
 
     def constants(self, rows: int, tile_bytes: int) -> list[int]:
         step, tile_step, tile_rows = self._tiles(rows, tile_bytes)
-        return [4 * self.pitch * self.width, step, tile_step, tile_rows, self.vdw_stride(rows),
-                64 * (self.touched_lines - 1)]
+        return [self.row_bytes, step, tile_step, tile_rows, self.vdw_stride(rows), 64 * (self.touched_lines - 1)]
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes from one input row of a segment's stream to the next: the input's NHWC rows."""
+        return 4 * self.pitch * self.width
+
+    def segment_input(self, x: int, s: int) -> int:
+        """Where segment s's stream starts: its first column of the first row, in an input whose
+        pixel (0, 0) is at x."""
+        return x + 4 * self.pitch * (self.stride * s * self.pixels - self.padding[2])
 
     def vdw_stride(self, rows: int) -> int:
         """Bytes from one memory row of a store to the next: a pack's k-rows are `rows` words."""
@@ -459,8 +470,7 @@ class ExpandDepthwisePlan:
                    scratch: int) -> list[list[list[int]]]:
         """The tasks, segment after segment, dealt round-robin: the QPUs of a slice then work on
         one segment's groups at once, and its uniforms cache serves them the same input lines.
-        x: the address of input pixel (0, 0), pixels 4 pitch bytes apart, rows dense; out: the
-        output's (out_address)."""
+        x: where the input starts (segment_input); out: the output's (out_address)."""
         _, _, tile_rows = self._tiles(rows, tile_bytes)
         left = self.padding[2]
         dummy = self.kernel().schedule.dummy
@@ -474,7 +484,7 @@ class ExpandDepthwisePlan:
                 stores = [scratch] * dummy + [self.out_address(out, y, x0, g, rows, tile_bytes)
                                               for y in range(2 - dummy)]
                 y_next = 1 - dummy
-                tasks.append([x + 4 * self.pitch * first, weights + 64 * self.vectors_per_group * g,
+                tasks.append([self.segment_input(x, s), weights + 64 * self.vectors_per_group * g,
                               _float_bits(first >= 0), _float_bits(last < self.width), stores[0], stores[1],
                               tile_rows - y_next % tile_rows])
         count = min(self.qpus, len(tasks))

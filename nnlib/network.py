@@ -138,6 +138,32 @@ class Layout:
         return base + 4 * self.pitch * (self.lead + h * self.row + w)
 
 
+@dataclass(frozen=True, eq=False)
+class Streams:
+    """An input that the host writes in the order its reader's tasks stream it (direct.py:
+    DirectConvPlan.input_sources): word i holds value sources[i] of the flattened (H, W, C) image,
+    zero where that is -1. A layout, no arithmetic: values that two tasks read are in both streams."""
+
+    sources: np.ndarray
+    pairs = False
+
+    @property
+    def words(self) -> int:
+        return len(self.sources)
+
+    def fill(self, image: np.ndarray) -> np.ndarray:
+        """The buffer's words for an image."""
+        flat = np.asarray(image, np.float32).reshape(-1)
+        return np.where(self.sources >= 0, flat[np.maximum(self.sources, 0)], np.float32(0))
+
+    def values(self, words: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        """The (H, W, C) image held in the buffer's words (each value from one of its copies)."""
+        out = np.zeros(int(np.prod(shape)), np.float32)
+        held = self.sources >= 0
+        out[self.sources[held]] = words.view(np.float32)[held]
+        return out.reshape(shape)
+
+
 @dataclass(frozen=True)
 class Pack:
     """An activation held as a GEMM's A pack (matmul.GemmPlan.pack_a), written so by its producer."""
@@ -164,8 +190,8 @@ class Tensor:
 
     @property
     def start(self) -> int:
-        """The bus address of pixel (0, 0) (of the pack)."""
-        if isinstance(self.layout, Pack):
+        """The bus address of pixel (0, 0) (of the pack, of the streams)."""
+        if isinstance(self.layout, (Pack, Streams)):
             return self.address
         return self.address + 4 * self.layout.pitch * (self.layout.lead // self.layout.per_word)
 
@@ -432,7 +458,7 @@ def _pairs_saving(pixels: int, pitch: int) -> float:
 
 
 def _streamed_input(plan: ExpandDepthwisePlan) -> Layout:
-    """What the kernels that stream input rows read (expand.py, direct.py): dense rows, one pixel
+    """What the fused kernel streams (expand.py): the input's dense rows, one pixel
     before the image (the first segment's column left of it) and the last row's touch after it."""
     p = plan
     return Layout(p.height, p.width, p.k, p.pitch, p.width, 1, 1 + p.height * p.width + p.slack_pixels)
@@ -475,9 +501,9 @@ class DirectConvLayer(Layer):
         if paired is not None and paired.clocks() < p.clocks() + _pairs_saving(p.out_h * p.out_w, p.c_pad):
             self.plan = paired
 
-    def request(self, producer: Layer | None) -> Layout:
-        """From the host: the rows the kernel streams (_streamed_input)."""
-        return _streamed_input(self.plan)
+    def request(self, producer: Layer | None) -> Streams:
+        """From the host: the streams the kernel's tasks read."""
+        return Streams(self.plan.input_sources())
 
     def natural(self) -> Layout:
         p = self.plan
@@ -926,6 +952,9 @@ class Network:
         layout = self.input.layout
         if isinstance(layout, Pack):                 # a GEMM reads the input: packed as its uniforms read it
             np.asarray(self.input.array).reshape(-1)[:] = layout.plan.pack_a(image.reshape(layout.plan.m, -1))
+            return
+        if isinstance(layout, Streams):
+            np.asarray(self.input.array).reshape(-1)[:] = layout.fill(image)
             return
         np.asarray(self.input.array).reshape(-1)[layout.indices(self.input.shape)] = image
 

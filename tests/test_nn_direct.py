@@ -14,7 +14,7 @@ import nnlib
 from nnlib import expand, reference
 from nnlib.chain import Segment, run_chain
 from nnlib.direct import DirectConvPlan
-from nnlib.network import Layout
+from nnlib.network import Layout, Streams
 from nnlib.tasks import free_all, keep
 
 from .test_nn_network import HALF_TINY, U_HALF, U_NUMPY, U_QPU, check_every_layer
@@ -23,18 +23,18 @@ RNG = np.random.default_rng(29)
 
 
 def run_direct(drv, plan: DirectConvPlan, x, w, bias) -> tuple[np.ndarray, object]:
-    """The kernel alone: x as dense rows (one pixel before, the touch's slack after), the output as
-    NHWC pixels out_pitch floats apart."""
+    """The kernel alone: x as the streams its tasks read (network.Streams), the output as NHWC
+    pixels out_pitch floats apart."""
     blocks: list = []
     try:
-        source = keep(blocks, drv.alloc((1 + plan.height * plan.width + plan.slack_pixels, plan.pitch), np.float32))
-        source[:] = 0
-        source[1:1 + plan.height * plan.width, :plan.k] = x.reshape(-1, plan.k)
+        streams = Streams(plan.input_sources())
+        source = keep(blocks, drv.copy(streams.fill(x)))
+        assert np.array_equal(streams.values(np.array(source), x.shape), x)
         weights = keep(blocks, drv.copy(plan.weights_block(w, bias)))
         out = keep(blocks, drv.alloc((plan.out_h * plan.out_w // plan.per_word, plan.out_pitch), np.float32))
         out[:] = 0
         scratch = keep(blocks, drv.alloc(plan.scratch_bytes() // 4, np.float32))
-        lists = plan.task_lists(source.address + 4 * plan.pitch, weights.address, out.address, 0, 0, scratch.address)
+        lists = plan.task_lists(source.address, weights.address, out.address, 0, 0, scratch.address)
         report = run_chain(drv, [Segment(plan.kernel(), plan.constants(0, 0), lists, expand.TASK_WORDS, dealt=True)])
         shape = (plan.out_h, plan.out_w, plan.channels)
         got = Layout(*shape, plan.out_pitch, plan.out_w, pairs=plan.pairs).values(np.array(out).reshape(-1), shape)
