@@ -42,6 +42,7 @@ from vc4common import host
 
 from . import reference
 from .nonfinite import warn_nonfinite
+from .pool import means_store
 from .tasks import (
     ALONE,
     VDW_ROW,
@@ -87,6 +88,7 @@ STORE_ROWS = 5
 RA_ZERO, RB_SIX = "ra24", "rb24"
 BETA, C_IN_STRIDE = "ra24", "rb24"        # with accumulate (no ReLU6 then); a residual's rows: C_IN_STRIDE
 RA_C_CHUNK, RA_TASK_POINTER, RA_TASKS_LEFT, RA_COUNT, RA_A_PREFETCH, RA_C, RA_PHASES = (f"ra{j}" for j in range(25, 32))
+RA_SCALE = RA_C_CHUNK                     # with mean: 1 / rows (no chunks are stored then)
 RB_CHUNK_BYTES, RB_PHASE_BYTES, RB_B_STRIDE, RB_VDW_STRIDE, RB_VPM_BASE, RB_A_STEP, RB_VDW_BASE = (
     f"rb{j}" for j in range(25, 32))
 
@@ -118,6 +120,10 @@ class GemmKernel:
     residual: bool = False           # the tile starts from the bias plus the residual's tile
     pairs: bool = False              # C as float16 pixel pairs (network.Layout.pairs): rows 2t and 2t + 1
     #                                  of a tile in the low and high halves of one word
+    # The tile (all of C's rows) averaged after ReLU6, one vector per strip stored as pool.means_store
+    # does (a global average pool fused into its producer: no pass over C through memory).
+    mean: bool = False
+    mean_pack_rows: int = 0          # 0: the means as a vector; else into a GEMM's A pack of this many rows
 
     def __post_init__(self) -> None:
         if self.halves not in (1, 2):
@@ -128,6 +134,8 @@ class GemmKernel:
             raise ValueError("a residual goes without accumulate and ReLU6 (its registers hold the bias)")
         if self.pairs and (self.accumulate or self.residual or self.rows % 2):
             raise ValueError("float16 pairs of C: an even number of rows, without accumulate or a residual")
+        if self.mean and (self.overlap or self.pairs or self.accumulate or self.residual):
+            raise ValueError("mean: one set of accumulators, float32, without accumulate or a residual")
         most = max_slots(self.overlap, self.accumulate, self.residual)
         least = self.halves          # with float16 B a row's two products of one load must not meet
         if not least <= self.rows <= most:
@@ -294,11 +302,12 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
     if cfg.overlap:
         for j in range(0, s, 2):                                           # set A -> set B
             emit("        " + "; ".join(f"mov {b}, {a}" for a, b in zip(acc[j:j + 2], idle[j:j + 2], strict=True)))
-    emit(f"        mov {RA_C_CHUNK}, {RA_C}")
+    if not cfg.mean:
+        emit(f"        mov {RA_C_CHUNK}, {RA_C}")
     if not cfg.overlap:
         if cfg.relu6:
             emit("        mov r1, 0\n        mov r2, 6.0")
-        _emit_all_chunks(emit, cfg, acc)
+        (_emit_mean if cfg.mean else _emit_all_chunks)(emit, cfg, acc)
     emit(f"""        sub.setf {RA_TASKS_LEFT}, {RA_TASKS_LEFT}, 1
         brr.anynz -, r:{scope('task')}
         nop
@@ -308,6 +317,28 @@ def kernel_source(cfg: GemmKernel, scope: Scope = ALONE) -> str:
         _emit_all_chunks(emit, cfg, idle)                                  # the last tile
     emit(scope.end())
     return "\n".join(lines)
+
+
+def _emit_mean(emit, cfg: GemmKernel, acc: list[str]) -> None:
+    """The mean of the tile's rows (each through ReLU6, r1 = 0 and r2 = 6.0, summed in row order
+    as pool.py sums pixels), through this QPU's first VPM row to RA_C as pool.means_store says."""
+    for i, value in enumerate(acc):
+        if cfg.relu6:
+            emit(f"        fmax r0, {value}, {'0' if value.startswith('ra') else 'r1'}")   # an immediate takes B's port
+            emit("        fmin r0, r0, r2")
+            value = "r0"
+        emit(f"        fadd r3, r3, {value}" if i else f"        mov r3, {value}")
+    setup, *strides = means_store(cfg.mean_pack_rows)
+    emit(f"""        fmul r3, r3, {RA_SCALE}
+        mov -, vw_wait
+        mov r0, {vpm_setup(0, 1, h32(0))}
+        add vw_setup, r0, {RB_VPM_BASE}
+        mov vpm, r3
+        mov r0, {setup}
+        add vw_setup, r0, {RB_VDW_BASE}""")
+    for word in strides:
+        emit(f"        mov vw_setup, {word}")
+    emit(f"        mov vw_addr, {RA_C}")
 
 
 def _emit_residual(emit, cfg: GemmKernel, acc: list[str]) -> None:
@@ -540,12 +571,14 @@ class GemmPlan:
                   residual_pitch: int | None = None) -> list[int]:
         """The kernel's uniforms before the task table: C's rows `pitch` floats apart (n_pad by
         default), a scratch area of `rows` such rows that is written and never read (scratch_bytes;
-        the idle set's first stores go there), beta with accumulate, the residual's row stride."""
+        the idle set's first stores go there; with mean 1 / rows in its place), beta with
+        accumulate, the residual's row stride."""
         pitch = pitch or self.n_pad
         scaled = [int(np.float32(beta).view(np.uint32)), 4 * self.n_pad] if cfg.accumulate else []
         skip = [4 * (residual_pitch or pitch)] if cfg.residual else []
+        fifth = int(np.float32(1.0 / self.rows).view(np.uint32)) if cfg.mean else scratch     # RA_SCALE
         return [4 * self.rows * self.k_pad // self.phases, 4 * self.n_pad,
-                4 * pitch - 64, STORE_ROWS * 4 * pitch, scratch] + scaled + skip
+                4 * pitch - 64, STORE_ROWS * 4 * pitch, fifth] + scaled + skip
 
     def scratch_bytes(self, pitch: int | None = None) -> int:
         return 4 * self.rows * (pitch or self.n_pad)

@@ -31,7 +31,8 @@ Kernels per layer:
   one of them (a 1x1 convolution or matmul without activation whose only consumer is the add): the
   GEMM's tiles start from the bias plus the other tensor's tile (GemmKernel.residual), read as dense
   rows of pixels; nothing else reads the GEMM's own output.
-- global average pool: pool.py.
+- global average pool: averaged by the 1x1 convolution it reads where that one's output is one
+  tile (GemmKernel.mean: the convolution's output then has no buffer); else pool.py.
 Reshape, squeeze, flatten and identity move no data; a softmax at the very end is left to the host
 (`Network.probabilities`), after the logits are read.
 
@@ -281,7 +282,26 @@ class GemmLayer(Layer):
         self.m, (self.k, self.n) = self.out_h * self.out_w, self.b.shape
         self.from_input = from_input
         self.residual: Tensor | None = None      # a skip connection added in the kernel (_layers)
+        self.pooled = False                      # the global average pool that reads it, fused (averaged)
         self.plan: GemmPlan | None = None
+
+    def can_average(self, graph: Graph, pool: Node) -> bool:
+        """Whether the kernel can average its own output for `pool`, the one layer that reads it
+        (GemmKernel.mean): a 1x1 convolution without a residual whose output is one tile (its
+        producer able to write that tile), unplanned yet."""
+        allowed = self.direct_rows()
+        return (self.size == 1 and not self.flatten and self.residual is None and self.plan is None
+                and self.halves <= self.m <= max_slots(False, False) and (not allowed or self.m in allowed)
+                and _read_only_by(graph, self.node.name, pool))
+
+    def averaged(self, output: Tensor) -> None:
+        """Compute the pool too: the kernel writes the means of its tile, the pool's `output`."""
+        self.output, self.pooled = output, True
+
+    @property
+    def c_pad(self) -> int:
+        """Its output's channels in whole strips (what an FC layer reading its means takes as K)."""
+        return -(-self.n // LANES) * LANES
 
     def direct_rows(self) -> tuple[int, ...]:
         """The tile heights at which the producer can write this layer's A pack itself: a
@@ -289,7 +309,8 @@ class GemmLayer(Layer):
         iterations of 4 pixels dividing a row; DepthwisePlan.half_rows: whole half rows), or a pool
         into a fully connected layer (one row, two with float16 weights); none when the input comes
         from elsewhere."""
-        if isinstance(self.producer, PoolLayer) and self.m == 1 and self.source.shape[:2] == (1, 1):
+        averages = isinstance(self.producer, PoolLayer) or isinstance(self.producer, GemmLayer) and self.producer.pooled
+        if averages and self.m == 1 and self.source.shape[:2] == (1, 1):
             return (self.halves,)
         if isinstance(self.producer, ExpandDepthwiseLayer) and self.size == 1 and self.stride == 1 \
                 and not self.flatten:
@@ -333,7 +354,7 @@ class GemmLayer(Layer):
         """Run with this tiling (the plan and its compiled kernel variant)."""
         self.plan = plan
         self.cfg = GemmKernel(plan.rows, plan.unroll, 4, self.halves, self.bias is not None, self.relu6, plan.overlap,
-                              residual=self.residual is not None, pairs=plan.pairs)
+                              residual=self.residual is not None, pairs=plan.pairs, mean=self.pooled)
 
     def tilings(self, count: int) -> list[GemmPlan]:
         """The plan and up to count - 1 alternatives, cheapest first by the cost model, that differ
@@ -358,7 +379,8 @@ class GemmLayer(Layer):
         # A gathered pack (im2col.groups) or the host's takes tiles of any height.
         self.problem = dict(m=self.m, n=self.n, k=self.k, halves=self.halves, n_qpus=self.qpus, relu6=self.relu6,
                             residual=residual, pairs=pairs,
-                            **(dict(rows_allowed=allowed) if self.direct and not host else dict(exact=exact)))
+                            **(dict(rows_allowed=allowed) if self.direct and not host else dict(exact=exact)),
+                            **(dict(rows=self.m, overlap=False) if self.pooled else {}))   # one tile, one set
         self.plan = plan_gemm(**self.problem)
 
     def request(self, producer: Layer | None) -> Layout | Pack | None:
@@ -372,9 +394,16 @@ class GemmLayer(Layer):
         return Layout(h, w, c, c, row, top * row + left, (h + top + bottom) * row)
 
     def natural(self) -> Layout:
+        if self.pooled:
+            return Layout(1, 1, self.n, self.plan.n_pad, 1, 0, 1)
         return Layout(self.out_h, self.out_w, self.n, self.plan.n_pad, self.out_w, 0, self.plan.m_pad)
 
-    def accepts(self, layout: Layout) -> str | None:
+    def accepts(self, layout: Layout | Pack) -> str | None:
+        if self.pooled:                              # one vector of means, or a one-tile pack of them
+            if isinstance(layout, Pack):
+                one = layout.plan.m_pad == layout.plan.rows and layout.plan.k >= self.plan.n_pad
+                return None if one else "the means go into a pack of one tile"
+            return None if layout.pitch >= self.plan.n_pad else f"the means are {self.plan.n_pad} floats"
         if not layout.dense or layout.pitch < self.plan.n_pad:
             return f"the GEMM writes dense rows of pixels {self.plan.n_pad} floats apart"
         if layout.pairs != self.plan.pairs:
@@ -420,7 +449,7 @@ class GemmLayer(Layer):
                        im2col.group_tasks(table.address, self.pack.address, plan), im2col.TASK_WORDS, qpus=self.qpus)
 
     def scratch_bytes(self) -> int:
-        return self.plan.scratch_bytes(self.output.layout.pitch)
+        return 0 if self.pooled else self.plan.scratch_bytes(self.output.layout.pitch)
 
     def residual_check(self, layout: Layout | Pack) -> str | None:
         """Why the residual cannot be read in `layout` (None: it can): the kernel reads a tile's
@@ -430,14 +459,19 @@ class GemmLayer(Layer):
         return None
 
     def _gemm(self) -> Segment:
-        plan, out, skip = self.plan, self.output.layout, self.residual
+        plan, out, skip, cfg = self.plan, self.output.layout, self.residual, self.cfg
         skip_pitch = skip.layout.pitch if skip is not None else None
-        return Segment(self.cfg, plan.constants(self.cfg, self.scratch.address, pitch=out.pitch,
-                                                residual_pitch=skip_pitch),
-                       plan.tasks(self.pack.address, self.b_gpu.address, self.output.start,
-                                  self.bias_gpu.address if self.bias_gpu is not None else None, pitch=out.pitch,
-                                  residual=skip.start if skip is not None else None, residual_pitch=skip_pitch),
-                       self.cfg.task_words, dealt=True)
+        pitch = None if self.pooled else out.pitch
+        tasks = plan.tasks(self.pack.address, self.b_gpu.address, 0 if self.pooled else self.output.start,
+                           self.bias_gpu.address if self.bias_gpu is not None else None, pitch=pitch,
+                           residual=skip.start if skip is not None else None, residual_pitch=skip_pitch)
+        if self.pooled:      # C's word is 4 j: strip j's means are channels j.. of the vector or of the pack
+            rows = out.plan.rows if isinstance(out, Pack) else 0
+            cfg = replace(cfg, mean_pack_rows=rows)
+            for task in (task for tasks_of_qpu in tasks for task in tasks_of_qpu):
+                task[2] = self.output.start + task[2] * max(1, rows)
+        return Segment(cfg, plan.constants(cfg, self.scratch.address, pitch=pitch, residual_pitch=skip_pitch),
+                       tasks, cfg.task_words, dealt=True)
 
     @property
     def flops(self) -> int:
@@ -447,6 +481,8 @@ class GemmLayer(Layer):
     def kind(self) -> str:
         if self.node.op == "matmul" or self.m == 1:
             return "fc"
+        if self.pooled:
+            return "pw+pool"
         return f"conv {self.size}x{self.size}/s{self.stride}" if self.size > 1 else "pw"
 
 
@@ -815,6 +851,12 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fu
                 if isinstance(upstream, GemmLayer) and upstream.plan is None:
                     upstream.make_plan(exact=True)   # it writes the fused kernel's rows, no more
         elif node.op == "global_avg_pool":
+            if fuse and isinstance(producer, GemmLayer) and producer.can_average(graph, node):
+                producer.averaged(out)               # its output is never stored
+                del tensors[source_name]
+                producers[node.name] = producer
+                alias[node.name] = node.name
+                continue
             layer = PoolLayer(graph, node, source, out, qpus)
         else:
             raise graph.error(node, f"op {node.op!r} is not supported by the QPU compiler")
@@ -828,6 +870,13 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fu
         if isinstance(layer, GemmLayer) and layer.plan is None:
             layer.make_plan(exact=False)
     return tensors, layers, output, softmax, alias
+
+
+def _read_only_by(graph: Graph, name: str, reader: Node) -> bool:
+    """Whether `reader` is the one node that reads tensor `name`, directly or through views."""
+    users = graph.consumers(name)
+    return len(users) == 1 and (users[0] is reader or users[0].op in VIEWS and _read_only_by(graph, users[0].name,
+                                                                                              reader))
 
 
 def _fuse_residual(graph: Graph, node: Node, sources: list[str], producers: dict[str, Layer], tensor) -> str:
@@ -969,7 +1018,8 @@ class Network:
         tensor = self.tensors.get(self.alias.get(name, name))
         if tensor is None:
             raise KeyError(f"{name!r}: no such tensor in the network, or one it never stores (a 1x1 convolution "
-                           "run fused with the depthwise layer that reads it: expand.py)")
+                           "run fused with the depthwise layer that reads it, expand.py, or with the average pool "
+                           "that reads it, matmul.GemmKernel.mean)")
         h, w, c = tensor.shape
         words = np.asarray(tensor.array).reshape(-1)
         if isinstance(tensor.layout, Pack):         # per tile: k-rows of `rows` words
@@ -1015,7 +1065,9 @@ def compile(model, drv, weights: str = "float32", outputs: list[str] | None = No
     outputs of GEMMs that depthwise layers read as float16 (rounded to nearest, below 2^-14 to
     zero: semantics.md §5.3) where the model says it pays; every other tensor stays float32.
     fuse=False runs every 1x1 convolution apart from the depthwise layer that reads it (by default
-    the two run as one kernel where the model says that pays: expand.py). tune=N: each GEMM layer
+    the two run as one kernel where the model says that pays: expand.py) and every global average
+    pool apart from the 1x1 convolution it reads (by default that kernel averages its own output
+    where its output is one tile: matmul.GemmKernel.mean). tune=N: each GEMM layer
     keeps the fastest of its N cheapest tilings that change no other layer (tune_layers: each run
     on its own at compile time; about a second each on the simulator)."""
     if tune < 0:

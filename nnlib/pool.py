@@ -39,15 +39,22 @@ class PoolKernel:
         return kernel_source(self, scope)
 
 
+def means_store(pack_rows: int) -> list[int]:
+    """The VDW setups that store 16 means from one VPM row (the VPM row added to the first): as
+    one memory row of 16 words, or into a GEMM's A pack (a k-row of `pack_rows` words per channel,
+    matmul.GemmPlan.pack_a) as 16 memory rows of one word each from the VPM row's columns
+    (vertical VDW, semantics.md §8.5), `pack_rows` words apart. This kernel's and a GEMM's that
+    averages its tile (matmul.GemmKernel.mean)."""
+    if pack_rows:
+        return [vdw_setup_0(LANES, 1, dma_v32(0, 0)), vdw_setup_1(4 * (pack_rows - 1))]
+    return [vdw_setup_0(1, 16, dma_h32(0, 0))]
+
+
 def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
-    """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py). Into a pack (a
-    k-row of `pack_rows` words per channel, matmul.GemmPlan.pack_a) the 16 means go out as 16 memory
-    rows of one word each from the VPM row's columns (vertical VDW, semantics.md §8.5)."""
-    if cfg.pack_rows:
-        store = vdw_setup_0(LANES, 1, dma_v32(0, 0))
-        stride = f"\n        mov vw_setup, {vdw_setup_1(4 * (cfg.pack_rows - 1))}"
-    else:
-        store, stride = vdw_setup_0(1, 16, dma_h32(0, 0)), ""
+    """Uniforms: C * 4, 1 / pixels (float bits), then the task table (tasks.py). The means go out
+    as means_store says."""
+    store, *strides = means_store(cfg.pack_rows)
+    stride = "".join(f"\n        mov vw_setup, {word}" for word in strides)
     lines = [f"""
         mov {RB_PIXEL_BYTES}, unif
         mov {RB_SCALE}, unif"""]
@@ -94,4 +101,4 @@ def kernel_source(cfg: PoolKernel, scope: Scope = ALONE) -> str:
 
 
 
-__all__ = ["PoolKernel"]
+__all__ = ["PoolKernel", "means_store"]

@@ -177,8 +177,10 @@ def test_a_mobilenet_shaped_network_in_one_submission(drv, model, tmp_path, kind
     with nnlib.compile(copy.deepcopy(graph), drv, weights=weights) as net:
         paths = {type(layer).__name__ + ("/direct" if getattr(layer, "direct", False) else "") for layer in net.layers}
         # the first convolution direct from the image, a pointwise layer fused with the depthwise one
-        # after it, the other pointwise layers reading packs the depthwise layers write
-        assert {"DirectConvLayer", "ExpandDepthwiseLayer", "GemmLayer/direct", "DepthwiseLayer", "PoolLayer"} <= paths
+        # after it, the other pointwise layers reading packs the depthwise layers write, the last
+        # one averaging its output for the pool (no pool layer of its own)
+        assert {"DirectConvLayer", "ExpandDepthwiseLayer", "GemmLayer/direct", "DepthwiseLayer"} <= paths
+        assert [layer.kind for layer in net.layers][-2:] == ["pw+pool", "fc"] and "PoolLayer" not in paths
         calls = len(simulated_firmware(drv).calls)
         images = [RNG.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2)]
         first, second = (check(net, graph, image, weights) for image in images)
@@ -365,6 +367,30 @@ def pw_dw_pw_graph(stride: int, size: int, channels: int, out: int, padding="tf_
     graph.constants["b_in"] = RNG.standard_normal(channels).astype(np.float32)
     graph.inputs = {"input": (size, size, 24)}
     return graph
+
+
+@pytest.mark.parametrize("size, fused", [(7, True), (8, False)])
+@pytest.mark.parametrize("weights", ["float32", "float16"])
+def test_the_pool_averaged_by_the_pointwise_layer_it_reads(drv, size, fused, weights):
+    """A global average pool over a 1x1 convolution whose output is one tile (49 pixels; 64 are more
+    than the 50 accumulators hold): the GEMM sums its tile's rows after ReLU6, scales them and
+    stores the means (GemmKernel.mean), the convolution's output never stored. Every layer within
+    its bound, the means as pool.py's would be, and fewer modeled clocks than the two layers apart
+    (fuse=False, which keeps the pool's own kernel)."""
+    graph = dw_pw_graph(1, size, 128, 96)
+    graph.nodes.append(G.Node("pool", "global_avg_pool", ["pw"], {}))
+    graph.outputs = ["pool"]
+    image = RNG.standard_normal((size, size, 128)).astype(np.float32)
+    with nnlib.compile(copy.deepcopy(graph), drv, weights=weights) as net:
+        assert [layer.kind for layer in net.layers] == ["depthwise", "pw+pool" if fused else "pw"] + ["pool"] * (
+            not fused)
+        means, report = net(image)
+        check_every_layer(net, rounded_to_float16(graph) if weights == "float16" else graph, image)
+    with nnlib.compile(copy.deepcopy(graph), drv, weights=weights, fuse=False) as apart:
+        assert [layer.kind for layer in apart.layers] == ["depthwise", "pw", "pool"]
+        separate, apart_report = apart(image)
+    np.testing.assert_array_equal(means, separate)      # the same sums in the same order
+    assert (report.cycles < apart_report.cycles) == fused
 
 
 @pytest.mark.parametrize("stride, size, channels, padding, shift, segments, pixels", [
