@@ -634,7 +634,10 @@ class DepthwisePlan:
             gap = (every * tiles - tiles + 1) * tile_bytes - 4 * pack.rows
         else:                                     # a row ends 4 w_pad bytes on
             gap = every // (pack.rows // self.out_w) * tile_bytes - self.iterations * 4 * self.pixels
-        return self._constants(every, 4 * (pack.rows - self.pixels), 4 * self.pixels, gap, self.iterations)
+        # A tile narrower than an iteration is a row of one iteration (7 pixels of the wide kernel's
+        # 8), whose store is the last's (DepthwiseKernel.depth): no store takes the full stride then.
+        vdw_gap = 4 * max(0, pack.rows - self.pixels)
+        return self._constants(every, vdw_gap, 4 * self.pixels, gap, self.iterations)
 
     def pack_tasks(self, x: int, w: int, bias: int, pack_address: int, pack: PackOutput, tile_bytes: int,
                    qpus: int = MAX_QPUS) -> list[list[int]]:

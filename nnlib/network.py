@@ -54,8 +54,8 @@ import numpy as np
 
 from . import im2col, pool
 from .chain import QPUS, Segment, place_chain
+from .depthwise import PIXELS, WIDE_PIXELS, DepthwisePlan
 from .depthwise import TASK_WORDS as DEPTHWISE_TASK_WORDS
-from .depthwise import WIDE_PIXELS, DepthwisePlan
 from .direct import DirectConvPlan
 from .expand import TASK_WORDS as EXPAND_TASK_WORDS
 from .expand import ExpandDepthwisePlan
@@ -589,9 +589,11 @@ class DepthwiseLayer(Layer):
         try:
             self.plan = DepthwisePlan.of(source.shape, stride, padding, min_pitch, pairs)
             # At stride 1 also the kernel of twice the pixels per iteration and VDW store, on 8
-            # QPUs: its consumer takes it if the model says it pays (GemmLayer.make_plan).
+            # QPUs, for rows wider than one narrow iteration (a 7-wide row: one store of 7 pixels
+            # where the narrow kernel makes two of 4 and 3): its consumer takes it if the model
+            # says it pays (GemmLayer.make_plan).
             self.wide = (DepthwisePlan.of(source.shape, stride, padding, min_pitch, pairs, WIDE_PIXELS)
-                         if stride == 1 and output.shape[1] >= WIDE_PIXELS else None)   # a tile holds 8 pixels
+                         if stride == 1 and output.shape[1] > PIXELS else None)
         except ValueError as error:
             raise graph.error(node, str(error)) from None
         self.narrow, self.all_qpus = self.plan, qpus

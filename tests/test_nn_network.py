@@ -416,16 +416,18 @@ def test_float16_pairs_into_each_kind_of_depthwise_kernel(drv, stride, size, cha
 
 
 @pytest.mark.parametrize("size, channels, out, wide", [(28, 256, 128, True), (112, 32, 64, True),
-                                                       (14, 128, 512, False), (56, 64, 128, True)])
+                                                       (14, 128, 512, False), (56, 64, 128, True),
+                                                       (7, 256, 128, True)])
 @pytest.mark.parametrize("activations", ["float32", "float16"])
 def test_the_wide_depthwise_kernel_where_its_stores_pay(drv, size, channels, out, wide, activations):
     """At stride 1 the depthwise kernel of 8 pixels per iteration (on 8 QPUs: 8 VPM rows each)
     halves the VDW engine's time of its pack stores (8-word memory rows cost what 4-word ones did);
     the pointwise layer after it takes it where its tiles lose nothing the model values: 28-wide
     (whole rows), 112-wide (16-pixel tiles) and 56-wide (28-pixel tiles as half rows, where the
-    kernel of 4 pixels writes them as 7 iterations within a row), not 14-wide (its 49-row half-row
-    tiles need halves of at least 8 pixels). Every layer within its bound (the first two layers
-    apart: fuse=False)."""
+    kernel of 4 pixels writes them as 7 iterations within a row), 7-wide (one iteration of 8 a row,
+    7 pixels stored, where the kernel of 4 stores 4 and 3), not 14-wide (its 49-row half-row tiles
+    need halves of at least 8 pixels). Every layer within its bound (the first two layers apart:
+    fuse=False)."""
     graph = pw_dw_pw_graph(1, size, channels, out)
     image = RNG.standard_normal((size, size, 24)).astype(np.float32)
     with nnlib.compile(copy.deepcopy(graph), drv, activations=activations, fuse=False) as net:
