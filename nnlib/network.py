@@ -399,11 +399,8 @@ class GemmLayer(Layer):
         return Layout(self.out_h, self.out_w, self.n, self.plan.n_pad, self.out_w, 0, self.plan.m_pad)
 
     def accepts(self, layout: Layout | Pack) -> str | None:
-        if self.pooled:                              # one vector of means, or a one-tile pack of them
-            if isinstance(layout, Pack):
-                one = layout.plan.m_pad == layout.plan.rows and layout.plan.k >= self.plan.n_pad
-                return None if one else "the means go into a pack of one tile"
-            return None if layout.pitch >= self.plan.n_pad else f"the means are {self.plan.n_pad} floats"
+        if self.pooled:
+            return _means_layout_error(layout, self.c_pad)
         if not layout.dense or layout.pitch < self.plan.n_pad:
             return f"the GEMM writes dense rows of pixels {self.plan.n_pad} floats apart"
         if layout.pairs != self.plan.pairs:
@@ -761,9 +758,7 @@ class PoolLayer(Layer):
         return Layout(h, w, c, self.c_pad, w) if producer is None else None
 
     def accepts(self, layout: Layout | Pack) -> str | None:
-        if isinstance(layout, Pack) and (layout.plan.m_pad != layout.plan.rows or layout.plan.k < self.c_pad):
-            return "the pool writes a pack of one tile"
-        return None
+        return _means_layout_error(layout, self.c_pad)
 
     def check(self, layout: Layout) -> str | None:
         return None if layout.dense else "the pool reads the pixels as one run, and its input has gaps between rows"
@@ -872,6 +867,14 @@ def _layers(graph: Graph, halves: int, qpus: int = QPUS, pairs: bool = False, fu
         if isinstance(layer, GemmLayer) and layer.plan is None:
             layer.make_plan(exact=False)
     return tensors, layers, output, softmax, alias
+
+
+def _means_layout_error(layout: Layout | Pack, channels: int) -> str | None:
+    """Why a pool's means (pool.means_store, by the pool or a GEMM that averages its tile) cannot be
+    written in `layout`, or None: a vector, or a pack of one tile of at least `channels` k-rows."""
+    if isinstance(layout, Pack) and (layout.plan.m_pad != layout.plan.rows or layout.plan.k < channels):
+        return "the means go into a pack of one tile"
+    return None
 
 
 def _read_only_by(graph: Graph, name: str, reader: Node) -> bool:
