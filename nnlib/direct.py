@@ -7,9 +7,9 @@ ones: a task is one 16-channel output group and one segment of n output columns,
 row. The QPU keeps the group's 27 weight vectors (one per tap and input channel, 16 output channels
 each) in regfile B, reads the image through its uniform stream (each channel value handed to all 16
 lanes) from a buffer the host writes in the order the task reads it (its segment's columns of every
-row, pixel after pixel: DirectConvPlan.input_sources), and adds each value times its tap's weights to the partial
-sums of the output pixels whose windows cover it (expand.Schedule: up to three rows of n sums). A
-finished output row goes through the QPU's VPM rows to memory as NHWC pixels (a horizontal VDW
+row, pixel after pixel: DirectConvPlan.input_sources), and adds each value times its tap's weights
+to the partial sums of the output pixels whose windows cover it (expand.Schedule: up to three rows
+of n sums). A finished output row goes through the QPU's VPM rows to memory as NHWC pixels (a horizontal VDW
 store), the rows a depthwise layer reads."""
 
 from __future__ import annotations
